@@ -1,0 +1,110 @@
+"""The `maestro` command: a thin click shell over the library.
+
+Each command parses options, makes one library call and renders the result with
+`maestro_git.output`. Commands live in one module per area:
+
+- `cli/files.py`     init, new, check, fmt, show, list, templates  (the working tree)
+- `cli/versions.py`  history, diff, rollback, log                    (git)
+- `cli/mirror.py`    db, sync, daemon, verify, rebuild               (PostgreSQL mirror)
+- `cli/find.py`      search, sets, index                             (search and queries)
+
+`main()` is the one error handler: a `MaestroError` becomes `error: <reason>` on stderr and its
+exit code; no traceback reaches a user for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from maestro_git.errors import MaestroError
+from maestro_git.settings import Settings, load_settings
+
+__all__ = ["AppContext", "cli", "format_option", "main", "pass_app"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class AppContext:
+    """What every command receives: the settings resolved once from flags, env and toml."""
+
+    settings: Settings
+    quiet: bool = False
+
+    def echo(self, text: str = "", err: bool = False) -> None:
+        if text and not (self.quiet and not err):
+            click.echo(text, err=err)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]:
+    """The shared `--format` option; the first choice is the default."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(list(choices)), default=default or choices[0],
+        show_default=True, help="Output format: " + ", ".join(choices) + ".")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--repo", "repo", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="The persona repository (default: the current directory).")
+@click.option("--database-url", envvar="DATABASE_URL", default=None,
+              help="PostgreSQL URL of the mirror (default: $DATABASE_URL, else the embedded "
+                   "server).")
+@click.option("--branch", default=None, help="The branch to read and mirror (default: "
+              "[sync] branch in maestro.toml, else main).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and requested data.")
+@click.version_option(package_name="maestro-git")
+@click.pass_context
+def cli(ctx: click.Context, repo: Path | None, database_url: str | None, branch: str | None,
+        quiet: bool) -> None:
+    """maestro: a git repository as the source of truth for AI agent personas.
+
+    Personas live as Markdown files in personas/<owner>/<name>.md, persona sets as JSON in
+    persona_sets/, templates in templates/. maestro validates them, reads their history from
+    git, mirrors every commit into PostgreSQL and indexes them for search.
+    """
+    ctx.obj = AppContext(load_settings(repo, database_url=database_url, branch=branch),
+                         quiet=quiet)
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `cli`.
+    from maestro_git.cli import files, find, mirror, versions  # noqa: F401
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    _register()
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="maestro",
+                 standalone_mode=False)
+    except MaestroError as err:
+        click.echo(f"error: {err.message}", err=True)
+        if err.hint:
+            click.echo(f"hint: {err.hint}", err=True)
+        return err.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+def entry() -> None:  # pragma: no cover - console script shim
+    sys.exit(main())

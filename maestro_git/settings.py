@@ -1,0 +1,183 @@
+"""One typed `Settings`, resolved once and passed down.
+
+Precedence: command-line flag > environment > `maestro.toml` > default. Nothing below the CLI
+reads the environment or the toml file again.
+
+`maestro.toml` (every key optional):
+
+```toml
+[limits]
+max_content_bytes = 50000      # persona body size (the seed's token-overflow guard)
+max_tokens = 12500             # estimated tokens of the body (bytes / 4)
+max_file_bytes = 1000000       # any file; larger files are refused before parsing
+max_frontmatter_bytes = 16384  # YAML frontmatter
+max_tags = 20
+max_inheritance_depth = 8
+
+[rules]                        # severity per rule id: "error" | "warning" | "info" | "off"
+non-instruction-content = "warning"
+
+[sync]
+branch = "main"
+
+[hooks]
+commands = ["./scripts/notify.sh"]          # run with the event JSON on stdin
+entry_points = ["maestro_git.hooks:slack"]   # or names in the `maestro_git.hooks` group
+
+[search]
+index_dir = ".maestro/index"
+
+[cache]
+size = 1024
+ttl_seconds = 300
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from maestro_git.errors import ConfigError
+
+__all__ = ["Limits", "Settings", "load_settings"]
+
+CONFIG_FILE = "maestro.toml"
+_SEVERITIES = {"error", "warning", "info", "off"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_content_bytes: int = 50_000
+    max_tokens: int = 12_500
+    max_file_bytes: int = 1_000_000
+    max_frontmatter_bytes: int = 16_384
+    max_tags: int = 20
+    max_inheritance_depth: int = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything maestro-git needs to know about where it runs."""
+
+    repo_path: Path = field(default_factory=Path.cwd)
+    database_url: str | None = None  # None: the embedded PostgreSQL
+    branch: str = "main"
+    limits: Limits = field(default_factory=Limits)
+    rule_severity: Mapping[str, str] = field(default_factory=dict)  # rule id -> severity/"off"
+    hook_commands: tuple[str, ...] = ()
+    hook_entry_points: tuple[str, ...] = ()
+    index_dir: Path | None = None  # None: <repo>/.maestro/index
+    cache_size: int = 1024
+    cache_ttl_seconds: float = 300.0
+    author_name: str | None = None  # None: git config user.name
+    author_email: str | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        """Local, git-ignored state of this repository (index, caches)."""
+        return self.repo_path / ".maestro"
+
+    @property
+    def resolved_index_dir(self) -> Path:
+        if self.index_dir is None:
+            return self.state_dir / "index"
+        return self.index_dir if self.index_dir.is_absolute() else self.repo_path / self.index_dir
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced (tests and the CLI use this)."""
+        return replace(self, **changes)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path.name}: {exc}", hint="fix the TOML syntax (https://toml.io)"
+        ) from exc
+
+
+def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{CONFIG_FILE}: [{name}] must be a table")
+    return value
+
+
+def _limits(section: Mapping[str, Any]) -> Limits:
+    known = Limits.__dataclass_fields__
+    values: dict[str, int] = {}
+    for key, value in section.items():
+        if key not in known:
+            raise ConfigError(
+                f"{CONFIG_FILE}: unknown key limits.{key}",
+                hint=f"known keys: {', '.join(sorted(known))}",
+            )
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{CONFIG_FILE}: limits.{key} must be a positive integer")
+        values[key] = value
+    return Limits(**values)
+
+
+def _rules(section: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for rule, severity in section.items():
+        if severity not in _SEVERITIES:
+            raise ConfigError(
+                f"{CONFIG_FILE}: rules.{rule} = {severity!r} is not a severity",
+                hint='use "error", "warning", "info" or "off"',
+            )
+        out[rule] = severity
+    return out
+
+
+def _str_tuple(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = section.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{CONFIG_FILE}: {key} must be a list of strings")
+    return tuple(value)
+
+
+def load_settings(
+    repo_path: Path | str | None = None,
+    *,
+    database_url: str | None = None,
+    branch: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve settings for the repository at `repo_path` (default: the current directory).
+
+    Explicit arguments (the CLI's flags) win over the environment (`DATABASE_URL`,
+    `MAESTRO_BRANCH`, `MAESTRO_AUTHOR_NAME`, `MAESTRO_AUTHOR_EMAIL`), which wins over
+    `maestro.toml`, which wins over the defaults.
+    """
+    env = os.environ if environ is None else environ
+    root = Path(repo_path).resolve() if repo_path is not None else Path.cwd()
+    data = _read_toml(root / CONFIG_FILE)
+    sync = _section(data, "sync")
+    hooks = _section(data, "hooks")
+    search = _section(data, "search")
+    cache = _section(data, "cache")
+    index_dir = search.get("index_dir")
+    return Settings(
+        repo_path=root,
+        database_url=database_url or env.get("DATABASE_URL") or data.get("database_url") or None,
+        branch=branch or env.get("MAESTRO_BRANCH") or str(sync.get("branch", "main")),
+        limits=_limits(_section(data, "limits")),
+        rule_severity=_rules(_section(data, "rules")),
+        hook_commands=_str_tuple(hooks, "commands"),
+        hook_entry_points=_str_tuple(hooks, "entry_points"),
+        index_dir=Path(index_dir) if isinstance(index_dir, str) else None,
+        cache_size=int(cache.get("size", 1024)),
+        cache_ttl_seconds=float(cache.get("ttl_seconds", 300.0)),
+        author_name=env.get("MAESTRO_AUTHOR_NAME") or None,
+        author_email=env.get("MAESTRO_AUTHOR_EMAIL") or None,
+    )
