@@ -5,7 +5,8 @@ Each command parses options, makes one library call and renders the result with
 
 - `cli/files.py`     init, new, check, fmt, show, list, templates  (the working tree)
 - `cli/versions.py`  history, diff, rollback, log                    (git)
-- `cli/mirror.py`    db, sync, daemon, verify, rebuild               (PostgreSQL mirror)
+- `cli/mirror.py`    db, sync, verify, rebuild                       (PostgreSQL mirror)
+- `cli/daemon.py`    daemon                                          (the sync daemon)
 - `cli/find.py`      search, sets, index                             (search and queries)
 
 `main()` is the one error handler: a `MaestroError` becomes `error: <reason>` on stderr and its
@@ -77,7 +78,7 @@ def cli(ctx: click.Context, repo: Path | None, database_url: str | None, branch:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to `cli`.
-    from maestro_git.cli import files, find, mirror, versions  # noqa: F401
+    from maestro_git.cli import daemon, files, find, mirror, versions  # noqa: F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:
