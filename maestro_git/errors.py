@@ -6,6 +6,7 @@ MaestroError                  exit 1   a user-facing failure with a one-line rea
 ├── ConfigError               exit 2   maestro.toml or an environment value is wrong
 ├── NotFoundError             exit 3   a persona, set, template, revision or version that does not exist
 ├── ValidationFailed          exit 1   a write or import refused; carries the Problems
+├── InheritanceError          exit 1   `extends` cannot be resolved (missing parent, cycle, depth)
 ├── GitError                  exit 4   the git repository cannot be read or written
 │   └── ConflictError         exit 5   a concurrent writer changed the same persona (compare-and-swap lost)
 ├── DatabaseError             exit 6   PostgreSQL cannot be reached, migrated or queried
@@ -30,6 +31,7 @@ __all__ = [
     "ConflictError",
     "DatabaseError",
     "GitError",
+    "InheritanceError",
     "LockHeldError",
     "MaestroError",
     "NotFoundError",
@@ -70,6 +72,12 @@ class ValidationFailed(MaestroError):
     def __init__(self, message: str, problems: Sequence[Problem], *, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.problems = tuple(problems)
+
+
+class InheritanceError(MaestroError):
+    """A persona's `extends` chain cannot be resolved: a missing parent, a cycle, too deep."""
+
+    exit_code = 1
 
 
 class GitError(MaestroError):
