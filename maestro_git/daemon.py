@@ -1,0 +1,558 @@
+"""The sync daemon: watch the branch ref and the working tree; mirror commits, report edits.
+
+The only module that imports watchdog. Rules of this module:
+
+- File events are hints, never the truth. A ref event (`HEAD`, `packed-refs`,
+  `refs/heads/<branch>` and its `.lock` rename) wakes the loop at once and `catch_up()` reads
+  the real branch head; a periodic head check (`poll_interval`) catches any event the kernel
+  dropped (a full inotify queue is only logged by watchdog).
+- Ref changes are atomic, so they are acted on immediately. Working-tree events are batched:
+  a path is validated once it has been quiet for `debounce` seconds, so bursts, editor atomic
+  saves (write a temp file, rename it over the original: the move's destination counts) and
+  `git checkout` become one pass. Working-tree edits are validated and reported, never
+  mirrored.
+- One writer per database: the writer holds a PostgreSQL advisory lock on a session of its
+  own. A daemon that cannot take it is a standby: it validates and reports but never writes,
+  and retries the lock every `lock_retry` seconds, so it takes over when the writer stops.
+- The database going away is an input, not a crash: the daemon logs it, retries with
+  exponential back-off (`backoff_initial` doubling up to `backoff_max`), re-takes the lock and
+  catches up.
+- Stopping is an input too: SIGTERM and SIGINT set the same stop event; the commit being
+  mirrored finishes its transaction (one per commit, cursor inside) and the daemon exits 0.
+
+The loop runs in the calling thread; watchdog's observer thread only records hints and wakes
+it. `Daemon.run(stop)` returns when `stop` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol, TextIO
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from maestro_git.errors import DatabaseError, LockHeldError, MaestroError
+from maestro_git.formats import classify
+from maestro_git.git import GitRepo
+from maestro_git.models import Problem, SourceFile
+from maestro_git.output import format_problems
+from maestro_git.settings import Settings
+from maestro_git.snapshot import Snapshot, build_snapshot, update_snapshot
+from maestro_git.worktree import CONTENT_DIRS, read_worktree
+
+__all__ = [
+    "Daemon",
+    "DaemonLog",
+    "DaemonOptions",
+    "MirrorWriter",
+    "WriterFactory",
+    "measure_commit_latency",
+    "run_once",
+    "serve",
+]
+
+# Only these events matter; opened/closed-without-write events would make our own reads of
+# the ref (pygit2 opens it on every head check) wake the loop forever.
+_EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent,
+    DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
+]
+_GIT_TOP_FILES = frozenset({"HEAD", "packed-refs"})
+# Editor droppings that look like content files (`.#a.md` emacs locks, `a.md~` backups).
+_TEMP_SUFFIXES = ("~", ".swp", ".swx", ".tmp", ".bak")
+# A batch this large (a checkout, a rebase) is cheaper to re-read as a whole.
+_RESCAN_THRESHOLD = 500
+_MAX_PROBLEM_LINES = 50
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    """Timing of the daemon, in seconds. The defaults suit an interactive repository."""
+
+    poll_interval: float = 2.0  # periodic branch-head check (catches lost events)
+    debounce: float = 0.1  # quiet period before a working-tree batch is validated
+    lock_retry: float = 1.0  # how often a standby retries the writer lock
+    backoff_initial: float = 0.5  # first retry after a database failure
+    backoff_max: float = 10.0  # cap of the exponential back-off
+    watch_worktree: bool = True  # validate and report working-tree edits
+
+
+class DaemonLog:
+    """Plain lines (`2024-05-01T12:00:00.123Z info  message`) or one JSON object per line.
+
+    Every record has an `event` name (`mirrored`, `problem`, `standby`, ...), a level and a
+    human message; JSON records carry the structured fields as well. Thread-safe.
+    """
+
+    def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
+        if fmt not in ("text", "json"):
+            raise ValueError(f"unknown log format {fmt!r}")
+        self.fmt = fmt
+        self.stream = stream if stream is not None else sys.stderr
+        self._lock = threading.Lock()
+
+    def emit(self, level: str, event: str, message: str, **fields: Any) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if self.fmt == "json":
+            record = {"time": stamp, "level": level, "event": event, "message": message}
+            record.update(fields)
+            line = json.dumps(record, ensure_ascii=False, default=str)
+        else:
+            line = f"{stamp} {level:<7} {message}"
+        with self._lock:
+            try:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed or broken stderr must not kill the daemon
+                pass
+
+    def info(self, event: str, message: str, **fields: Any) -> None:
+        self.emit("info", event, message, **fields)
+
+    def warning(self, event: str, message: str, **fields: Any) -> None:
+        self.emit("warning", event, message, **fields)
+
+    def error(self, event: str, message: str, **fields: Any) -> None:
+        self.emit("error", event, message, **fields)
+
+
+class MirrorWriter(Protocol):
+    """The writer role, as the daemon needs it: mirror new commits; check the session."""
+
+    def catch_up(self, stop: threading.Event | None = None) -> Sequence[MirroredSummary]:
+        """Mirror every commit after the cursor; return one summary per commit."""
+        ...
+
+    def alive(self) -> bool:
+        """True while the lock session is up (the lock is held)."""
+        ...
+
+    def close(self) -> None:
+        """Release the lock and close the connections."""
+        ...
+
+
+@dataclass(frozen=True)
+class MirroredSummary:
+    """What the daemon logs about one mirrored commit."""
+
+    commit: str
+    entities: int  # entities changed (added, modified, removed, renamed)
+    problems: int  # files refused at that commit (not mirrored, recorded in sync_errors)
+    ms: float
+
+
+# `settings, log` -> a writer holding the lock, or None when another daemon holds it.
+# Raises DatabaseError when the database cannot be reached.
+WriterFactory = Callable[[Settings, DaemonLog], MirrorWriter | None]
+
+
+class _Hints(FileSystemEventHandler):
+    """Runs in watchdog's thread: turns events into hints for the loop, and wakes it."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        paths = [os.fsdecode(event.src_path)]
+        if isinstance(event, FileMovedEvent | DirMovedEvent) and event.dest_path:
+            paths.append(os.fsdecode(event.dest_path))
+        for path in paths:
+            self.daemon._hint(path, event.is_directory)
+
+
+class Daemon:
+    """Watch a repository; mirror its branch into PostgreSQL; report working-tree problems.
+
+    `writer_factory` opens the writer role (the lock session and the syncer); the default
+    uses `maestro_git.db` and `maestro_git.sync`. `run(stop)` blocks until `stop` is set.
+    """
+
+    def __init__(self, settings: Settings, options: DaemonOptions | None = None,
+                 log: DaemonLog | None = None,
+                 writer_factory: WriterFactory | None = None) -> None:
+        self.settings = settings
+        self.options = options or DaemonOptions()
+        self.log = log or DaemonLog()
+        self._writer_factory = writer_factory or open_writer
+        self.git = GitRepo(settings.repo_path)
+        self.root = self.git.path
+        self.git_dir = Path(self.git.repo.path).resolve()
+        self._branch_ref = f"refs/heads/{settings.branch}"
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._ref_hint = False
+        self._pending: dict[str, float] = {}  # repo-relative path -> monotonic time of event
+        self._rescan = False
+        self._new_content_dirs: set[str] = set()
+        self._observer: BaseObserver | None = None
+        self._content_watches: dict[str, ObservedWatch] = {}
+        self._writer: MirrorWriter | None = None
+        self._standby = False
+        self._worktree: Snapshot | None = None
+        self._backoff = 0.0
+        self._next_db_attempt = 0.0
+        self._next_head_check = 0.0
+        self.mirrored = 0  # commits mirrored by this process (tests and the latency probe)
+
+    # -- watchdog's thread ---------------------------------------------------------------
+    def _hint(self, path: str, is_directory: bool) -> None:
+        full = Path(path)
+        try:
+            rel_git = full.relative_to(self.git_dir).as_posix()
+        except ValueError:
+            rel_git = None
+        if rel_git is not None:
+            if rel_git in _GIT_TOP_FILES or rel_git.removesuffix(".lock") == self._branch_ref:
+                with self._lock:
+                    self._ref_hint = True
+                self._wake.set()
+            return
+        try:
+            rel = full.relative_to(self.root).as_posix()
+        except ValueError:
+            return
+        top = rel.split("/", 1)[0]
+        if top not in CONTENT_DIRS:
+            return
+        with self._lock:
+            if rel == top:
+                self._new_content_dirs.add(top)
+                self._rescan = True
+            elif is_directory:
+                self._rescan = True
+            elif _is_temp(rel):
+                return
+            self._pending[rel] = time.monotonic()
+        self._wake.set()
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Watch and mirror until `stop` is set; then release the lock and return."""
+        waker = threading.Thread(target=self._wake_on, args=(stop,), daemon=True,
+                                 name="maestro-daemon-stop")
+        waker.start()
+        self.log.info("starting", f"watching {self.root} (branch {self.settings.branch})",
+                      repo=str(self.root), branch=self.settings.branch)
+        try:
+            self._start_watching()
+            if self.options.watch_worktree:
+                self._validate_all()
+            while not stop.is_set():
+                self._step(stop)
+                if stop.is_set():
+                    break
+                self._wake.wait(self._timeout())
+                self._wake.clear()
+        finally:
+            self._stop_watching()
+            self._drop_writer()
+            self._wake.set()
+            self.log.info("stopped", "stopped", mirrored=self.mirrored)
+
+    def _wake_on(self, stop: threading.Event) -> None:
+        stop.wait()
+        self._wake.set()
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = [self._next_head_check]
+        if self._writer is None:
+            deadlines.append(self._next_db_attempt)
+        with self._lock:
+            if self._pending:
+                deadlines.append(max(self._pending.values()) + self.options.debounce)
+        return max(0.0, min(deadlines) - now)
+
+    def _step(self, stop: threading.Event) -> None:
+        now = time.monotonic()
+        if self._writer is None and now >= self._next_db_attempt:
+            self._connect(stop)
+        with self._lock:
+            ref_hint, self._ref_hint = self._ref_hint, False
+        if ref_hint or now >= self._next_head_check:
+            self._next_head_check = now + self.options.poll_interval
+            if self._writer is not None:
+                periodic = not ref_hint
+                if periodic and not self._writer_alive():
+                    return
+                self._catch_up(stop)
+        if self.options.watch_worktree:
+            self._watch_new_content_dirs()
+            self._validate_quiet_paths()
+
+    # -- the writer role -----------------------------------------------------------------
+    def _connect(self, stop: threading.Event) -> None:
+        try:
+            writer = self._writer_factory(self.settings, self.log)
+        except DatabaseError as err:
+            self._db_failed(err)
+            return
+        self._backoff = 0.0
+        if writer is None:
+            if not self._standby:
+                self.log.info("standby", "another daemon holds the writer lock; standing by "
+                              "(validating only, not writing)")
+            self._standby = True
+            self._next_db_attempt = time.monotonic() + self.options.lock_retry
+            return
+        if self._standby:
+            self.log.info("writer", "took over the writer lock")
+        else:
+            self.log.info("writer", "holding the writer lock; mirroring")
+        self._standby = False
+        self._writer = writer
+        self._catch_up(stop)
+
+    def _writer_alive(self) -> bool:
+        assert self._writer is not None
+        try:
+            if self._writer.alive():
+                return True
+        except DatabaseError:
+            pass
+        self._db_failed(DatabaseError("lost the database session (and with it the lock)"))
+        return False
+
+    def _catch_up(self, stop: threading.Event) -> None:
+        assert self._writer is not None
+        try:
+            summaries = self._writer.catch_up(stop)
+        except DatabaseError as err:
+            self._db_failed(err)
+            return
+        for s in summaries:
+            self.mirrored += 1
+            refused = f", {s.problems} file(s) refused" if s.problems else ""
+            self.log.info("mirrored", f"mirrored {s.commit[:7]}: {s.entities} "
+                          f"entit{'y' if s.entities == 1 else 'ies'} changed{refused} "
+                          f"in {s.ms:.1f} ms", commit=s.commit, entities=s.entities,
+                          problems=s.problems, ms=round(s.ms, 2))
+
+    def _db_failed(self, err: MaestroError) -> None:
+        self._drop_writer()
+        opts = self.options
+        self._backoff = (opts.backoff_initial if self._backoff == 0.0
+                         else min(self._backoff * 2, opts.backoff_max))
+        self._next_db_attempt = time.monotonic() + self._backoff
+        self.log.warning("database", f"database unavailable: {err.message}; retrying in "
+                         f"{self._backoff:.1f} s", retry_in=self._backoff)
+
+    def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with suppress(MaestroError):
+                writer.close()
+
+    # -- the working tree ----------------------------------------------------------------
+    def _start_watching(self) -> None:
+        observer = Observer()
+        hints = _Hints(self)
+        observer.schedule(hints, str(self.git_dir), recursive=False, event_filter=_EVENT_FILTER)
+        refs = self.git_dir / "refs" / "heads"
+        refs.mkdir(parents=True, exist_ok=True)
+        observer.schedule(hints, str(refs), recursive=True, event_filter=_EVENT_FILTER)
+        if self.options.watch_worktree:
+            # The root, not recursively: only to notice a content folder being created.
+            observer.schedule(hints, str(self.root), recursive=False,
+                              event_filter=[DirCreatedEvent, DirMovedEvent])
+            for top in CONTENT_DIRS:
+                if (self.root / top).is_dir():
+                    self._content_watches[top] = observer.schedule(
+                        hints, str(self.root / top), recursive=True, event_filter=_EVENT_FILTER)
+        observer.start()
+        self._observer = observer
+
+    def _watch_new_content_dirs(self) -> None:
+        with self._lock:
+            tops, self._new_content_dirs = self._new_content_dirs, set()
+        for top in tops:
+            if top not in self._content_watches and (self.root / top).is_dir() \
+                    and self._observer is not None:
+                self._content_watches[top] = self._observer.schedule(
+                    _Hints(self), str(self.root / top), recursive=True,
+                    event_filter=_EVENT_FILTER)
+
+    def _stop_watching(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)
+
+    def _validate_all(self) -> None:
+        before = self._worktree
+        self._worktree = build_snapshot(read_worktree(self.root), self.settings)
+        if before is None:
+            problems = self._worktree.problems
+            self.log.info("worktree", f"working tree: {len(self._worktree.files)} file(s), "
+                          f"{len(problems)} problem(s)", files=len(self._worktree.files),
+                          problems=len(problems))
+            self._report(problems)
+        else:
+            self._report_changes(before, self._worktree, set(self._worktree.files))
+
+    def _validate_quiet_paths(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not self._pending or now - max(self._pending.values()) < self.options.debounce:
+                return
+            batch, self._pending = set(self._pending), {}
+            rescan, self._rescan = self._rescan, False
+        if rescan or len(batch) > _RESCAN_THRESHOLD or self._worktree is None:
+            self._validate_all()
+            return
+        changed: list[SourceFile] = []
+        removed: list[str] = []
+        for rel in sorted(batch):
+            if classify(rel) is None:
+                continue
+            full = self.root / rel
+            try:
+                if full.is_symlink() or full.is_file():
+                    changed.extend(read_worktree(self.root, [full]) if not full.is_symlink()
+                                   else [SourceFile(path=rel, data=b"", is_symlink=True,
+                                                    link_target=os.readlink(full))])
+                else:
+                    removed.append(rel)
+            except OSError:  # gone between the event and the read: the next event says so
+                removed.append(rel)
+        if not changed and not removed:
+            return
+        before = self._worktree
+        self._worktree = update_snapshot(before, changed, removed, self.settings)
+        self._report_changes(before, self._worktree, {s.path for s in changed})
+
+    def _report_changes(self, before: Snapshot, after: Snapshot, touched: set[str]) -> None:
+        old = _by_path(before.problems)
+        new = _by_path(after.problems)
+        report: list[Problem] = []
+        for path in sorted(set(old) | set(new) | touched):
+            now_problems = new.get(path, ())
+            if now_problems and (path in touched or now_problems != old.get(path, ())):
+                report.extend(now_problems)
+            elif not now_problems and old.get(path) and path in after.files:
+                self.log.info("clean", f"{path}: ok (no problems)", path=path)
+        self._report(report)
+
+    def _report(self, problems: Sequence[Problem]) -> None:
+        for p in problems[:_MAX_PROBLEM_LINES]:
+            self.emit_problem(p)
+        if len(problems) > _MAX_PROBLEM_LINES:
+            self.log.warning("problem", f"... and {len(problems) - _MAX_PROBLEM_LINES} more "
+                             "(run 'maestro check')")
+
+    def emit_problem(self, p: Problem) -> None:
+        level = "error" if p.severity.value == "error" else "warning"
+        self.log.emit(level, "problem", format_problems([p]), path=p.path, line=p.line,
+                      column=p.column, rule=p.rule, severity=p.severity.value,
+                      fix=p.fix)
+
+
+def _by_path(problems: Sequence[Problem]) -> dict[str, tuple[Problem, ...]]:
+    out: dict[str, list[Problem]] = {}
+    for p in problems:
+        out.setdefault(p.path, []).append(p)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _is_temp(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return name.startswith(".") or name.endswith(_TEMP_SUFFIXES)
+
+
+# -- the default writer: maestro_git.db + maestro_git.sync -----------------------------------
+def open_writer(settings: Settings, log: DaemonLog) -> MirrorWriter | None:
+    """Connect, migrate and take the writer lock; None when another daemon holds it."""
+    raise DatabaseError("the mirror is not available yet")
+
+
+# -- entry points for the CLI --------------------------------------------------------------
+@contextmanager
+def _signals_stop(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT both set `stop` (Ctrl-C and `kill` take the same path)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def serve(settings: Settings, options: DaemonOptions | None = None,
+          log: DaemonLog | None = None) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    daemon = Daemon(settings, options, log)
+    with _signals_stop(stop):
+        daemon.run(stop)
+
+
+def run_once(settings: Settings, log: DaemonLog | None = None) -> int:
+    """Catch up once and return the number of commits mirrored (for cron).
+
+    Raises `LockHeldError` when a daemon holds the writer lock, `DatabaseError` when the
+    database cannot be reached.
+    """
+    log = log or DaemonLog()
+    writer = open_writer(settings, log)
+    if writer is None:
+        raise LockHeldError("another maestro daemon holds the writer lock of this database",
+                            hint="it mirrors the branch already; nothing to do")
+    try:
+        summaries = writer.catch_up(None)
+    finally:
+        writer.close()
+    for s in summaries:
+        log.info("mirrored", f"mirrored {s.commit[:7]}: {s.entities} entities changed in "
+                 f"{s.ms:.1f} ms", commit=s.commit, entities=s.entities, ms=round(s.ms, 2))
+    return len(summaries)
+
+
+def measure_commit_latency(repo_path: Path, database_url: str, n: int = 50
+                           ) -> tuple[float, float]:
+    """Median and p95 (ms) from a one-file commit's ref update to its row in PostgreSQL,
+    with a daemon running in a subprocess."""
+    raise NotImplementedError
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+_ = statistics  # used by measure_commit_latency
