@@ -2,28 +2,53 @@
 
 Reads never need a checkout: files come straight from a commit's tree (only the content
 folders are walked). One `GitRepo` (one `pygit2.Repository`) per thread.
+
+Writes never need a checkout either (`write_commit`): the new tree is built in memory from the
+base commit's tree, rebuilding only the subtrees on the changed paths, and the branch ref is
+moved with compare-and-swap. libgit2's `create_commit(ref, ...)` refuses a first parent that is
+no longer the branch tip and checks it under the ref's lock file, so the swap is atomic across
+threads and processes; a lost swap raises `StaleHeadError` carrying the current tip.
+
+`file_history` walks only the commits that touch one path (comparing tree entry ids, never
+diffing whole trees), follows renames, and simplifies merges the way `git log -- PATH` does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import errno
+import fcntl
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Literal
 
 import pygit2
-from pygit2.enums import DeltaStatus, ObjectType
+from pygit2.enums import DeltaStatus, FileMode, ObjectType, SortMode
 
-from maestro_git.errors import GitError, NotFoundError
+from maestro_git.errors import ConfigError, GitError, NotFoundError
 from maestro_git.models import SourceFile
 from maestro_git.worktree import CONTENT_DIRS
 
-__all__ = ["CommitInfo", "GitRepo", "TreeDelta"]
+__all__ = [
+    "CommitInfo",
+    "FileVersion",
+    "GitRepo",
+    "Identity",
+    "StaleHeadError",
+    "TreeDelta",
+]
 
 # libgit2 does not cache trees over 4 KiB by default; history diffs are ~6x faster with this.
 pygit2.settings.cache_object_limit(ObjectType.TREE, 1 << 20)
 
 _LINK_MODE = pygit2.enums.FileMode.LINK
+_IDENTITY_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+)>\s*$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,45 @@ class TreeDelta:
     changed: list[SourceFile] = field(default_factory=list)  # added or modified (new content)
     removed: list[str] = field(default_factory=list)  # paths gone (including renamed-from)
     renames: dict[str, str] = field(default_factory=dict)  # old path -> new path
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a commit is by: a name and an e-mail address."""
+
+    name: str
+    email: str
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        """`Name <email>` as an identity; a `ConfigError` when it is not in that shape."""
+        match = _IDENTITY_RE.match(text)
+        if not match or not match["name"]:
+            raise ConfigError(f"'{text}' is not an identity",
+                              hint="write it as 'Full Name <name@example.com>'")
+        return cls(match["name"], match["email"])
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """One commit that changed a tracked file (a step of `GitRepo.file_history`)."""
+
+    commit: str
+    path: str | None  # the path at this commit; None when this commit deleted the file
+    old_path: str | None  # the path in the (first differing) parent; None when added here
+    blob: str | None  # the blob id at this commit; None when deleted
+    status: Literal["added", "modified", "renamed", "deleted"]
+
+
+class StaleHeadError(GitError):
+    """The branch moved (or its ref was locked) while a write was being prepared."""
+
+    def __init__(self, branch: str, current: str | None) -> None:
+        super().__init__(f"branch '{branch}' moved to {current} during the write")
+        self.current = current
 
 
 def _signature_time(sig: pygit2.Signature) -> datetime:
@@ -96,6 +160,11 @@ class GitRepo:
             return True
         return bool(self.repo.descendant_of(descendant, ancestor))
 
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two commits, or None when they share no history."""
+        base = self.repo.merge_base(self._commit(a).id, self._commit(b).id)
+        return str(base) if base is not None else None
+
     def commit_info(self, commit_id: str) -> CommitInfo:
         commit = self._commit(commit_id)
         return CommitInfo(
@@ -117,6 +186,15 @@ class GitRepo:
             current = current.parents[0] if current.parent_ids else None
         chain.reverse()
         return chain
+
+    def default_identity(self) -> Identity | None:
+        """`user.name` / `user.email` from git's configuration, when both are set."""
+        config = self.repo.config
+        try:
+            name, email = config["user.name"], config["user.email"]
+        except KeyError:
+            return None
+        return Identity(str(name), str(email)) if name and email else None
 
     # -- content -------------------------------------------------------------------------
     def files_at(self, commit_id: str) -> Iterator[SourceFile]:
@@ -152,6 +230,14 @@ class GitRepo:
             return None
         return bytes(self.repo[entry.id].data)
 
+    def read_blob(self, blob_id: str) -> bytes:
+        """The bytes of a blob by id."""
+        return bytes(self.repo[blob_id].data)
+
+    def blob_id(self, commit_id: str, path: str) -> str | None:
+        """The blob id of `path` at `commit_id` (None when absent or not a file)."""
+        return _entry_id(self._commit(commit_id).tree, path)
+
     def changed_files(self, old: str | None, new: str) -> TreeDelta:
         """Content-folder files that differ from `old` to `new` (renames detected)."""
         new_tree = self._commit(new).tree
@@ -167,14 +253,239 @@ class GitRepo:
                 if _in_content(old_path):
                     delta.removed.append(old_path)
                 continue
-            if d.status == DeltaStatus.RENAMED:
-                if _in_content(old_path):
-                    delta.removed.append(old_path)
-                    if _in_content(new_path):
-                        delta.renames[old_path] = new_path
+            if d.status == DeltaStatus.RENAMED and _in_content(old_path):
+                delta.removed.append(old_path)
+                if _in_content(new_path):
+                    delta.renames[old_path] = new_path
             if _in_content(new_path):
                 delta.changed.append(self._source(new_path, d.new_file.id, d.new_file.mode))
         return delta
+
+    def changed_paths(self, old: str, new: str) -> set[str]:
+        """Every path (old and new side, any folder) that differs between two commits."""
+        diff = self.repo.diff(self._commit(old).tree, self._commit(new).tree)
+        return {p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)}
+
+    # -- history of one file ---------------------------------------------------------------
+    def file_history(self, start: str, path: str,
+                     identity: Callable[[bytes], str | None] | None = None
+                     ) -> list[FileVersion]:
+        """The commits that changed the file at `path` (as of `start`), newest first.
+
+        Only commits that touch the path are examined: each commit's tree entry for the path
+        is compared with its parents' (no whole-tree diff). When the file appears in a commit
+        but not in its parent, the parent's path is found by `identity` (a stable id read from
+        the bytes, e.g. the frontmatter `id`) among the files deleted by that commit, else by
+        git's rename detection (`find_similar`) on that one commit's diff.
+
+        Merges follow git's default history simplification: when the file at a merge equals
+        the file in one of its parents (same path, same blob), the merge is not a version and
+        only that parent is followed, so a clean merge of a branch that edited the file shows
+        the branch's own commit. A merge whose file differs from every parent (a conflict
+        resolution) is a version, and every parent is followed.
+        """
+        head = self._commit(start)
+        track: dict[str, str] = {str(head.id): path}
+        out: list[FileVersion] = []
+        for commit in self.repo.walk(head.id, SortMode.TOPOLOGICAL | SortMode.TIME):
+            cid = str(commit.id)
+            current = track.pop(cid, None)
+            if current is None:
+                continue
+            blob = _entry_id(commit.tree, current)
+            sides: list[tuple[pygit2.Commit, str, str | None]] = []
+            for parent in commit.parents:
+                parent_blob = _entry_id(parent.tree, current)
+                if parent_blob is None and blob is not None:
+                    origin = self._origin(parent, commit, current, blob, identity)
+                    if origin is not None:
+                        sides.append((parent, origin, _entry_id(parent.tree, origin)))
+                        continue
+                sides.append((parent, current, parent_blob))
+            same = next((s for s in sides if s[1] == current and s[2] == blob), None)
+            if same is not None:
+                track.setdefault(str(same[0].id), current)
+            else:
+                version = _file_version(cid, current, blob, sides)
+                if version is not None:
+                    out.append(version)
+                for parent, parent_path, _ in sides:
+                    track.setdefault(str(parent.id), parent_path)
+            if not track:
+                break
+        return out
+
+    def _origin(self, parent: pygit2.Commit, commit: pygit2.Commit, path: str, blob: str,
+                identity: Callable[[bytes], str | None] | None) -> str | None:
+        """The path in `parent` of the file that `commit` has at `path` (a rename), if any."""
+        top = path.split("/", 1)[0]
+        diff = self.repo.diff(parent.tree, commit.tree)
+        deleted = [d.old_file for d in diff.deltas
+                   if d.status == DeltaStatus.DELETED and d.old_file.path.split("/", 1)[0] == top]
+        if not deleted:
+            return None
+        if identity is not None:
+            wanted = identity(self.read_blob(blob))
+            if wanted is not None:
+                for old in deleted:
+                    if identity(self.read_blob(str(old.id))) == wanted:
+                        return str(old.path)
+        diff.find_similar()
+        for d in diff.deltas:
+            if d.status == DeltaStatus.RENAMED and d.new_file.path == path:
+                return str(d.old_file.path)
+        return None
+
+    # -- writing -------------------------------------------------------------------------
+    def write_commit(self, branch: str, base: str | None, changes: Mapping[str, bytes | None],
+                     author: Identity, committer: Identity, message: str) -> str:
+        """Commit `changes` (path -> new bytes, or None to delete) on top of `base` and move
+        `refs/heads/<branch>` from `base` to the new commit, atomically.
+
+        Raises `StaleHeadError` when the branch is no longer at `base` (or its ref is locked
+        by another writer at this instant); nothing is changed then except an unreferenced
+        commit object, which `git gc` collects.
+        """
+        ref = f"refs/heads/{branch}"
+        base_tree = self._commit(base).tree if base is not None else None
+        blobs: dict[str, tuple[pygit2.Oid, int] | None] = {
+            path: None if data is None else (self.repo.create_blob(data), FileMode.BLOB)
+            for path, data in changes.items()}
+        tree_id = self._build_tree(base_tree, blobs)
+        if tree_id is None:
+            tree_id = self.repo.TreeBuilder().write()
+        when = datetime.now(UTC)
+        author_sig = pygit2.Signature(author.name, author.email, int(when.timestamp()), 0)
+        committer_sig = pygit2.Signature(committer.name, committer.email,
+                                         int(when.timestamp()), 0)
+        if base is None:
+            oid = self.repo.create_commit(None, author_sig, committer_sig, message, tree_id, [])
+            try:
+                self.repo.references.create(ref, oid)
+            except (pygit2.AlreadyExistsError, ValueError, pygit2.GitError) as exc:
+                raise StaleHeadError(branch, self.head(branch)) from exc
+            return str(oid)
+        try:
+            oid = self.repo.create_commit(ref, author_sig, committer_sig, message, tree_id,
+                                          [pygit2.Oid(hex=base)])
+        except pygit2.GitError as exc:
+            current = self.head(branch)
+            if current is None:
+                raise GitError(f"branch '{branch}' was deleted during the write") from exc
+            text = str(exc)
+            if current != base or "lock" in text or "first parent" in text:
+                raise StaleHeadError(branch, current) from exc
+            raise GitError(f"cannot commit on '{branch}': {text}") from exc
+        return str(oid)
+
+    def _build_tree(self, tree: pygit2.Tree | None,
+                    changes: Mapping[str, tuple[pygit2.Oid, int] | None]) -> pygit2.Oid | None:
+        """A new tree: `tree` with `changes` applied; only changed subtrees are rebuilt.
+        None when the result is empty (so emptied folders disappear, as in git)."""
+        builder = self.repo.TreeBuilder(tree) if tree is not None else self.repo.TreeBuilder()
+        nested: dict[str, dict[str, tuple[pygit2.Oid, int] | None]] = {}
+        for path, value in changes.items():
+            name, sep, rest = path.partition("/")
+            if sep:
+                nested.setdefault(name, {})[rest] = value
+            elif value is None:
+                if builder.get(name) is not None:
+                    builder.remove(name)
+            else:
+                builder.insert(name, value[0], value[1])
+        for name, sub in nested.items():
+            existing = tree[name] if tree is not None and name in tree else None
+            subtree = existing if isinstance(existing, pygit2.Tree) else None
+            sub_id = self._build_tree(subtree, sub)
+            if sub_id is None:
+                if builder.get(name) is not None:
+                    builder.remove(name)
+            else:
+                builder.insert(name, sub_id, FileMode.TREE)
+        if len(builder) == 0:
+            return None
+        return builder.write()
+
+    # -- the working tree ------------------------------------------------------------------
+    def checked_out(self, branch: str) -> Path | None:
+        """The working tree's root when this repository has one with `branch` checked out."""
+        if self.repo.is_bare or not self.repo.workdir:
+            return None
+        target = self.repo.references["HEAD"].target
+        if target != f"refs/heads/{branch}":
+            return None
+        return Path(self.repo.workdir)
+
+    def dirty_paths(self, paths: Sequence[str], base: str | None,
+                    current: str | None = None) -> list[str]:
+        """Those of `paths` whose working-tree file or index entry differs from `base`
+        (and, when given, also from `current`: a file another writer already committed and
+        wrote out is not a user's uncommitted change)."""
+        root = Path(self.repo.workdir)
+        index = self.repo.index
+        index.read(False)
+        dirty = []
+        for path in paths:
+            expected = {None if c is None else self.blob_id(c, path) for c in (base, current)
+                        if c is not None or base is None}
+            full = root / path
+            on_disk = str(pygit2.hashfile(str(full))) if full.is_file() else None
+            staged = str(index[path].id) if path in index else None
+            if on_disk not in expected or staged not in expected:
+                dirty.append(path)
+        return dirty
+
+    def sync_worktree(self, commit: str, paths: Sequence[str]) -> None:
+        """Write `paths` as they are at `commit` into the working tree and the index (deleting
+        those that are absent there). Other paths are not touched."""
+        root = Path(self.repo.workdir)
+        tree = self._commit(commit).tree
+        with self._worktree_lock():
+            index = self.repo.index
+            index.read(True)
+            for path in paths:
+                full = root / path
+                blob = _entry_id(tree, path)
+                if blob is None:
+                    if full.is_file() or full.is_symlink():
+                        full.unlink()
+                        _prune_empty_dirs(full.parent, root)
+                    if path in index:
+                        index.remove(path)
+                else:
+                    _atomic_write(full, self.read_blob(blob))
+                    index.add(path)
+            self._write_index(index)
+
+    def _write_index(self, index: pygit2.Index) -> None:
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                index.write()
+                return
+            except pygit2.GitError as exc:  # git's own index.lock is held by a git command
+                if time.monotonic() > deadline:
+                    raise GitError(f"cannot update the git index: {exc}",
+                                   hint="is a git command running in this repository?"
+                                   ) from exc
+                time.sleep(0.02)
+
+    @contextmanager
+    def _worktree_lock(self) -> Iterator[None]:
+        """Serialises index updates by maestro writers (threads and processes)."""
+        lock_path = Path(self.repo.path) / "maestro-worktree.lock"
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    break
+                except OSError as exc:  # pragma: no cover - signal interruption
+                    if exc.errno != errno.EINTR:
+                        raise
+            yield
+        finally:
+            os.close(fd)
 
     def _commit(self, commit_id: str) -> pygit2.Commit:
         try:
@@ -184,6 +495,51 @@ class GitRepo:
         if not isinstance(obj, pygit2.Commit):
             raise NotFoundError(f"{commit_id} is not a commit")
         return obj
+
+
+def _entry_id(tree: pygit2.Tree, path: str) -> str | None:
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    return str(entry.id) if entry.type == ObjectType.BLOB else None
+
+
+def _file_version(commit: str, path: str, blob: str | None,
+                  sides: Sequence[tuple[pygit2.Commit, str, str | None]]) -> FileVersion | None:
+    """How `commit` changed the file, judged against its first parent (or none: a root)."""
+    if not sides:
+        if blob is None:
+            return None
+        return FileVersion(commit, path, None, blob, "added")
+    _, old_path, old_blob = sides[0]
+    if blob is None:
+        if old_blob is None:
+            return None
+        return FileVersion(commit, None, old_path, None, "deleted")
+    if old_blob is None:
+        return FileVersion(commit, path, None, blob, "added")
+    status: Literal["modified", "renamed"] = "renamed" if old_path != path else "modified"
+    return FileVersion(commit, path, old_path, blob, status)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _prune_empty_dirs(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def _in_content(path: str) -> bool:
