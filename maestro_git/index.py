@@ -1,0 +1,788 @@
+"""The Whoosh search index in `.maestro/index`: the only module that imports whoosh.
+
+Rules of this module:
+- The index is a rebuildable cache of one snapshot. It records the commit it reflects (in a
+  `meta` document written in the same Whoosh commit as the documents), so a reader can tell
+  whether it is current.
+- Documents: agent personas, templates, persona sets and every member of a persona set (a
+  member document carries its set's key, so a hit names the set).
+- One writer at a time, across processes and threads (a lock file beside the index, with a
+  timeout). Readers never take it: Whoosh segments are immutable and a searcher sees the last
+  committed generation.
+- Incremental updates commit without merging segments (the p95 of a Whoosh commit is the
+  merge); small segments are merged in a background thread once there are more than
+  `MERGE_THRESHOLD`. `rebuild` writes a fresh index beside the old one with a multiprocess
+  writer and swaps it in, so readers never see a half-built index.
+- A missing, corrupted or stale index is detected by `ensure` and rebuilt, with a log line.
+  A malformed query raises `SearchError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import gc
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from whoosh import fields, highlight, index, qparser, writing
+from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemmingAnalyzer
+from whoosh.query import And, Phrase, Query, QueryError, Term
+
+from maestro_git.errors import SearchError
+from maestro_git.models import Change, ChangeAction, Persona, PersonaSet, PersonaSetMember, Template
+from maestro_git.settings import Settings
+from maestro_git.snapshot import Snapshot
+
+__all__ = [
+    "FIELDS",
+    "HitKind",
+    "IndexStatus",
+    "SearchHit",
+    "SearchIndex",
+    "member_terms",
+]
+
+log = logging.getLogger("maestro_git.index")
+
+SCHEMA_VERSION = 1
+MERGE_THRESHOLD = 8  # segments; above it a background merge of the small ones starts
+MULTIPROCESS_MIN_DOCS = 2000  # below this a single writer is faster than forking workers
+WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
+_META_UID = "__meta__"
+_CHECK_STRIDE = 64  # `check` reads every 64th stored document (a damaged block fails there)
+
+HitKind = Literal["persona", "template", "persona_set", "set_member"]
+
+_NAME_ANALYZER = RegexTokenizer(r"[^\W_]+") | LowercaseFilter()  # code_reviewer -> code reviewer
+_TEXT = StemmingAnalyzer()
+
+SCHEMA = fields.Schema(
+    uid=fields.ID(unique=True, stored=True, sortable=True),
+    kind=fields.ID(stored=True),
+    key=fields.ID(stored=True),
+    member=fields.STORED(),
+    owner=fields.ID(stored=True),
+    name=fields.TEXT(analyzer=_NAME_ANALYZER, field_boost=5.0, stored=True),
+    display_name=fields.TEXT(analyzer=_NAME_ANALYZER, field_boost=4.0, stored=True),
+    description=fields.TEXT(analyzer=_TEXT, field_boost=2.0, stored=True),
+    tags=fields.KEYWORD(commas=True, lowercase=True, scorable=True, field_boost=2.0,
+                        stored=True),
+    category=fields.KEYWORD(lowercase=True, stored=True),
+    set=fields.KEYWORD(stored=True),
+    status=fields.ID(),
+    extends=fields.ID(),
+    active=fields.BOOLEAN(),
+    age=fields.NUMERIC(),
+    metadata=fields.TEXT(analyzer=_TEXT),
+    content=fields.TEXT(analyzer=_TEXT, stored=True),
+    hash=fields.ID(sortable=True),
+    commit=fields.STORED(),
+    schema_version=fields.STORED(),
+)
+
+# Fields an unqualified word is looked up in, with the parser-side boost of each.
+_DEFAULT_FIELDS = ("name", "display_name", "description", "tags", "category", "metadata",
+                   "content", "owner", "key")
+_ALIASES = {"tags": ["tag"], "set": ["in_set"], "content": ["body", "text"],
+            "display_name": ["title"]}
+FIELDS: tuple[str, ...] = tuple(sorted(
+    {n for n in SCHEMA.names() if n not in ("uid", "hash", "commit", "schema_version", "member")}
+    | {a for names in _ALIASES.values() for a in names}))
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result. For a set member, `key` is its set's key and `member` its name."""
+
+    kind: HitKind
+    key: str
+    title: str
+    score: float
+    snippet: str
+    member: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What `maestro index status` reports."""
+
+    path: str
+    exists: bool
+    commit: str | None
+    documents: int
+    segments: int
+    healthy: bool
+    reason: str = ""
+
+
+class MirroredLike(Protocol):
+    """What `update` needs from `sync.MirroredCommit` (a sync listener's argument)."""
+
+    @property
+    def changes(self) -> Sequence[Change]: ...
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+
+    @property
+    def commit(self) -> Any: ...  # CommitInfo (with `.id`) or a commit id
+
+
+SnapshotSource = Snapshot | Callable[[], Snapshot]
+
+
+# -- documents (pure) ------------------------------------------------------------------------
+
+def _flatten(value: Any, out: list[str], prefix: str = "") -> None:
+    """Every scalar of a JSON-like value as text, keys included (`occupation nurse`)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(v, out, str(k))
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _flatten(v, out, prefix)
+    elif value is None or isinstance(value, bool):
+        return
+    else:
+        out.append(f"{prefix.replace('_', ' ')} {value}".strip())
+
+
+_FEMALE = {"female", "f", "woman", "w"}
+_MALE = {"male", "m", "man"}
+
+
+def member_terms(data: Mapping[str, Any]) -> list[str]:
+    """Words a person would search for that the member's JSON implies but does not spell:
+    the age's decade (`54` -> `50s fifties`) and pronouns from `gender`/`sex`."""
+    words: list[str] = []
+    age = data.get("age")
+    if isinstance(age, int | float) and not isinstance(age, bool) and 0 < age < 130:
+        decade = int(age) // 10 * 10
+        names = {20: "twenties", 30: "thirties", 40: "forties", 50: "fifties", 60: "sixties",
+                 70: "seventies", 80: "eighties", 90: "nineties"}
+        words.append(f"{decade}s")
+        if decade in names:
+            words.append(names[decade])
+    gender = str(data.get("gender") or data.get("sex") or "").strip().lower()
+    if gender in _FEMALE:
+        words += ["she", "her", "woman", "female"]
+    elif gender in _MALE:
+        words += ["he", "his", "him", "man", "male"]
+    return words
+
+
+def _uid(kind: str, key: str, member: str | None = None) -> str:
+    return f"{kind}:{key}" if member is None else f"{kind}:{key}#{member}"
+
+
+def _document_doc(rec: Persona | Template) -> dict[str, Any]:
+    meta: list[str] = []
+    _flatten(rec.metadata, meta)
+    category = rec.category if isinstance(rec, Template) else rec.metadata.get("category")
+    doc: dict[str, Any] = {
+        "uid": _uid(rec.kind, rec.key), "kind": rec.kind, "key": rec.key,
+        "name": rec.name, "display_name": rec.display_name or "",
+        "description": rec.description or "", "tags": ",".join(rec.tags),
+        "active": rec.active, "metadata": "\n".join(meta), "content": rec.body,
+        "hash": rec.content_hash,
+    }
+    if isinstance(rec, Persona):
+        doc["owner"] = rec.owner
+    if isinstance(category, str) and category:
+        doc["category"] = category
+    if rec.extends:
+        doc["extends"] = rec.extends
+    return doc
+
+
+def _member_doc(pset: PersonaSet, member: PersonaSetMember) -> dict[str, Any]:
+    text: list[str] = []
+    _flatten({k: v for k, v in member.persona_data.items() if k != "name"}, text)
+    data = member.persona_data
+    doc: dict[str, Any] = {
+        "uid": _uid("set_member", pset.key, member.name), "kind": "set_member",
+        "key": pset.key, "member": member.name, "name": member.name,
+        "display_name": member.name, "set": pset.key,
+        "content": "\n".join(text),
+        "metadata": " ".join(member_terms(data)),
+        "hash": pset.content_hash,
+    }
+    if member.validation_status:
+        doc["status"] = member.validation_status
+    age = data.get("age")
+    if isinstance(age, int) and not isinstance(age, bool):
+        doc["age"] = age
+    return doc
+
+
+def _set_docs(pset: PersonaSet) -> Iterator[dict[str, Any]]:
+    meta: list[str] = []
+    _flatten(pset.metadata, meta)
+    yield {
+        "uid": _uid("persona_set", pset.key), "kind": "persona_set", "key": pset.key,
+        "name": pset.key, "display_name": pset.title or pset.key,
+        "description": pset.description or "", "set": pset.key,
+        "status": pset.status or "", "metadata": "\n".join(meta),
+        "content": "\n".join(m.name for m in pset.members), "hash": pset.content_hash,
+    }
+    for member in pset.members:
+        yield _member_doc(pset, member)
+
+
+def _record_docs(rec: Persona | Template | PersonaSet) -> Iterator[dict[str, Any]]:
+    if isinstance(rec, PersonaSet):
+        yield from _set_docs(rec)
+    else:
+        yield _document_doc(rec)
+
+
+def _indexable(snapshot: Snapshot) -> Iterator[Persona | Template | PersonaSet]:
+    """The records a snapshot shows to readers: those whose file has no error."""
+    for table in (snapshot.personas, snapshot.templates, snapshot.sets):
+        for rec in table.values():
+            if snapshot.is_valid(rec.path):
+                yield rec
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def _commit_id(commit: Any) -> str | None:
+    if commit is None or isinstance(commit, str):
+        return commit
+    return str(commit.id)
+
+
+# -- query parsing ---------------------------------------------------------------------------
+
+_FIELD_RE = re.compile(r"(?:^|[\s(+-])(\w+):")
+_OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
+
+
+def _check_query(text: str) -> None:
+    """Reject what Whoosh would silently turn into nothing, with a one-line reason."""
+    if not text.strip():
+        raise SearchError("empty search query", hint='try e.g. maestro search "code review"')
+    if text.count('"') % 2:
+        raise SearchError("unbalanced quotes in the query", hint='close the phrase: "…"')
+    depth = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            break
+    if depth != 0:
+        raise SearchError("unbalanced parentheses in the query")
+    if text.count("[") != text.count("]") or text.count("{") != text.count("}"):
+        raise SearchError("unbalanced range brackets in the query",
+                          hint="write a range as age:[50 TO 59]")
+    outside = re.sub(r'"[^"]*"', " ", text)
+    for name in _FIELD_RE.findall(outside):
+        if name not in FIELDS:
+            raise SearchError(f"unknown field '{name}' in the query",
+                              hint="fields: " + ", ".join(FIELDS))
+    if re.search(r"\w+:(\s|$)", outside):
+        raise SearchError("a field in the query has no value", hint="write e.g. tag:coding")
+    words = outside.split()
+    if words and (words[-1] in _OPERATORS or words[0] in _OPERATORS - {"NOT"}):
+        raise SearchError("a boolean operator in the query has nothing on one side",
+                          hint="write e.g. coding AND review")
+
+
+def _errors(q: Query) -> list[str]:
+    found = [str(q.error)] if getattr(q, "error", None) else []
+    for child in q.children():
+        found += _errors(child)
+    return found
+
+
+def _parser(group: type[qparser.syntax.GroupNode] | Any = qparser.AndGroup
+            ) -> qparser.QueryParser:
+    parser = qparser.MultifieldParser(list(_DEFAULT_FIELDS), SCHEMA, group=group)
+    parser.add_plugin(qparser.FieldAliasPlugin(_ALIASES))
+    parser.add_plugin(qparser.GtLtPlugin())
+    return parser
+
+
+_AND_PARSER = _parser()
+_OR_PARSER = _parser(qparser.OrGroup.factory(0.9))
+
+
+def parse_query(text: str, *, any_word: bool = False) -> Query:
+    """`text` in Whoosh query syntax as a query over the index, or `SearchError`."""
+    _check_query(text)
+    parser = _OR_PARSER if any_word else _AND_PARSER
+    try:
+        q = parser.parse(text)
+    except Exception as exc:  # whoosh raises assorted errors on odd input
+        raise SearchError(f"cannot parse the query: {exc}") from exc
+    errors = _errors(q)
+    if errors:
+        raise SearchError(f"cannot parse the query: {errors[0]}")
+    return _positional_phrases(q)
+
+
+def _positional_phrases(q: Query) -> Query:
+    """A phrase over a field without positions (tags, owner, …) as all of its words, since
+    Whoosh refuses such a phrase and the multifield parser asks every field for it."""
+    if isinstance(q, Phrase):
+        field = SCHEMA[q.fieldname] if q.fieldname in SCHEMA.names() else None
+        if field is None or not field.format or not field.format.supports("positions"):
+            return And([Term(q.fieldname, w) for w in q.words])
+        return q
+    return q.apply(_positional_phrases)
+
+
+_PLAIN_WORDS = re.compile(r"^[\w\s'.,-]+$")
+
+
+class _Marker(highlight.Formatter):
+    """Matched terms as `**term**`, fragments joined with ` … `."""
+
+    between = " … "
+
+    def format_token(self, text: str, token: Any, replace: bool = False) -> str:
+        return "**" + highlight.get_text(text, token, replace) + "**"
+
+
+# -- the index -------------------------------------------------------------------------------
+
+def _collect_leaked_files() -> None:
+    """Whoosh leaves files open when a damaged segment fails to load; close them now, quietly,
+    rather than as ResourceWarnings at some later garbage collection."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@contextlib.contextmanager
+def _leaks_ignored() -> Iterator[None]:
+    """Around code that may meet a damaged index: its leaked files are closed quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
+
+
+class _WriteLock:
+    """An exclusive lock file beside the index (fcntl), shared by processes and threads."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    def __enter__(self) -> _WriteLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or \
+                        time.monotonic() > deadline:
+                    os.close(fd)
+                    raise SearchError("another process is writing the search index",
+                                      hint="wait for it, or stop the other maestro daemon"
+                                      ) from exc
+                time.sleep(0.01)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class SearchIndex:
+    """The Whoosh index of one repository (`settings.resolved_index_dir`).
+
+    `source`, when given, is how to get the snapshot the index should reflect; `search` then
+    rebuilds a missing or corrupted index by itself instead of raising `SearchError`.
+    """
+
+    def __init__(self, settings: Settings, *, source: Callable[[], Snapshot] | None = None,
+                 procs: int = 2, writer_timeout: float = WRITER_TIMEOUT) -> None:
+        self.settings = settings
+        self.path = settings.resolved_index_dir
+        self.source = source
+        self.procs = procs
+        self.writer_timeout = writer_timeout
+        self._lock = threading.RLock()  # guards the searcher and in-process writers
+        self._ix: Any = None
+        self._searcher: Any = None
+        self._merge_thread: threading.Thread | None = None
+
+    # -- opening and status --------------------------------------------------------------
+    def _lockfile(self) -> _WriteLock:
+        return _WriteLock(self.path.parent / (self.path.name + ".lock"), self.writer_timeout)
+
+    def exists(self) -> bool:
+        return self.path.is_dir() and index.exists_in(str(self.path))
+
+    def _open(self) -> Any:
+        if self._ix is None:
+            if not self.exists():
+                raise SearchError(f"no search index at {self.path.name}",
+                                  hint="run 'maestro index rebuild' (or 'maestro sync')")
+            failure = ""
+            with _leaks_ignored():
+                try:
+                    self._ix = index.open_dir(str(self.path))
+                except Exception as exc:
+                    failure = f"{type(exc).__name__}: {exc}"
+            if self._ix is None:
+                _collect_leaked_files()
+                raise SearchError(f"the search index is unreadable ({failure})",
+                                  hint="run 'maestro index rebuild'")
+        return self._ix
+
+    def _meta(self) -> dict[str, Any]:
+        with self._open().searcher() as searcher:
+            found = searcher.document(uid=_META_UID)
+        if not found:
+            raise SearchError("the search index has no commit record",
+                              hint="run 'maestro index rebuild'")
+        return dict(found)
+
+    @property
+    def commit(self) -> str | None:
+        """The commit the index reflects (None: a working tree, or no index)."""
+        try:
+            return self._meta().get("commit")
+        except SearchError:
+            return None
+
+    def check(self) -> str | None:
+        """Why the index cannot be used as it is (missing, corrupted, old schema), or None."""
+        problem: str | None = None
+        with _leaks_ignored():
+            problem = self._probe()
+        if problem is not None:
+            self._reset()
+            _collect_leaked_files()
+        return problem
+
+    def _probe(self) -> str | None:
+        problem: str | None = None
+        try:
+            self._reset()
+            meta = self._meta()
+            if meta.get("schema_version") != SCHEMA_VERSION:
+                return "it was built by another version of maestro"
+            with self._open().searcher() as searcher:
+                reader = searcher.reader()
+                for name in ("uid", "name", "content"):
+                    for _ in reader.lexicon(name):
+                        pass
+                docnums = list(reader.all_doc_ids())
+                for docnum in docnums[::_CHECK_STRIDE] + docnums[-1:]:
+                    reader.stored_fields(docnum)
+        except SearchError as err:
+            problem = err.message
+        except Exception as exc:  # a damaged segment raises whatever its reader hits
+            problem = f"it is corrupted ({type(exc).__name__}: {exc})"
+        return problem
+
+    def status(self) -> IndexStatus:
+        """Where the index is, what it reflects and whether it can be read."""
+        reason = self.check() if self.exists() else "it does not exist"
+        docs = segments = 0
+        commit = None
+        if reason is None:
+            ix = self._open()
+            with ix.searcher() as searcher:
+                docs = searcher.doc_count() - 1  # the meta document
+            segments = len(ix._segments())
+            commit = self.commit
+        return IndexStatus(str(self.path), self.exists(), commit, docs, segments,
+                           reason is None, reason or "")
+
+    def _reset(self) -> None:
+        with self._lock:
+            if self._searcher is not None:
+                self._searcher.close()
+            self._searcher = None
+            self._ix = None
+
+    # -- writing -------------------------------------------------------------------------
+    def rebuild(self, snapshot: Snapshot) -> int:
+        """Index every valid record of `snapshot` from scratch; return the document count.
+
+        The new index is written beside the old one and swapped in, so concurrent readers
+        keep the old one until they refresh.
+        """
+        docs = [d for rec in _indexable(snapshot) for d in _record_docs(rec)]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, self._lockfile():
+            build = self.path.parent / f"{self.path.name}.build-{uuid.uuid4().hex[:8]}"
+            build.mkdir()
+            try:
+                ix = index.create_in(str(build), SCHEMA)
+                if self.procs > 1 and len(docs) >= MULTIPROCESS_MIN_DOCS:
+                    writer = ix.writer(procs=self.procs, multisegment=True, limitmb=128)
+                else:
+                    writer = ix.writer(limitmb=128)
+                for doc in docs:
+                    writer.add_document(**doc)
+                writer.add_document(uid=_META_UID, kind="meta", commit=snapshot.commit,
+                                    schema_version=SCHEMA_VERSION)
+                writer.commit()
+                ix.close()
+                self._swap_in(build)
+            except BaseException:
+                shutil.rmtree(build, ignore_errors=True)
+                raise
+            self._reset()
+        log.info("search index rebuilt: %d documents at %s", len(docs),
+                 (snapshot.commit or "working tree")[:12])
+        return len(docs)
+
+    def _swap_in(self, build: Path) -> None:
+        old = None
+        if self.path.exists():
+            old = self.path.parent / f"{self.path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(self.path, old)
+        os.replace(build, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def apply(self, changes: Iterable[Change], snapshot: Snapshot) -> int:
+        """Re-index only the entities in `changes`, reading them from `snapshot`, and record
+        `snapshot.commit`. Commits without merging segments. Returns documents written."""
+        written = 0
+        with self._lock, self._lockfile():
+            ix = self._open()
+            writer = ix.writer(timeout=self.writer_timeout)
+            try:
+                for change in changes:
+                    written += self._apply_one(writer, change, snapshot)
+                writer.update_document(uid=_META_UID, kind="meta", commit=snapshot.commit,
+                                       schema_version=SCHEMA_VERSION)
+                writer.commit(merge=False)
+            except BaseException:
+                writer.cancel()
+                raise
+            segments = len(ix._segments())
+        if segments > MERGE_THRESHOLD:
+            self.merge_in_background()
+        return written
+
+    def _apply_one(self, writer: Any, change: Change, snapshot: Snapshot) -> int:
+        if change.action is ChangeAction.RENAMED and change.old_key:
+            self._delete(writer, change.kind, change.old_key)
+        if change.action is ChangeAction.REMOVED:
+            if change.old_path in snapshot.files and not snapshot.is_valid(change.old_path):
+                return 0  # the file is there but broken: readers keep its last good state
+            self._delete(writer, change.kind, change.key)
+            return 0
+        rec = snapshot.record(change.kind, change.key)
+        if rec is None or not snapshot.is_valid(rec.path):
+            return 0  # an invalid file: readers keep its last good state
+        if isinstance(rec, PersonaSet):
+            self._delete(writer, "persona_set", rec.key)
+        written = 0
+        for doc in _record_docs(rec):
+            writer.update_document(**doc)
+            written += 1
+        return written
+
+    @staticmethod
+    def _delete(writer: Any, kind: str, key: str) -> None:
+        writer.delete_by_term("uid", _uid(kind, key))
+        if kind == "persona_set":
+            writer.delete_by_query(Term("set", key) & Term("kind", "set_member"))
+
+    def update(self, mirrored: MirroredLike) -> int:
+        """A sync listener: index what one mirrored commit changed (see `apply`).
+
+        A missing or unreadable index is rebuilt from `mirrored.snapshot` instead.
+        """
+        snap = mirrored.snapshot
+        commit = _commit_id(mirrored.commit)
+        if commit is not None and snap.commit != commit:
+            snap = dataclasses.replace(snap, commit=commit)
+        if not self.exists():
+            return self.ensure(snap)
+        try:
+            return self.apply(mirrored.changes, snap)
+        except SearchError as err:
+            if self._ix is not None:
+                raise  # the writer lock: another writer is busy
+            log.warning("search index unusable (%s): rebuilding", err.message)
+        except Exception as exc:
+            log.warning("search index unusable (%s: %s): rebuilding", type(exc).__name__, exc)
+        self._reset()
+        return self.rebuild(snap)
+
+    def reconcile(self, snapshot: Snapshot) -> int:
+        """Bring an index of another commit up to `snapshot` by comparing content hashes;
+        only documents that differ are written. Returns the number of entities changed."""
+        wanted = {_uid(rec.kind, rec.key): rec for rec in _indexable(snapshot)}
+        with self._open().searcher() as searcher:
+            reader = searcher.reader()
+            uids = reader.column_reader("uid")
+            hashes = reader.column_reader("hash")
+            have: dict[str, str] = {}
+            for docnum in reader.all_doc_ids():
+                uid = _text(uids[docnum])
+                if uid and uid != _META_UID and not uid.startswith("set_member:"):
+                    have[uid] = _text(hashes[docnum])
+        changes: list[Change] = []
+        for uid, rec in wanted.items():
+            if have.get(uid) != rec.content_hash:
+                changes.append(Change(action=ChangeAction.MODIFIED, kind=rec.kind, key=rec.key,
+                                      path=rec.path))
+        for uid in have.keys() - wanted.keys():
+            kind, key = uid.split(":", 1)
+            changes.append(Change(action=ChangeAction.REMOVED, kind=kind,  # type: ignore[arg-type]
+                                  key=key))
+        self.apply(changes, snapshot)
+        return len(changes)
+
+    def ensure(self, source: SnapshotSource, commit: str | None = None) -> int:
+        """Make the index usable and current; return how many entities were (re)indexed.
+
+        `source` is a snapshot, or a callable that builds one (only called when needed);
+        `commit` is the commit expected (default: the snapshot's). A missing or corrupted
+        index is rebuilt; one at another commit is brought up to date by content hash.
+        """
+        problem = self.check() if self.exists() else "it does not exist"
+        snapshot = source if isinstance(source, Snapshot) else None
+        expected = commit if commit is not None or snapshot is None else snapshot.commit
+        if problem is None and snapshot is None and commit is None:
+            return 0
+        if problem is None and self.commit == expected:
+            return 0
+        if snapshot is None:
+            snapshot = source() if callable(source) else source
+        if problem is not None:
+            log.warning("search index at %s unusable (%s): rebuilding", self.path, problem)
+            return self.rebuild(snapshot)
+        log.info("search index at %s is at %s, not %s: updating", self.path,
+                 (self.commit or "working tree")[:12], (snapshot.commit or "working tree")[:12])
+        return self.reconcile(snapshot)
+
+    # -- merging -------------------------------------------------------------------------
+    def merge(self, optimize: bool = False) -> None:
+        """Merge small segments (or all of them, with `optimize`)."""
+        with self._lock, self._lockfile():
+            writer = self._open().writer(timeout=self.writer_timeout)
+            if optimize:
+                writer.commit(optimize=True)
+            else:
+                writer.commit(mergetype=writing.MERGE_SMALL)
+
+    def merge_in_background(self) -> None:
+        """Start a merge of small segments in a daemon thread, unless one is running."""
+        with self._lock:
+            if self._merge_thread is not None and self._merge_thread.is_alive():
+                return
+            self._merge_thread = threading.Thread(target=self._merge_quietly,
+                                                  name="maestro-index-merge", daemon=True)
+            self._merge_thread.start()
+
+    def _merge_quietly(self) -> None:
+        try:
+            self.merge()
+        except Exception:  # a cache: a failed merge leaves a slower, still correct index
+            log.exception("background merge of the search index failed")
+
+    def wait_for_merge(self, timeout: float | None = None) -> None:
+        thread = self._merge_thread
+        if thread is not None:
+            thread.join(timeout)
+
+    # -- reading -------------------------------------------------------------------------
+    def _current_searcher(self) -> Any:
+        if self._searcher is None:
+            self._searcher = self._open().searcher()
+        else:
+            self._searcher = self._searcher.refresh()
+        return self._searcher
+
+    def search(self, text: str, limit: int = 10) -> list[SearchHit]:
+        """Hits for `text` (Whoosh query syntax), best first, with highlighted snippets.
+
+        Every word must match; when no document has them all and the query is plain words,
+        the documents with the most of them are returned instead.
+        """
+        q = parse_query(text)
+        with _leaks_ignored():
+            hits, failure = self._search_once(text, q, limit)
+        if hits is not None:
+            return hits
+        self._reset()
+        _collect_leaked_files()
+        if self.source is None:
+            raise SearchError(f"the search index is unreadable ({failure})",
+                              hint="run 'maestro index rebuild'")
+        log.warning("search index unreadable (%s): rebuilding", failure)
+        self.rebuild(self.source())
+        return self._run(q, limit)
+
+    def _search_once(self, text: str, q: Query, limit: int
+                     ) -> tuple[list[SearchHit] | None, str]:
+        try:
+            hits = self._run(q, limit)
+            if not hits and _PLAIN_WORDS.match(text) and len(text.split()) > 1:
+                hits = self._run(parse_query(text, any_word=True), limit)
+            return hits, ""
+        except SearchError:
+            raise
+        except QueryError as exc:
+            raise SearchError(f"cannot run the query: {exc}") from None
+        except Exception as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    def _run(self, q: Query, limit: int) -> list[SearchHit]:
+        with self._lock:
+            if self._ix is None and self.source is not None:
+                self.ensure(self.source)
+            searcher = self._current_searcher()
+            results = searcher.search(q, limit=limit, mask=Term("kind", "meta"), terms=True)
+            results.fragmenter = highlight.ContextFragmenter(maxchars=160, surround=50)
+            results.formatter = _Marker()
+            return [self._hit(h) for h in results]
+
+    @staticmethod
+    def _hit(hit: Any) -> SearchHit:
+        fields_ = hit.fields()
+        snippet = ""
+        for name in ("content", "description", "display_name"):
+            if fields_.get(name):
+                snippet = hit.highlights(name, top=2)
+                if snippet:
+                    break
+        if not snippet:
+            snippet = (fields_.get("description") or fields_.get("content") or "")[:160]
+        title = fields_.get("display_name") or fields_.get("name") or fields_["key"]
+        return SearchHit(kind=fields_["kind"], key=fields_["key"], title=title,
+                         score=round(float(hit.score), 4),
+                         snippet=" ".join(snippet.split()), member=fields_.get("member"))
+
+    def close(self) -> None:
+        self.wait_for_merge()
+        self._reset()
+
+    def __enter__(self) -> SearchIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

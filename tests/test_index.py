@@ -1,0 +1,264 @@
+"""The Whoosh index: documents, ranking, snippets, incremental updates, self-repair."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from maestro_git.errors import SearchError
+from maestro_git.index import SearchIndex, member_terms, parse_query
+from maestro_git.models import Change
+from maestro_git.settings import Settings
+from maestro_git.snapshot import Snapshot, build_snapshot, diff_snapshots
+from maestro_git.worktree import read_worktree
+from tests.factories import GitRepoFactory, persona_md
+
+CLINIC = {
+    "name": "Clinic staff",
+    "description": "People who work in a small clinic",
+    "personas": [
+        {"name": "Maria Lopez", "age": 54, "gender": "female", "occupation": "nurse",
+         "bio": "Works night shifts on the cardiology ward."},
+        {"name": "Tom Berg", "age": 31, "gender": "male", "occupation": "surgeon",
+         "bio": "Trains residents."},
+    ],
+    "metadata": {"status": "validated", "generation_cycle": 2},
+}
+
+FILES = {
+    "personas/acme/code_reviewer.md": persona_md(
+        "Code Reviewer", description="Reviews pull requests for correctness",
+        tags=["coding", "review"],
+        body="# Code Reviewer\n\nYou review code for correctness, tests and style.\n"),
+    "personas/acme/story_writer.md": persona_md(
+        "Story Writer", description="Writes short fiction", tags=["writing"],
+        metadata="{category: creative, audience: adults}",
+        body="# Story Writer\n\nYou write fiction. Ask a reviewer when a plot is unclear.\n"),
+    "personas/globex/analyst.md": persona_md(
+        "Business Analyst", description="Turns data into decisions", tags=["business"],
+        body="# Analyst\n\nYou produce quarterly revenue forecasts with clear assumptions.\n"),
+    "templates/research_assistant.md": persona_md(
+        "Research Assistant", description="Evidence first", category="research",
+        body="# Research\n\nYou cite peer-reviewed sources.\n"),
+    "persona_sets/clinic.json": json.dumps(CLINIC),
+}
+
+
+@dataclass(frozen=True)
+class FakeMirrored:
+    """The shape of `sync.MirroredCommit` that the index listener reads."""
+
+    commit: str
+    changes: list[Change]
+    snapshot: Snapshot
+
+
+def _snapshot(repo: GitRepoFactory) -> Snapshot:
+    settings = Settings(repo_path=repo.path)
+    return build_snapshot(read_worktree(repo.path), settings, commit=repo.head())
+
+
+@pytest.fixture
+def indexed(git_repo: GitRepoFactory) -> tuple[GitRepoFactory, SearchIndex]:
+    git_repo.commit(FILES)
+    ix = SearchIndex(Settings(repo_path=git_repo.path))
+    ix.rebuild(_snapshot(git_repo))
+    return git_repo, ix
+
+
+def _keys(hits: list) -> list[str]:  # type: ignore[type-arg]
+    return [h.key for h in hits]
+
+
+def test_search_finds_persona_by_name(indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    _, ix = indexed
+    assert _keys(ix.search("analyst")) == ["globex/analyst"]
+
+
+def test_search_finds_content_phrase(indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    _, ix = indexed
+    hits = ix.search('"quarterly revenue forecasts"')
+    assert _keys(hits) == ["globex/analyst"]
+    assert "**quarterly**" in hits[0].snippet
+    assert ix.search('"revenue quarterly forecasts"') == []
+
+
+def test_search_by_tag_and_owner_fields(indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    _, ix = indexed
+    assert _keys(ix.search("tag:coding")) == ["acme/code_reviewer"]
+    assert sorted(_keys(ix.search("owner:acme"))) == ["acme/code_reviewer", "acme/story_writer"]
+    assert _keys(ix.search("tag:coding owner:globex")) == []
+    assert sorted(_keys(ix.search("tag:coding OR tag:business"))) == [
+        "acme/code_reviewer", "globex/analyst"]
+
+
+def test_search_by_metadata_and_template_category(
+        indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    _, ix = indexed
+    assert _keys(ix.search("category:creative")) == ["acme/story_writer"]
+    assert _keys(ix.search("metadata:adults")) == ["acme/story_writer"]
+    hits = ix.search("category:research")
+    assert [(h.kind, h.key) for h in hits] == [("template", "research_assistant")]
+
+
+def test_prefix_and_stemmed_content(indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    _, ix = indexed
+    assert "globex/analyst" in _keys(ix.search("forecast*"))
+    assert "globex/analyst" in _keys(ix.search("forecasting"))  # stemmed: forecast
+
+
+def test_name_match_ranks_above_a_passing_mention(
+        indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    _, ix = indexed
+    hits = ix.search("reviewer")
+    scores = {h.key: h.score for h in hits}
+    assert hits[0].key == "acme/code_reviewer"
+    assert scores["acme/code_reviewer"] > 2 * scores["acme/story_writer"]
+
+
+def test_set_member_search_names_its_set(indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    _, ix = indexed
+    hits = ix.search("nurse in her 50s")
+    assert hits[0].kind == "set_member"
+    assert (hits[0].key, hits[0].member) == ("clinic", "Maria Lopez")
+    assert "**nurse**" in hits[0].snippet
+    assert [h.member for h in ix.search("age:[50 TO 59]")] == ["Maria Lopez"]
+    assert {h.kind for h in ix.search("set:clinic")} == {"persona_set", "set_member"}
+
+
+def test_member_terms_spell_out_decade_and_pronouns() -> None:
+    assert member_terms({"age": 54, "gender": "Female"}) == [
+        "50s", "fifties", "she", "her", "woman", "female"]
+    assert member_terms({"age": "unknown"}) == []
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ('"unclosed phrase', "unbalanced quotes"),
+    ("(coding OR review", "unbalanced parentheses"),
+    ("colour:blue", "unknown field 'colour'"),
+    ("coding AND", "boolean operator"),
+    ("tag: coding", "has no value"),
+    ("   ", "empty search query"),
+])
+def test_malformed_query_raises_search_error(query: str, reason: str) -> None:
+    with pytest.raises(SearchError, match=reason):
+        parse_query(query)
+
+
+def test_incremental_update_indexes_only_the_commit(
+        indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    repo, ix = indexed
+    settings = Settings(repo_path=repo.path)
+    before = _snapshot(repo)
+    repo.commit({
+        "personas/acme/story_writer.md": None,
+        "personas/acme/poet.md": persona_md("Poet", body="# Poet\n\nYou write haiku.\n"),
+        "personas/globex/analyst.md": persona_md(
+            "Business Analyst", body="# Analyst\n\nYou build churn models.\n"),
+    })
+    after = build_snapshot(read_worktree(repo.path), settings, commit=repo.head())
+    changes = diff_snapshots(before, after)
+    written = ix.update(FakeMirrored(repo.head(), changes, after))
+    assert written == 2
+    assert ix.commit == repo.head()
+    assert _keys(ix.search("haiku")) == ["acme/poet"]
+    assert _keys(ix.search("churn")) == ["globex/analyst"]
+    assert ix.search("quarterly") == []
+    assert ix.search("fiction") == []
+
+
+def test_update_of_a_set_replaces_its_members(
+        indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    repo, ix = indexed
+    before = _snapshot(repo)
+    clinic = dict(CLINIC, personas=[{"name": "Ana Ruiz", "age": 42, "occupation": "midwife"}])
+    repo.commit({"persona_sets/clinic.json": json.dumps(clinic)})
+    after = _snapshot(repo)
+    ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
+    assert ix.search("nurse") == []
+    assert [h.member for h in ix.search("midwife")] == ["Ana Ruiz"]
+
+
+def test_many_updates_are_merged_in_the_background(
+        indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    repo, ix = indexed
+    for i in range(12):
+        before = _snapshot(repo)
+        repo.commit({f"personas/acme/p{i}.md": persona_md(f"P{i}", body=f"# P\n\nword{i}\n")})
+        after = _snapshot(repo)
+        ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
+    ix.wait_for_merge(timeout=30)
+    status = ix.status()
+    assert status.healthy and status.segments <= 9
+    assert _keys(ix.search("word11")) == ["acme/p11"]
+
+
+def _segment_file(ix: SearchIndex) -> Path:
+    return next(p for p in ix.path.iterdir() if p.suffix == ".seg")
+
+
+def test_corrupted_segment_is_rebuilt_on_next_use(
+        indexed: tuple[GitRepoFactory, SearchIndex], caplog: pytest.LogCaptureFixture) -> None:
+    repo, ix = indexed
+    ix.close()
+    seg = _segment_file(ix)
+    os.truncate(seg, seg.stat().st_size // 2)
+    reopened = SearchIndex(Settings(repo_path=repo.path), source=lambda: _snapshot(repo))
+    with caplog.at_level(logging.WARNING, logger="maestro_git.index"):
+        assert _keys(reopened.search("analyst")) == ["globex/analyst"]
+    assert "rebuilding" in caplog.text
+    assert reopened.check() is None
+
+
+def test_corrupted_index_without_a_source_is_a_search_error(
+        indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    repo, ix = indexed
+    ix.close()
+    seg = _segment_file(ix)
+    data = bytearray(seg.read_bytes())
+    for i in range(64, len(data) - 64, 5):
+        data[i] ^= 0x5A
+    seg.write_bytes(bytes(data))
+    broken = SearchIndex(Settings(repo_path=repo.path))
+    assert broken.check() is not None
+    with pytest.raises(SearchError, match="maestro index rebuild|unreadable"):
+        broken.search("analyst")
+
+
+def test_missing_index_is_built_by_ensure(git_repo: GitRepoFactory) -> None:
+    git_repo.commit(FILES)
+    ix = SearchIndex(Settings(repo_path=git_repo.path))
+    assert not ix.exists()
+    assert ix.ensure(lambda: _snapshot(git_repo)) > 0
+    assert ix.commit == git_repo.head()
+    assert ix.ensure(_snapshot(git_repo)) == 0  # current: nothing to do
+
+
+def test_stale_index_is_brought_to_the_expected_commit(
+        indexed: tuple[GitRepoFactory, SearchIndex], caplog: pytest.LogCaptureFixture) -> None:
+    repo, ix = indexed
+    repo.commit({"personas/acme/poet.md": persona_md("Poet", body="# Poet\n\nhaiku\n"),
+                 "templates/research_assistant.md": None})
+    with caplog.at_level(logging.INFO, logger="maestro_git.index"):
+        changed = ix.ensure(lambda: _snapshot(repo), commit=repo.head())
+    assert changed == 2
+    assert "updating" in caplog.text
+    assert ix.commit == repo.head()
+    assert _keys(ix.search("haiku")) == ["acme/poet"]
+    assert ix.search("category:research") == []
+
+
+def test_invalid_file_keeps_its_last_good_document(
+        indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    repo, ix = indexed
+    before = _snapshot(repo)
+    repo.commit({"personas/globex/analyst.md": "---\ndisplay_name: [unclosed\n---\nbody\n"})
+    after = _snapshot(repo)
+    assert not after.is_valid("personas/globex/analyst.md")
+    ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
+    assert _keys(ix.search("quarterly")) == ["globex/analyst"]
