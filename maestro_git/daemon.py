@@ -30,6 +30,7 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -56,9 +57,10 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from maestro_git.errors import DatabaseError, LockHeldError, MaestroError
+from maestro_git import db
+from maestro_git.errors import DatabaseError, GitError, LockHeldError, MaestroError
 from maestro_git.formats import classify
-from maestro_git.git import GitRepo
+from maestro_git.git import GitRepo, Identity
 from maestro_git.models import Problem, SourceFile
 from maestro_git.output import format_problems
 from maestro_git.settings import Settings
@@ -69,8 +71,11 @@ __all__ = [
     "Daemon",
     "DaemonLog",
     "DaemonOptions",
-    "MirrorWriter",
-    "WriterFactory",
+    "LatencyReport",
+    "MirrorSession",
+    "DbSession",
+    "MirroredSummary",
+    "SessionFactory",
     "measure_commit_latency",
     "run_once",
     "serve",
@@ -141,19 +146,28 @@ class DaemonLog:
         self.emit("error", event, message, **fields)
 
 
-class MirrorWriter(Protocol):
-    """The writer role, as the daemon needs it: mirror new commits; check the session."""
+class MirrorSession(Protocol):
+    """The daemon's link to the mirror: the lock session and, once it holds the lock, the
+    syncer. Every method raises `DatabaseError` when the database cannot be used."""
 
-    def catch_up(self, stop: threading.Event | None = None) -> Sequence[MirroredSummary]:
-        """Mirror every commit after the cursor; return one summary per commit."""
+    def acquire(self) -> bool:
+        """Connect when needed (applying migrations once), then try the writer lock once;
+        True when this session holds it."""
+        ...
+
+    def catch_up(self, stop: threading.Event | None = None,
+                 on_commit: Callable[[MirroredSummary], None] | None = None) -> int:
+        """Mirror every commit after the cursor, one transaction each (only while holding
+        the lock), calling `on_commit` after each; stop between commits when `stop` is set.
+        Returns the number of commits mirrored."""
         ...
 
     def alive(self) -> bool:
-        """True while the lock session is up (the lock is held)."""
+        """True while the session (and so the lock, when held) is up."""
         ...
 
     def close(self) -> None:
-        """Release the lock and close the connections."""
+        """Release the lock and close the connections; `acquire` may reconnect later."""
         ...
 
 
@@ -167,9 +181,7 @@ class MirroredSummary:
     ms: float
 
 
-# `settings, log` -> a writer holding the lock, or None when another daemon holds it.
-# Raises DatabaseError when the database cannot be reached.
-WriterFactory = Callable[[Settings, DaemonLog], MirrorWriter | None]
+SessionFactory = Callable[[Settings, DaemonLog], MirrorSession]
 
 
 class _Hints(FileSystemEventHandler):
@@ -189,17 +201,18 @@ class _Hints(FileSystemEventHandler):
 class Daemon:
     """Watch a repository; mirror its branch into PostgreSQL; report working-tree problems.
 
-    `writer_factory` opens the writer role (the lock session and the syncer); the default
-    uses `maestro_git.db` and `maestro_git.sync`. `run(stop)` blocks until `stop` is set.
+    `session_factory` makes the link to the mirror (see `MirrorSession`); the default,
+    `DbSession`, uses `maestro_git.db` and `maestro_git.sync`. `run(stop)` blocks until `stop`
+    is set.
     """
 
     def __init__(self, settings: Settings, options: DaemonOptions | None = None,
                  log: DaemonLog | None = None,
-                 writer_factory: WriterFactory | None = None) -> None:
+                 session_factory: SessionFactory | None = None) -> None:
         self.settings = settings
         self.options = options or DaemonOptions()
         self.log = log or DaemonLog()
-        self._writer_factory = writer_factory or open_writer
+        self._session_factory: SessionFactory = session_factory or DbSession
         self.git = GitRepo(settings.repo_path)
         self.root = self.git.path
         self.git_dir = Path(self.git.repo.path).resolve()
@@ -212,7 +225,8 @@ class Daemon:
         self._new_content_dirs: set[str] = set()
         self._observer: BaseObserver | None = None
         self._content_watches: dict[str, ObservedWatch] = {}
-        self._writer: MirrorWriter | None = None
+        self._session: MirrorSession | None = None
+        self._writer = False  # holding the writer lock
         self._standby = False
         self._worktree: Snapshot | None = None
         self._backoff = 0.0
@@ -228,7 +242,9 @@ class Daemon:
         except ValueError:
             rel_git = None
         if rel_git is not None:
-            if rel_git in _GIT_TOP_FILES or rel_git.removesuffix(".lock") == self._branch_ref:
+            # git writes `<ref>.lock` and renames it over `<ref>`: only the rename's
+            # destination says the ref moved (acting on the lock would read the old head).
+            if rel_git in _GIT_TOP_FILES or rel_git == self._branch_ref:
                 with self._lock:
                     self._ref_hint = True
                 self._wake.set()
@@ -271,7 +287,7 @@ class Daemon:
                 self._wake.clear()
         finally:
             self._stop_watching()
-            self._drop_writer()
+            self._drop_session()
             self._wake.set()
             self.log.info("stopped", "stopped", mirrored=self.mirrored)
 
@@ -282,7 +298,7 @@ class Daemon:
     def _timeout(self) -> float:
         now = time.monotonic()
         deadlines = [self._next_head_check]
-        if self._writer is None:
+        if not self._writer:
             deadlines.append(self._next_db_attempt)
         with self._lock:
             if self._pending:
@@ -291,48 +307,49 @@ class Daemon:
 
     def _step(self, stop: threading.Event) -> None:
         now = time.monotonic()
-        if self._writer is None and now >= self._next_db_attempt:
-            self._connect(stop)
+        if not self._writer and now >= self._next_db_attempt:
+            self._try_lock(stop)
         with self._lock:
             ref_hint, self._ref_hint = self._ref_hint, False
         if ref_hint or now >= self._next_head_check:
             self._next_head_check = now + self.options.poll_interval
-            if self._writer is not None:
-                periodic = not ref_hint
-                if periodic and not self._writer_alive():
-                    return
+            # A ref hint goes straight to catch_up (which fails loudly on a dead session); a
+            # periodic check first makes sure the session, and so the lock, is still ours.
+            if self._writer and (ref_hint or self._session_alive()):
                 self._catch_up(stop)
         if self.options.watch_worktree:
             self._watch_new_content_dirs()
             self._validate_quiet_paths()
 
     # -- the writer role -----------------------------------------------------------------
-    def _connect(self, stop: threading.Event) -> None:
+    def _try_lock(self, stop: threading.Event) -> None:
+        if self._session is None:
+            self._session = self._session_factory(self.settings, self.log)
         try:
-            writer = self._writer_factory(self.settings, self.log)
+            holds = self._session.acquire()
         except DatabaseError as err:
             self._db_failed(err)
             return
+        if self._backoff:
+            self.log.info("database", "database reachable again")
         self._backoff = 0.0
-        if writer is None:
+        if not holds:
             if not self._standby:
                 self.log.info("standby", "another daemon holds the writer lock; standing by "
                               "(validating only, not writing)")
             self._standby = True
             self._next_db_attempt = time.monotonic() + self.options.lock_retry
             return
-        if self._standby:
-            self.log.info("writer", "took over the writer lock")
-        else:
-            self.log.info("writer", "holding the writer lock; mirroring")
+        self.log.info("writer", "took over the writer lock; mirroring" if self._standby
+                      else "holding the writer lock; mirroring")
         self._standby = False
-        self._writer = writer
+        self._writer = True
         self._catch_up(stop)
 
-    def _writer_alive(self) -> bool:
-        assert self._writer is not None
+    def _session_alive(self) -> bool:
+        assert self._session is not None
         try:
-            if self._writer.alive():
+            if self._session.alive():
                 return True
         except DatabaseError:
             pass
@@ -340,22 +357,18 @@ class Daemon:
         return False
 
     def _catch_up(self, stop: threading.Event) -> None:
-        assert self._writer is not None
+        assert self._session is not None
         try:
-            summaries = self._writer.catch_up(stop)
+            self._session.catch_up(stop, self._log_mirrored)
         except DatabaseError as err:
             self._db_failed(err)
-            return
-        for s in summaries:
-            self.mirrored += 1
-            refused = f", {s.problems} file(s) refused" if s.problems else ""
-            self.log.info("mirrored", f"mirrored {s.commit[:7]}: {s.entities} "
-                          f"entit{'y' if s.entities == 1 else 'ies'} changed{refused} "
-                          f"in {s.ms:.1f} ms", commit=s.commit, entities=s.entities,
-                          problems=s.problems, ms=round(s.ms, 2))
+
+    def _log_mirrored(self, s: MirroredSummary) -> None:
+        self.mirrored += 1
+        _log_mirrored(self.log, s)
 
     def _db_failed(self, err: MaestroError) -> None:
-        self._drop_writer()
+        self._drop_session()
         opts = self.options
         self._backoff = (opts.backoff_initial if self._backoff == 0.0
                          else min(self._backoff * 2, opts.backoff_max))
@@ -363,11 +376,11 @@ class Daemon:
         self.log.warning("database", f"database unavailable: {err.message}; retrying in "
                          f"{self._backoff:.1f} s", retry_in=self._backoff)
 
-    def _drop_writer(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
+    def _drop_session(self) -> None:
+        self._writer = False
+        if self._session is not None:
             with suppress(MaestroError):
-                writer.close()
+                self._session.close()
 
     # -- the working tree ----------------------------------------------------------------
     def _start_watching(self) -> None:
@@ -380,7 +393,7 @@ class Daemon:
         if self.options.watch_worktree:
             # The root, not recursively: only to notice a content folder being created.
             observer.schedule(hints, str(self.root), recursive=False,
-                              event_filter=[DirCreatedEvent, DirMovedEvent])
+                              event_filter=[DirCreatedEvent, DirMovedEvent, DirDeletedEvent])
             for top in CONTENT_DIRS:
                 if (self.root / top).is_dir():
                     self._content_watches[top] = observer.schedule(
@@ -391,9 +404,16 @@ class Daemon:
     def _watch_new_content_dirs(self) -> None:
         with self._lock:
             tops, self._new_content_dirs = self._new_content_dirs, set()
+        if self._observer is None:
+            return
         for top in tops:
-            if top not in self._content_watches and (self.root / top).is_dir() \
-                    and self._observer is not None:
+            # Created, deleted or moved: a watch on a folder that was removed is dead, so
+            # always start over.
+            old = self._content_watches.pop(top, None)
+            if old is not None:
+                with suppress(KeyError, OSError):
+                    self._observer.unschedule(old)
+            if (self.root / top).is_dir():
                 self._content_watches[top] = self._observer.schedule(
                     _Hints(self), str(self.root / top), recursive=True,
                     event_filter=_EVENT_FILTER)
@@ -473,6 +493,13 @@ class Daemon:
                       fix=p.fix)
 
 
+def _log_mirrored(log: DaemonLog, s: MirroredSummary) -> None:
+    refused = f", {s.problems} file(s) refused" if s.problems else ""
+    log.info("mirrored", f"mirrored {s.commit[:7]}: {s.entities} "
+             f"entit{'y' if s.entities == 1 else 'ies'} changed{refused} in {s.ms:.1f} ms",
+             commit=s.commit, entities=s.entities, problems=s.problems, ms=round(s.ms, 2))
+
+
 def _by_path(problems: Sequence[Problem]) -> dict[str, tuple[Problem, ...]]:
     out: dict[str, list[Problem]] = {}
     for p in problems:
@@ -485,10 +512,106 @@ def _is_temp(rel: str) -> bool:
     return name.startswith(".") or name.endswith(_TEMP_SUFFIXES)
 
 
-# -- the default writer: maestro_git.db + maestro_git.sync -----------------------------------
-def open_writer(settings: Settings, log: DaemonLog) -> MirrorWriter | None:
-    """Connect, migrate and take the writer lock; None when another daemon holds it."""
-    raise DatabaseError("the mirror is not available yet")
+# -- the default session: maestro_git.db + maestro_git.sync ----------------------------------
+class DbSession:
+    """The mirror through `maestro_git.db` (lock session, migrations) and `maestro_git.sync`.
+
+    Two connections: one session that holds the writer lock and does nothing else (so a long
+    mirror transaction never delays the liveness check), and one for the syncer. The syncer
+    lives as long as the lock is held, keeping the last mirrored snapshot in memory, so a
+    one-file commit re-parses one file. The search index is updated as a sync listener;
+    its failures are logged, never fatal (it is a rebuildable cache).
+    """
+
+    def __init__(self, settings: Settings, log: DaemonLog) -> None:
+        self.settings = settings
+        self.log = log
+        self._url: str | None = None
+        self._lock_conn: db.Connection | None = None
+        self._lock: db.WriterLock | None = None
+        self._conn: db.Connection | None = None
+        self._syncer: Any = None
+        self._on_commit: Callable[[MirroredSummary], None] | None = None
+        self._last = 0.0
+
+    def acquire(self) -> bool:
+        if self._lock_conn is None or self._lock_conn.closed:
+            self.close()
+            self._url = db.database_url(self.settings)
+            conn = db.connect(self._url)
+            self._lock_conn = conn
+            applied = db.migrate(conn)
+            if applied:
+                self.log.info("migrated", f"applied migrations {', '.join(applied)}",
+                              migrations=applied)
+            self._lock = db.WriterLock(conn)
+        assert self._lock is not None
+        if self._lock.held:
+            return True
+        if not self._lock.acquire():
+            return False
+        assert self._url is not None
+        self._conn = db.connect(self._url)
+        self._syncer = self._make_syncer(self._conn)
+        return True
+
+    def _make_syncer(self, conn: db.Connection) -> Any:
+        from maestro_git.sync import Syncer
+
+        listeners: list[Callable[[Any], None]] = [self._mirrored]
+        try:
+            from maestro_git.index import SearchIndex
+        except ImportError:  # pragma: no cover - the search module ships with the package
+            pass
+        else:
+            index = SearchIndex(self.settings)
+
+            def update_index(mirrored: Any) -> None:
+                try:
+                    index.update(mirrored)
+                except (MaestroError, OSError) as err:
+                    self.log.warning("index", f"search index not updated: {err}; it is "
+                                     "rebuilt on the next search ('maestro index rebuild')")
+
+            listeners.append(update_index)
+        return Syncer(self.settings, conn, listeners=listeners)
+
+    def _mirrored(self, mirrored: Any) -> None:
+        now = time.perf_counter()
+        commit = mirrored.commit
+        commit_id = str(getattr(commit, "id", commit))
+        snapshot = getattr(mirrored, "snapshot", None)
+        problems = len(snapshot.invalid_paths) if snapshot is not None else 0
+        summary = MirroredSummary(commit_id, len(mirrored.changes), problems,
+                                  (now - self._last) * 1000)
+        self._last = now
+        if self._on_commit is not None:
+            self._on_commit(summary)
+
+    def catch_up(self, stop: threading.Event | None = None,
+                 on_commit: Callable[[MirroredSummary], None] | None = None) -> int:
+        if self._syncer is None:
+            return 0
+        self._on_commit = on_commit
+        self._last = time.perf_counter()
+        report = self._syncer.catch_up()
+        return int(getattr(report, "commits", 0) or 0)
+
+    def alive(self) -> bool:
+        conn = self._lock_conn
+        if conn is None or conn.closed:
+            return False
+        with db.translate_errors("checking the writer lock session"):
+            conn.execute("SELECT 1")
+        return True
+
+    def close(self) -> None:
+        for conn in (self._conn, self._lock_conn):
+            if conn is not None and not conn.closed:
+                with suppress(Exception):  # a dead connection cannot be closed more cleanly
+                    conn.close()
+        self._conn = self._lock_conn = self._lock = None
+        self._syncer = None
 
 
 # -- entry points for the CLI --------------------------------------------------------------
@@ -526,25 +649,109 @@ def run_once(settings: Settings, log: DaemonLog | None = None) -> int:
     database cannot be reached.
     """
     log = log or DaemonLog()
-    writer = open_writer(settings, log)
-    if writer is None:
-        raise LockHeldError("another maestro daemon holds the writer lock of this database",
-                            hint="it mirrors the branch already; nothing to do")
+    session = DbSession(settings, log)
     try:
-        summaries = writer.catch_up(None)
+        if not session.acquire():
+            raise LockHeldError("another maestro daemon holds the writer lock of this database",
+                                hint="it mirrors the branch already; nothing to do")
+        return session.catch_up(None, lambda s: _log_mirrored(log, s))
     finally:
-        writer.close()
-    for s in summaries:
-        log.info("mirrored", f"mirrored {s.commit[:7]}: {s.entities} entities changed in "
-                 f"{s.ms:.1f} ms", commit=s.commit, entities=s.entities, ms=round(s.ms, 2))
-    return len(summaries)
+        session.close()
 
 
-def measure_commit_latency(repo_path: Path, database_url: str, n: int = 50
-                           ) -> tuple[float, float]:
-    """Median and p95 (ms) from a one-file commit's ref update to its row in PostgreSQL,
-    with a daemon running in a subprocess."""
-    raise NotImplementedError
+@dataclass(frozen=True)
+class LatencyReport:
+    """Commit-to-queryable latency of a running daemon, in milliseconds."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.samples) if self.samples else 0.0
+
+    @property
+    def p95_ms(self) -> float:
+        return _percentile(self.samples, 0.95)
+
+
+def measure_commit_latency(settings: Settings, n: int = 50,
+                           make_commit: Callable[[int], str] | None = None, warmup: int = 3,
+                           timeout: float = 30.0) -> LatencyReport:
+    """Time `n` one-file commits from their ref update to their row in PostgreSQL.
+
+    Starts `maestro daemon` in a subprocess (its own interpreter, as in production) on
+    `settings.repo_path` and `settings.database_url`, waits until it has mirrored the current
+    head, then for each i calls `make_commit(i)`, which must make one commit on the branch
+    (updating the ref is its last step) and return its id, and polls the sync cursor (written
+    in the same transaction as the rows) until it names that commit. The first `warmup`
+    commits are not counted. The repository must have at least one commit.
+
+    The default `make_commit` rewrites one persona, `personas/bench/latency.md`, with
+    `GitRepo.write_commit` (an in-memory tree and a compare-and-swap ref update).
+    """
+    if not settings.database_url:
+        raise DatabaseError("measure_commit_latency needs settings.database_url")
+    if make_commit is None:
+        make_commit = _one_file_committer(settings)
+    conn = db.connect(settings.database_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from maestro_git.cli import main; "
+         "sys.exit(main(sys.argv[1:]))", "--repo", str(settings.repo_path),
+         "--database-url", settings.database_url, "--branch", settings.branch, "daemon",
+         "--log-format", "json"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        head = GitRepo(settings.repo_path).head(settings.branch)
+        if head is None:
+            raise GitError(f"branch {settings.branch} has no commit")
+        _wait_cursor(conn, settings.branch, head, timeout, proc)
+        samples: list[float] = []
+        for i in range(n + warmup):
+            commit = make_commit(i)
+            start = time.perf_counter()
+            _wait_cursor(conn, settings.branch, commit, timeout, proc)
+            if i >= warmup:
+                samples.append((time.perf_counter() - start) * 1000)
+        return LatencyReport(tuple(samples))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        conn.close()
+
+
+def _one_file_committer(settings: Settings) -> Callable[[int], str]:
+    repo = GitRepo(settings.repo_path)
+    who = Identity("maestro bench", "bench@example.invalid")
+
+    def commit(i: int) -> str:
+        body = (f"---\ndisplay_name: Latency probe\nversion: 1.0.{i}\ntags: [bench]\n---\n"
+                f"# Latency probe\n\nYou answer latency question number {i}.\n")
+        return repo.write_commit(settings.branch, repo.head(settings.branch),
+                                 {"personas/bench/latency.md": body.encode()}, who, who,
+                                 f"bench: latency probe {i}")
+
+    return commit
+
+
+def _wait_cursor(conn: db.Connection, branch: str, commit: str, timeout: float,
+                 proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.translate_errors("reading the sync cursor"):
+            row = conn.execute("SELECT commit FROM sync_state WHERE branch = %s",
+                               (branch,)).fetchone()
+        if row is not None and row[0] == commit:
+            return
+        if proc.poll() is not None:
+            raise MaestroError(f"the daemon exited ({proc.returncode}) before mirroring "
+                               f"{commit[:7]}")
+        if time.monotonic() > deadline:
+            raise MaestroError(f"commit {commit[:7]} was not mirrored within {timeout:.0f} s")
+        time.sleep(0.0005)  # yield the CPU to the daemon and PostgreSQL (2 cores here)
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -554,5 +761,3 @@ def _percentile(values: Sequence[float], q: float) -> float:
     k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
     return ordered[k]
 
-
-_ = statistics  # used by measure_commit_latency
