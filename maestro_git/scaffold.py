@@ -16,7 +16,6 @@ import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +35,7 @@ from maestro_git.worktree import read_worktree
 from maestro_git.writeback import format_document, render_document
 
 __all__ = [
+    "BUILTIN_TEMPLATES_DIR",
     "DEFAULT_CONFIG",
     "FormatChange",
     "FormatReport",
@@ -80,6 +80,8 @@ size = 1024                    # entries in the Python client's in-process cache
 ttl_seconds = 300
 """
 
+# Shipped as package data (pyproject: builtin_templates/*.md); `maestro init` copies them.
+BUILTIN_TEMPLATES_DIR = Path(__file__).resolve().parent / "builtin_templates"
 _GITIGNORE_LINES = (".maestro/",)
 _KEEP = ".gitkeep"
 
@@ -114,9 +116,8 @@ class TemplateEntry:
 
 def builtin_templates() -> dict[str, bytes]:
     """The templates shipped with maestro-git: name -> file bytes."""
-    folder = resources.files("maestro_git") / "builtin_templates"
-    return {entry.name[:-3]: entry.read_bytes() for entry in sorted(
-        folder.iterdir(), key=lambda e: e.name) if entry.name.endswith(".md")}
+    return {entry.name[:-3]: entry.read_bytes()
+            for entry in sorted(BUILTIN_TEMPLATES_DIR.glob("*.md"))}
 
 
 def _parse_template(path: str, data: bytes, limits: Limits) -> Template | None:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
@@ -61,6 +62,7 @@ _CLOSE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
 # Line breaks YAML readers may honour besides \n; line splicing is refused when present.
 _ODD_BREAKS = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
 _SEMVER_NUMBER = re.compile(r"^\d+(\.\d+){0,2}$")
+_RESOLVER = yaml.resolver.Resolver()
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,15 @@ def _load(yaml_text: str) -> CommentedMap | None:
     return doc
 
 
+def _resolves_as_non_string(value: str) -> bool:
+    """True when PyYAML (YAML 1.1, which `formats` reads with) would not read `value`, written
+    plain, as a string: `yes`, `on`, `1:20`, `1_000`, `2024-01-01`, `~`, ...
+
+    ruamel.yaml quotes by YAML 1.2 rules, under which `yes` is a plain string."""
+    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+    return bool(tag != "tag:yaml.org,2002:str")
+
+
 def _is_scalar(value: Any) -> bool:
     return not isinstance(value, Mapping | list | tuple | set | frozenset)
 
@@ -133,6 +144,8 @@ def _styled(key: str, value: Any, old: Any) -> Any:
             return type(old)(value)
         if old is None and key in _QUOTED_KEYS:
             return DoubleQuotedScalarString(value)
+        if _resolves_as_non_string(value):
+            return SingleQuotedScalarString(value)
         return value
     if isinstance(value, Mapping):
         node = CommentedMap()

@@ -1,15 +1,106 @@
-"""Working-tree commands: init, new, check, fmt, show, list, templates."""
+"""Working-tree commands: init, new, check, fmt, show, list, templates.
+
+They read and write the files of the working tree (never the mirror) and never commit.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.output import format_problems, to_json
-from maestro_git.snapshot import build_snapshot
+from maestro_git.errors import MaestroError, NotFoundError, UsageError
+from maestro_git.inherit import resolve
+from maestro_git.models import Persona, PersonaSet, Template
+from maestro_git.output import format_problems, table, to_json, to_jsonable
+from maestro_git.scaffold import (
+    find_template,
+    format_files,
+    init_repository,
+    list_templates,
+    new_persona,
+)
+from maestro_git.snapshot import Snapshot, build_snapshot
 from maestro_git.worktree import read_worktree
+
+
+def _relative(root: Path, path: Path) -> str:
+    full = path.resolve()
+    if not full.is_relative_to(root):
+        raise UsageError(f"{path} is outside the repository {root}",
+                         hint="pass --repo, or paths inside the repository")
+    return full.relative_to(root).as_posix()
+
+
+def _snapshot(app: AppContext) -> Snapshot:
+    return build_snapshot(read_worktree(app.settings.repo_path), app.settings)
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@format_option("text", "json")
+@pass_app
+def init(app: AppContext, path: Path | None, fmt: str) -> None:
+    """Scaffold a persona repository in PATH (default: --repo, else the current folder).
+
+    Creates personas/, persona_sets/, templates/ (with the built-in templates), maestro.toml
+    (every default written out and commented) and adds .maestro/ to .gitignore. Existing files
+    are kept; running it again only adds what is missing. It does not run 'git init'.
+
+    \b
+    Example:
+      maestro init my-personas && cd my-personas && git init
+    """
+    result = init_repository(path or app.settings.repo_path)
+    if fmt == "json":
+        click.echo(to_json({"root": str(result.root), "created": result.created,
+                            "is_git_repo": result.is_git_repo}))
+        return
+    for rel in result.created:
+        app.echo(f"created {rel}")
+    if not result.created:
+        app.echo(f"{result.root} is already a persona repository: nothing to add")
+    if not result.is_git_repo:
+        app.echo(f"{result.root} is not a git repository yet: run 'git init' there to start "
+                 "versioning it", err=True)
+
+
+@cli.command()
+@click.argument("key")
+@click.option("-t", "--template", help="Start from this template (see 'maestro templates').")
+@click.option("--display-name", help="Display name (default: from NAME, e.g. code_reviewer "
+              "-> Code Reviewer).")
+@click.option("--description", help="One line on what the persona is for (default: the "
+              "template's).")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for several (default: the "
+              "template's tags).")
+@click.option("--extends", help="Parent persona key OWNER/NAME to inherit from.")
+@format_option("text", "json")
+@pass_app
+def new(app: AppContext, key: str, template: str | None, display_name: str | None,
+        description: str | None, tags: tuple[str, ...], extends: str | None,
+        fmt: str) -> None:
+    """Create personas/OWNER/NAME.md for the persona KEY (OWNER/NAME).
+
+    The file gets a fresh UUID id and version 1.0.0; with --template, the template's body,
+    description, tags and category. Refuses a key that exists or is not lowercase
+    [a-z0-9_-]. The file is written, not committed.
+
+    \b
+    Example:
+      maestro new acme/code_reviewer --template code_reviewer --tag python
+    """
+    root = app.settings.repo_path
+    path = new_persona(root, key, template=template, display_name=display_name,
+                       description=description, tags=list(tags) if tags else None,
+                       extends=extends, settings=app.settings)
+    rel = path.relative_to(root).as_posix()
+    if fmt == "json":
+        click.echo(to_json({"key": key, "path": rel}))
+    else:
+        app.echo(f"created {rel}")
 
 
 @cli.command()
@@ -21,15 +112,19 @@ def check(app: AppContext, paths: tuple[Path, ...], fmt: str) -> None:
 
     PATHS limits the report to those files or folders (cross-file rules still see the whole
     repository). --format github prints GitHub Actions annotations.
+
+    \b
+    Example:
+      maestro check personas/acme --format github
     """
     root = app.settings.repo_path
-    snap = build_snapshot(read_worktree(root), app.settings)
+    snap = _snapshot(app)
     problems = list(snap.problems)
     if paths:
-        wanted = [p.resolve().relative_to(root).as_posix() for p in paths]
+        wanted = [_relative(root, p) for p in paths]
         problems = [p for p in problems
-                    if any(p.path == w or p.path.startswith(w.rstrip("/") + "/")
-                           for w in wanted)]
+                    if any(w in (".", "") or p.path == w
+                           or p.path.startswith(w.rstrip("/") + "/") for w in wanted)]
     errors = sum(1 for p in problems if p.severity.value == "error")
     if fmt == "json":
         click.echo(to_json({"files": len(snap.files), "errors": errors,
@@ -43,3 +138,169 @@ def check(app: AppContext, paths: tuple[Path, ...], fmt: str) -> None:
                      f"{len(problems) - errors} warnings", err=True)
     if errors:
         raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--check", "check_only", is_flag=True,
+              help="Write nothing; exit 1 when a file would change (for CI).")
+@format_option("text", "json")
+@pass_app
+def fmt(app: AppContext, paths: tuple[Path, ...], check_only: bool, fmt: str) -> None:
+    """Normalise persona and template frontmatter, changing only the lines it must.
+
+    Assigns a UUID id where one is missing, writes a numeric version (1.2) as the quoted
+    semver "1.2.0", and a comma-separated tags string as a list. Comments, key order, quoting
+    and the body are kept byte for byte; a formatted file stays as it is. PATHS limits the run
+    (default: the whole repository). Exits 1 when a file cannot be read (see 'maestro check')
+    or, with --check, when a file would change.
+
+    \b
+    Example:
+      maestro fmt --check        # in CI
+    """
+    root = app.settings.repo_path
+    for p in paths:
+        _relative(root, p)
+    report = format_files(root, list(paths) or None, check=check_only)
+    if fmt == "json":
+        click.echo(to_json({
+            "checked": report.checked, "written": report.written,
+            "changed": [{"path": c.path, "changes": c.changes} for c in report.changed],
+            "failed": [{"path": c.path, "error": c.error} for c in report.failed]}))
+    else:
+        verb = "would change" if check_only else "formatted"
+        for change in report.changed:
+            click.echo(f"{change.path}: {verb}: {'; '.join(change.changes)}")
+        for failure in report.failed:
+            click.echo(f"{failure.path}: error: {failure.error}", err=True)
+        app.echo(f"{report.checked} files checked, {len(report.changed)} {verb}"
+                 + (f", {len(report.failed)} failed" if report.failed else ""), err=True)
+    if report.failed or (check_only and report.changed):
+        raise click.exceptions.Exit(1)
+
+
+def _find(app: AppContext, snap: Snapshot, key: str) -> Persona | Template | PersonaSet:
+    if "/" in key:
+        persona = snap.personas.get(key)
+        if persona is not None:
+            return persona
+        path = f"personas/{key}.md"
+    else:
+        record: Template | PersonaSet | None = snap.templates.get(key) or snap.sets.get(key)
+        if record is not None:
+            return record
+        try:
+            return find_template(app.settings.repo_path, key, app.settings.limits)
+        except NotFoundError:
+            pass
+        path = f"templates/{key}.md"
+    if path in snap.files:
+        raise MaestroError(f"{path} cannot be read",
+                           hint=f"run 'maestro check {path}' to see why")
+    raise NotFoundError(f"no persona, template or persona set '{key}'",
+                        hint="'maestro list' and 'maestro templates' show what exists")
+
+
+def _source_text(app: AppContext, record: Persona | Template | PersonaSet) -> str:
+    path = app.settings.repo_path / record.path
+    if isinstance(record, Template) and not path.is_file():  # a built-in template
+        return f"---\n(built-in template {record.name})\n---\n{record.body}"
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+@cli.command()
+@click.argument("key")
+@click.option("--resolved", is_flag=True,
+              help="Apply inheritance: print the effective instruction of the extends chain.")
+@format_option("md", "json")
+@pass_app
+def show(app: AppContext, key: str, resolved: bool, fmt: str) -> None:
+    """Show a persona (OWNER/NAME), a template (NAME) or a persona set (NAME).
+
+    --format md prints the file as written (with --resolved, the persona's effective
+    instruction after inheritance); --format json prints the parsed record (with
+    --resolved, plus the chain and the effective body).
+
+    \b
+    Example:
+      maestro show acme/python_reviewer --resolved
+    """
+    snap = _snapshot(app)
+    record = _find(app, snap, key)
+    effective = None
+    if resolved:
+        if not isinstance(record, Persona):
+            raise UsageError(f"'{key}' is not a persona: only personas have an extends chain")
+        effective = resolve(record.key, snap.personas,
+                            app.settings.limits.max_inheritance_depth)
+    if fmt == "json":
+        data: dict[str, Any] = {"kind": record.kind, "key": record.key,
+                                **to_jsonable(record)}
+        if effective is not None:
+            data["resolved"] = {"chain": effective.chain, "body": effective.body}
+        click.echo(to_json(data))
+        return
+    text = effective.body if effective is not None else _source_text(app, record)
+    click.echo(text, nl=not text.endswith("\n"))
+
+
+def _summary(persona: Persona) -> dict[str, Any]:
+    return {"key": persona.key, "owner": persona.owner, "name": persona.name,
+            "id": persona.id, "display_name": persona.display_name,
+            "description": persona.description, "version": persona.version,
+            "extends": persona.extends, "tags": list(persona.tags), "active": persona.active,
+            "metadata": persona.metadata, "path": persona.path}
+
+
+@cli.command("list")
+@click.option("--tag", "tags", multiple=True,
+              help="Only personas with this tag; repeat to require several.")
+@click.option("--owner", help="Only personas of this owner (the folder under personas/).")
+@format_option("table", "json")
+@pass_app
+def list_(app: AppContext, tags: tuple[str, ...], owner: str | None, fmt: str) -> None:
+    """List the personas of the working tree, sorted by key.
+
+    Reads the files as they are on disk (committed or not); files that do not parse are left
+    out ('maestro check' reports them).
+
+    \b
+    Example:
+      maestro list --owner acme --tag python --format json
+    """
+    snap = _snapshot(app)
+    rows = [_summary(p) for key, p in sorted(snap.personas.items())
+            if (owner is None or p.owner == owner) and set(tags) <= set(p.tags)]
+    if fmt == "json":
+        click.echo(to_json(rows))
+    elif rows:
+        click.echo(table(rows, ["key", "version", "active", "extends", "tags", "description"]))
+    else:
+        app.echo("no personas match", err=True)
+
+
+@cli.command()
+@format_option("table", "json")
+@pass_app
+def templates(app: AppContext, fmt: str) -> None:
+    """List the templates 'maestro new --template' accepts.
+
+    The repository's templates/ first; built-in templates fill in the names it lacks
+    (SOURCE says which).
+
+    \b
+    Example:
+      maestro templates --format json
+    """
+    rows = [{"name": e.template.name, "category": e.template.category, "source": e.source,
+             "display_name": e.template.display_name, "description": e.template.description,
+             "tags": list(e.template.tags), "version": e.template.version}
+            for e in list_templates(app.settings.repo_path, app.settings.limits)]
+    if fmt == "json":
+        click.echo(to_json(rows))
+    else:
+        click.echo(table(rows, ["name", "category", "source", "tags", "description"]))
+
+
+__all__ = ["check", "fmt", "init", "list_", "new", "show", "templates"]
