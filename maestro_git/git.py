@@ -407,6 +407,11 @@ class GitRepo:
         return builder.write()
 
     # -- the working tree ------------------------------------------------------------------
+    @property
+    def workdir(self) -> Path | None:
+        """The working tree's root (None for a bare repository)."""
+        return None if self.repo.is_bare or not self.repo.workdir else Path(self.repo.workdir)
+
     def checked_out(self, branch: str) -> Path | None:
         """The working tree's root when this repository has one with `branch` checked out."""
         if self.repo.is_bare or not self.repo.workdir:

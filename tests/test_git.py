@@ -29,3 +29,58 @@ def test_first_parent_chain_is_oldest_first(git_repo: GitRepoFactory) -> None:
     assert repo.first_parent_chain(None, c) == [a, b, c]
     assert repo.first_parent_chain(a, c) == [b, c]
     assert repo.is_ancestor(a, c) and not repo.is_ancestor(c, a)
+
+
+def test_write_commit_refuses_a_stale_parent(git_repo: GitRepoFactory) -> None:
+    import pytest
+
+    from maestro_git.git import Identity, StaleHeadError
+
+    first = git_repo.commit({"personas/acme/a.md": persona_md()})
+    second = git_repo.commit({"personas/acme/b.md": persona_md("B")})
+    repo = GitRepo(git_repo.path)
+    who = Identity("W", "w@example.com")
+    with pytest.raises(StaleHeadError) as caught:
+        repo.write_commit("main", first, {"personas/acme/c.md": b"x"}, who, who, "stale")
+    assert caught.value.current == second
+    assert repo.head("main") == second
+
+
+def test_write_commit_changes_only_the_given_paths(git_repo: GitRepoFactory) -> None:
+    from maestro_git.git import Identity
+
+    base = git_repo.commit({"personas/acme/a.md": persona_md(), "README.md": "readme",
+                            "personas/beta/b.md": persona_md("B")})
+    repo = GitRepo(git_repo.path)
+    who = Identity("Writer", "writer@example.com")
+    new = repo.write_commit("main", base, {"personas/beta/b.md": None,
+                                           "personas/gamma/c.md": b"c"}, who, who, "edit")
+    assert repo.head("main") == new
+    assert repo.commit_info(new).parents == (base,)
+    assert repo.commit_info(new).author_name == "Writer"
+    assert repo.read_file(new, "README.md") == b"readme"
+    assert repo.blob_id(new, "personas/acme/a.md") == repo.blob_id(base, "personas/acme/a.md")
+    assert repo.read_file(new, "personas/gamma/c.md") == b"c"
+    assert "beta" not in repo.repo[new].tree["personas"]  # an emptied folder disappears
+
+
+def test_write_commit_creates_the_first_commit_of_a_branch(git_repo: GitRepoFactory) -> None:
+    from maestro_git.git import Identity
+
+    repo = GitRepo(git_repo.path)
+    who = Identity("W", "w@example.com")
+    first = repo.write_commit("main", None, {"templates/t.md": b"t"}, who, who, "first")
+    assert repo.head("main") == first
+    assert repo.commit_info(first).parents == ()
+
+
+def test_identity_parses_name_and_email() -> None:
+    import pytest
+
+    from maestro_git.errors import ConfigError
+    from maestro_git.git import Identity
+
+    assert Identity.parse("Ada Lovelace <ada@example.com>") == Identity("Ada Lovelace",
+                                                                        "ada@example.com")
+    with pytest.raises(ConfigError, match="is not an identity"):
+        Identity.parse("ada@example.com")
