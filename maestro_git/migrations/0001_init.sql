@@ -11,17 +11,17 @@ CREATE FUNCTION maestro_tags_text(tags text[]) RETURNS text
 -- Current state of every agent persona at the last mirrored commit (valid files only).
 CREATE TABLE personas (
     id               uuid PRIMARY KEY,          -- frontmatter id (stable across renames)
-    key              text NOT NULL UNIQUE,      -- owner/name
+    key              text NOT NULL,             -- owner/name
     owner            text NOT NULL,
     name             text NOT NULL,
-    path             text NOT NULL UNIQUE,
+    path             text NOT NULL,
     display_name     text,
     description      text,
     content          text NOT NULL,             -- the Markdown body (system instruction)
     resolved_content text NOT NULL,             -- body composed with its `extends` chain
     version          text NOT NULL DEFAULT '1.0.0',
     parent_key       text,                      -- frontmatter `extends`
-    parent_id        uuid REFERENCES personas (id) ON DELETE SET NULL
+    parent_id        uuid REFERENCES personas (id) ON DELETE SET NULL ON UPDATE CASCADE
                          DEFERRABLE INITIALLY DEFERRED,
     tags             text[] NOT NULL DEFAULT '{}',
     active           boolean NOT NULL DEFAULT true,
@@ -41,10 +41,14 @@ CREATE TABLE personas (
     ) STORED,
     CONSTRAINT personas_name_format CHECK (name ~ '^[a-z0-9_-]{1,100}$'),
     CONSTRAINT personas_owner_format CHECK (owner ~ '^[a-z0-9_-]{1,100}$'),
-    CONSTRAINT personas_key_is_owner_name CHECK (key = owner || '/' || name)
+    CONSTRAINT personas_key_is_owner_name CHECK (key = owner || '/' || name),
+    -- Deferred: one commit may move keys between rows (renames, an id added by `maestro fmt`).
+    CONSTRAINT personas_key_key UNIQUE (key) DEFERRABLE INITIALLY DEFERRED,
+    CONSTRAINT personas_path_key UNIQUE (path) DEFERRABLE INITIALLY DEFERRED
 );
 CREATE INDEX personas_owner_idx ON personas (owner);
 CREATE INDEX personas_parent_idx ON personas (parent_id);
+CREATE INDEX personas_parent_key_idx ON personas (parent_key);
 CREATE INDEX personas_active_idx ON personas (active);
 CREATE INDEX personas_updated_idx ON personas (updated_at);
 CREATE INDEX personas_tags_idx ON personas USING gin (tags);
@@ -140,6 +144,7 @@ CREATE TABLE persona_templates (
     ) STORED
 );
 CREATE INDEX persona_templates_category_idx ON persona_templates (category);
+CREATE INDEX persona_templates_system_idx ON persona_templates (is_system_template);
 CREATE INDEX persona_templates_search_idx ON persona_templates USING gin (search_vector);
 
 -- The audit trail: the commit log as events.
@@ -181,7 +186,7 @@ CREATE TABLE sync_errors (
     fix         text NOT NULL DEFAULT '',
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX sync_errors_path_idx ON sync_errors (path);
+CREATE INDEX sync_errors_path_idx ON sync_errors (path, commit);
 
 -- Operational counters git cannot hold; kept by `maestro rebuild`. Keyed by the stable id.
 CREATE TABLE persona_usage (
@@ -208,3 +213,16 @@ CREATE VIEW set_members AS
     SELECT s.key AS set_key, s.name AS set_name, s.status AS set_status, m.position, m.name,
            m.persona_data, m.image_url, m.image_prompt, m.similarity_score, m.validation_status
     FROM persona_set_members m JOIN persona_sets s ON s.key = m.set_key;
+
+COMMENT ON TABLE personas IS 'Agent personas at the last mirrored commit (valid files; an invalid file keeps its last good row).';
+COMMENT ON TABLE persona_versions IS 'One row per persona per mirrored commit that changed it.';
+COMMENT ON TABLE persona_sets IS 'Persona sets at the last mirrored commit.';
+COMMENT ON TABLE persona_set_members IS 'Members of each persona set, in file order.';
+COMMENT ON TABLE persona_templates IS 'Templates at the last mirrored commit.';
+COMMENT ON TABLE audit_events IS 'The audit trail: created, updated, renamed, deleted, rolled_back, history_rewritten.';
+COMMENT ON TABLE sync_state IS 'The last mirrored commit per branch (the sync cursor).';
+COMMENT ON TABLE sync_errors IS 'Errors of files refused at a mirrored commit, until a later commit fixes them.';
+COMMENT ON TABLE persona_usage IS 'Operational counters kept by maestro rebuild (written by the Python client).';
+COMMENT ON VIEW current_personas IS 'Current personas with resolved content and usage counters.';
+COMMENT ON VIEW latest_versions IS 'The latest version row of every persona (deleted ones included).';
+COMMENT ON VIEW set_members IS 'Persona set members with their set''s name and status.';
