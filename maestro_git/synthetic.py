@@ -349,9 +349,11 @@ class _Content:
         p.versions += 1
         return what
 
-    def member(self, n: int) -> dict[str, object]:
+    def member(self, n: int, taken: set[object]) -> dict[str, object]:
         rng = self.rng
         name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
+        while name in taken:
+            name = f"{rng.choice(_FIRST)} {rng.choice('ABCDEFGHJKLMNPRSTW')}. {name.split()[-1]}"
         job = rng.choice(_JOBS)
         return {
             "name": name, "age": rng.randint(18, 84), "gender": rng.choice(("female", "male", "non-binary")),
@@ -360,7 +362,7 @@ class _Content:
             "goals": rng.sample(self.bullets, 2), "frustrations": rng.sample(_OBJECTS, 2),
             "personality_traits": rng.sample(list(_ADJ), 3),
             "tech_savviness": rng.choice(("low", "medium", "high")),
-            "image_url": f"/static/images/personas/persona_{n}.png",
+            "image_url": f"https://images.example.com/personas/persona_{n}.png",
             "image_prompt": f"Portrait photo of a {job} in {rng.choice(_CITIES)}, natural light",
             "similarity_score": {"overall": round(rng.uniform(0.6, 0.99), 3),
                                  "demographic": round(rng.uniform(0.5, 0.99), 3)},
@@ -389,8 +391,9 @@ class _Set:
                    "diversity_score": {"overall": self.scores["diversity"],
                                        "age": self.scores["age"]},
                    "validation_scores": {"mean_similarity": self.scores["similarity"],
-                                         "validated": sum(1 for m in self.members
-                                                          if m["validation_status"] == "validated")},
+                                         "pass_rate": round(sum(
+                                             m["validation_status"] == "validated"
+                                             for m in self.members) / len(self.members), 3)},
                    "generation_cycle": self.cycle, "status": self.status}}
         return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
 
@@ -436,7 +439,7 @@ def _schedule(rng: random.Random, commits: int, invalid: bool) -> list[str]:
     """One slot per commit: init, main, side, merge, break, fix; the last is `final`."""
     slots = ["init"]
     next_episode = rng.randint(4, 12)
-    next_break = 60
+    next_break = max(3, min(60, commits // 3))
     while len(slots) < commits - 1:
         left = commits - 1 - len(slots)
         if invalid and len(slots) >= next_break and left >= 2:
@@ -697,7 +700,7 @@ class _History:
         roll = self.rng.random()
         if roll < 0.4:
             self.serial += 1
-            s.members.append(self.text.member(self.serial))
+            s.members.append(self.text.member(self.serial, {m["name"] for m in s.members}))
             what = "add a member"
         elif roll < 0.6 and len(s.members) > 1:
             s.members.pop(self.rng.randrange(len(s.members)))
@@ -769,7 +772,7 @@ class _History:
         members = []
         for _ in range(rng.randint(10, 40)):
             self.serial += 1
-            members.append(self.text.member(self.serial))
+            members.append(self.text.member(self.serial, {m["name"] for m in members}))
         s = _Set(name=f"{rng.choice(_CITIES).lower().replace(' ', '-').replace('ã', 'a')}-"
                       f"{rng.choice(_JOBS).replace(' ', '-')}s-{self.serial}",
                  title=f"{rng.choice(_JOBS).title()}s of {rng.choice(_CITIES)}",
