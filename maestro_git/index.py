@@ -60,6 +60,7 @@ log = logging.getLogger("maestro_git.index")
 SCHEMA_VERSION = 1
 MERGE_THRESHOLD = 8  # segments; above it a background merge of the small ones starts
 MULTIPROCESS_MIN_DOCS = 2000  # below this a single writer is faster than forking workers
+BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
 _META_UID = "__meta__"
 _CHECK_STRIDE = 64  # `check` reads every 64th stored document (a damaged block fails there)
@@ -249,11 +250,21 @@ def _record_docs(rec: Persona | Template | PersonaSet) -> Iterator[dict[str, Any
         yield _document_doc(rec)
 
 
+def _shown(snapshot: Snapshot, rec: Persona | Template | PersonaSet) -> bool:
+    """Whether readers see `rec`: a valid file's record, or the last good record an
+    effective snapshot (`sync.MirroredCommit.snapshot`) keeps for a file that is invalid now,
+    but never the record parsed from an invalid file."""
+    parsed = snapshot.files.get(rec.path)
+    if parsed is None or snapshot.is_valid(rec.path):
+        return True
+    return parsed.record is not rec and parsed.content_hash != rec.content_hash
+
+
 def _indexable(snapshot: Snapshot) -> Iterator[Persona | Template | PersonaSet]:
-    """The records a snapshot shows to readers: those whose file has no error."""
+    """The records a snapshot shows to readers (see `_shown`)."""
     for table in (snapshot.personas, snapshot.templates, snapshot.sets):
         for rec in table.values():
-            if snapshot.is_valid(rec.path):
+            if _shown(snapshot, rec):
                 yield rec
 
 
@@ -593,7 +604,7 @@ class SearchIndex:
             self._delete(writer, change.kind, change.key)
             return 0
         rec = snapshot.record(change.kind, change.key)
-        if rec is None or not snapshot.is_valid(rec.path):
+        if rec is None or not _shown(snapshot, rec):
             return 0  # an invalid file: readers keep its last good state
         if isinstance(rec, PersonaSet):
             self._delete(writer, "persona_set", rec.key)
@@ -612,14 +623,15 @@ class SearchIndex:
     def update(self, mirrored: MirroredLike) -> int:
         """A sync listener: index what one mirrored commit changed (see `apply`).
 
-        A missing or unreadable index is rebuilt from `mirrored.snapshot` instead.
+        A missing or unreadable index, or a commit with `BULK_CHANGES` changes or more (a
+        first load), is rebuilt from `mirrored.snapshot` (the whole effective state) instead.
         """
         snap = mirrored.snapshot
         commit = _commit_id(mirrored.commit)
         if commit is not None and snap.commit != commit:
             snap = dataclasses.replace(snap, commit=commit)
-        if not self.exists():
-            return self.ensure(snap)
+        if not self.exists() or len(mirrored.changes) >= BULK_CHANGES:
+            return self.rebuild(snap)  # a first load: the multiprocess writer is faster
         try:
             return self.apply(mirrored.changes, snap)
         except SearchError as err:

@@ -15,6 +15,7 @@ from maestro_git.index import SearchIndex, member_terms, parse_query
 from maestro_git.models import Change
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot, build_snapshot, diff_snapshots
+from maestro_git.sync import MirroredCommit, sync
 from maestro_git.worktree import read_worktree
 from tests.factories import GitRepoFactory, persona_md
 
@@ -262,3 +263,29 @@ def test_invalid_file_keeps_its_last_good_document(
     assert not after.is_valid("personas/globex/analyst.md")
     ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
     assert _keys(ix.search("quarterly")) == ["globex/analyst"]
+
+
+def test_sync_listener_keeps_the_index_at_the_mirrored_commit(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    git_repo.commit(FILES)
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    ix = SearchIndex(settings)
+    sync(settings, listeners=[ix.update])
+    assert ix.commit == git_repo.head()
+    assert _keys(ix.search("analyst")) == ["globex/analyst"]
+    git_repo.commit({
+        "personas/globex/analyst.md": persona_md("Business Analyst",
+                                                 body="# Analyst\n\nYou model churn.\n"),
+        "personas/acme/code_reviewer.md": "---\ndisplay_name: [broken\n---\n",
+    })
+    sync(settings, listeners=[ix.update])
+    assert ix.commit == git_repo.head()
+    assert _keys(ix.search("churn")) == ["globex/analyst"]
+    assert _keys(ix.search("tag:coding")) == ["acme/code_reviewer"]  # last good state kept
+    # A rebuild from the mirror's effective state keeps the last good record too.
+    seen: list[MirroredCommit] = []
+    git_repo.commit({"personas/acme/poet.md": persona_md("Poet", body="# Poet\n\nhaiku\n")})
+    sync(settings, listeners=[seen.append])
+    ix.rebuild(seen[-1].snapshot)
+    assert _keys(ix.search("tag:coding")) == ["acme/code_reviewer"]
+    assert _keys(ix.search("haiku")) == ["acme/poet"]
