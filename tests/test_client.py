@@ -16,6 +16,7 @@ from maestro_git import db
 from maestro_git.client import Client
 from maestro_git.errors import NotFoundError
 from maestro_git.settings import Settings
+from tests.factories import GitRepoFactory, persona_md
 from tests.test_query import seed
 
 
@@ -196,3 +197,38 @@ def test_history_and_sets(client: Client) -> None:
     assert [v.action for v in client.history("acme/base")] == ["updated", "created"]
     assert [s.key for s in client.sets()] == ["clinic"]
     assert len(client.set("clinic").members) == 2
+
+
+_COMMIT_AND_SYNC = """
+import sys, time
+from pathlib import Path
+import pygit2
+from maestro_git.settings import Settings
+from maestro_git.sync import sync
+from tests.factories import GitRepoFactory, persona_md
+path, url = Path(sys.argv[1]), sys.argv[2]
+repo = GitRepoFactory(path, pygit2.Repository(str(path)))
+repo.commit({"personas/acme/writer.md": persona_md("Writer", description="Edited elsewhere")})
+sync(Settings(repo_path=path, database_url=url))
+print(time.time(), flush=True)
+"""
+
+
+def test_client_sees_a_commit_mirrored_by_another_process_within_a_second(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    from maestro_git.sync import sync
+
+    git_repo.commit({"personas/acme/writer.md": persona_md("Writer", description="Original")})
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    sync(settings)
+    with Client(database_url, settings=settings) as c:
+        assert c.get("acme/writer").description == "Original"
+        proc = subprocess.run([sys.executable, "-c", _COMMIT_AND_SYNC, str(git_repo.path),
+                               database_url], check=True, timeout=120, capture_output=True,
+                              text=True, cwd=Path(__file__).resolve().parent.parent)
+        mirrored_at = float(proc.stdout.split()[-1])
+        wait_for(lambda: c.get("acme/writer").description == "Edited elsewhere", timeout=1.0)
+        assert time.time() - mirrored_at < 1.5  # includes the subprocess's exit
+        queries = c.stats.queries
+        c.get("acme/writer")
+        assert c.stats.queries == queries
