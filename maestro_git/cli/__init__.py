@@ -85,8 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     _register()
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="maestro",
-                 standalone_mode=False)
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="maestro",
+                          standalone_mode=False)
+        # Without standalone mode click turns `Exit(n)` raised in a command into a return value.
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except MaestroError as err:
         click.echo(f"error: {err.message}", err=True)
         if err.hint:
