@@ -125,7 +125,8 @@ def _resolves_as_non_string(value: str) -> bool:
     plain, as a string: `yes`, `on`, `1:20`, `1_000`, `2024-01-01`, `~`, ...
 
     ruamel.yaml quotes by YAML 1.2 rules, under which `yes` is a plain string."""
-    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+    implicit = (True, False)
+    tag = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
     return bool(tag != "tag:yaml.org,2002:str")
 
 
