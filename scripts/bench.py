@@ -1,0 +1,182 @@
+"""`make bench`: generate a synthetic persona repository once, time the library on it, print
+a table `section | figure | value | target | floor | ok?` (or JSON).
+
+    .venv/bin/python scripts/bench.py [--personas N] [--sets M] [--commits C] [--seed S]
+        [--only check,git,mirror,search] [--format table|json] [--output FILE]
+        [--keep DIR] [--quick]
+
+The repository is cached by its parameters (in DIR with --keep, else in the system's temp
+folder under maestro-bench/), so a rerun starts measuring at once. Sections that write
+commit on a scratch branch, never on the cached branch. The database is $DATABASE_URL's
+server when set, else the embedded PostgreSQL; every measurement gets a fresh database,
+dropped at the end. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import Context, Row, fmt_value, say  # noqa: E402
+
+from maestro_git.output import table  # noqa: E402
+from maestro_git.settings import Settings  # noqa: E402
+from maestro_git.synthetic import GENERATOR_VERSION, GeneratedRepo, generate_repository  # noqa: E402
+
+SECTIONS = ("check", "git", "mirror", "search")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--personas", type=int, default=10_000)
+    ap.add_argument("--sets", type=int, default=200)
+    ap.add_argument("--commits", type=int, default=2_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help="comma-separated sections: " + ", ".join(SECTIONS))
+    ap.add_argument("--format", choices=("table", "json"), default="table")
+    ap.add_argument("--output", type=Path, help="also write the JSON report to this file")
+    ap.add_argument("--keep", type=Path, help="keep the generated repository in this folder")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke runs)")
+    args = ap.parse_args(argv)
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(args.only) - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def cached_repository(root: Path, personas: int, sets: int, commits: int,
+                      seed: int) -> tuple[GeneratedRepo, float | None]:
+    """The generated repository for these parameters: reused when its stamp matches the
+    branch head, else generated afresh. Returns it and the generation time (None: reused)."""
+    key = f"p{personas}-s{sets}-c{commits}-seed{seed}-g{GENERATOR_VERSION}"
+    folder = root / key
+    stamp = folder / "stamp.json"
+    repo_dir = folder / "repo"
+    if stamp.is_file():
+        data = json.loads(stamp.read_text())
+        data["path"] = Path(data["path"])
+        data["invalid_commits"] = tuple(data["invalid_commits"])
+        data["sample_personas"] = tuple(data["sample_personas"])
+        data["sample_sets"] = tuple(data["sample_sets"])
+        cached = GeneratedRepo(**data)
+        ref = repo_dir / ".git" / "refs" / "heads" / cached.branch
+        if ref.is_file() and ref.read_text().strip() == cached.head:
+            return cached, None
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    say(f"generating {personas} personas, {sets} sets, {commits} commits (seed {seed})")
+    start = time.perf_counter()
+    gen = generate_repository(repo_dir, personas=personas, sets=sets, commits=commits,
+                              seed=seed)
+    elapsed = time.perf_counter() - start
+    stamp.write_text(json.dumps({k: (str(v) if isinstance(v, Path) else v)
+                                 for k, v in asdict(gen).items()}))
+    return gen, elapsed
+
+
+def _server_url(settings: Settings, started: list[bool]) -> Any:
+    url_cache: list[str] = []
+
+    def get() -> str:
+        if not url_cache:
+            env = os.environ.get("DATABASE_URL")
+            if env:
+                url_cache.append(env)
+            else:
+                from maestro_git import db
+
+                say("starting the embedded PostgreSQL (DATABASE_URL is not set)")
+                started.append(not db.embedded_running(settings))
+                url_cache.append(db.database_url(settings))
+        return url_cache[0]
+
+    return get
+
+
+def render_table(rows: list[Row]) -> str:
+    out = []
+    for r in rows:
+        ok = {True: "yes", False: "NO", None: ""}[r.ok]
+        value = fmt_value(r.value, r.unit) if r.value is not None else r.note
+        target = ""
+        if r.target is not None:
+            target = ("≥ " if r.higher_is_better else "≤ ") + fmt_value(r.target, r.unit)
+        note = r.note if r.value is not None else ""
+        out.append({"section": r.section, "figure": r.figure + (f" [{note}]" if note else ""),
+                    "value": value, "target": target, "floor": r.floor, "ok?": ok})
+    return table(out, ["section", "figure", "value", "target", "floor", "ok?"], max_width=90)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    cache_root = args.keep or Path(tempfile.gettempdir()) / "maestro-bench"
+    gen, gen_seconds = cached_repository(cache_root.resolve(), args.personas, args.sets,
+                                         args.commits, args.seed)
+    if gen_seconds is None:
+        say(f"reusing the generated repository in {gen.path}")
+    rows: list[Row] = []
+    if gen_seconds is not None:
+        rows.append(Row("generate", f"synthetic repository ({gen.bytes_at_head / 1e6:.1f} MB "
+                        "at the head)", gen_seconds, note=f"{gen.commits} commits"))
+    settings = Settings(repo_path=gen.path)
+    started: list[bool] = []
+    with tempfile.TemporaryDirectory(prefix="maestro-bench-work-") as work:
+        ctx = Context(repo=gen, settings=settings, workdir=Path(work),
+                      server_url=_server_url(settings, started), quick=args.quick)
+        try:
+            for name in args.only:
+                try:
+                    module = importlib.import_module(f"bench_{name}")
+                    rows.extend(module.run(ctx))
+                except ImportError as exc:
+                    rows.append(Row(name, name, None, note=f"not available: {exc}"))
+                except Exception as exc:  # one broken section must not hide the others
+                    traceback.print_exc(file=sys.stderr)
+                    rows.append(Row(name, name, None,
+                                    note=f"failed: {type(exc).__name__}: {exc}"[:200]))
+        finally:
+            ctx.drop_databases()
+            if started and started[0]:
+                from maestro_git import db
+
+                db.stop_embedded(settings)
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "scripts/bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "parameters": {"personas": args.personas, "sets": args.sets, "commits": args.commits,
+                       "seed": args.seed},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "repository": {"path": str(gen.path), "head": gen.head,
+                       "bytes_at_head": gen.bytes_at_head, "merges": gen.merges,
+                       "renames": gen.renames, "deletes": gen.deletes},
+        "rows": [r.as_dict() for r in rows],
+    }
+    if args.output:
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        print(render_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
