@@ -769,7 +769,7 @@ class _History:
     def _new_set(self) -> _Set:
         self.serial += 1
         rng = self.rng
-        members = []
+        members: list[dict[str, object]] = []
         for _ in range(rng.randint(10, 40)):
             self.serial += 1
             members.append(self.text.member(self.serial, {m["name"] for m in members}))
