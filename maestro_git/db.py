@@ -190,10 +190,12 @@ def translate_errors(action: str) -> Iterator[None]:
     """Turn psycopg errors raised inside the block into `DatabaseError`s."""
     try:
         yield
-    except psycopg.OperationalError as exc:
-        raise DatabaseError(f"{action}: the database connection failed: {_first_line(exc)}",
-                            hint="check that PostgreSQL is running and reachable") from exc
     except psycopg.Error as exc:
+        state = exc.sqlstate or ""
+        if state == "" or state.startswith(("08", "57P")):  # connection lost, server shut down
+            raise DatabaseError(
+                f"{action}: the database connection failed: {_first_line(exc)}",
+                hint="check that PostgreSQL is running and reachable") from exc
         raise DatabaseError(f"{action}: {_first_line(exc)}") from exc
 
 

@@ -1,5 +1,170 @@
-"""CLI commands of this area (see maestro_git/cli/__init__.py)."""
+"""Mirror commands: db (url, status, migrate, stop), sync, verify, rebuild."""
 
 from __future__ import annotations
 
-from maestro_git.cli import cli  # noqa: F401
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+
+from maestro_git import db
+from maestro_git.cli import AppContext, cli, format_option, pass_app
+from maestro_git.output import progress, table, to_json
+from maestro_git.settings import Settings
+from maestro_git.sync import Listener, MirroredCommit, SyncReport, sync
+from maestro_git.verify import rebuild, verify
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The PostgreSQL mirror: its URL, status, migrations, and the embedded server.
+
+    With neither --database-url nor DATABASE_URL, maestro runs an embedded PostgreSQL for
+    this repository (data outside the work tree), started on first use and reused.
+    """
+
+
+@db_group.command("url")
+@pass_app
+def db_url(app: AppContext) -> None:
+    """Print the connection string (starts the embedded server when needed): psql "$(maestro
+    db url)"."""
+    click.echo(db.database_url(app.settings))
+
+
+@db_group.command("status")
+@format_option("table", "json")
+@pass_app
+def db_status(app: AppContext, fmt: str) -> None:
+    """Server version, applied and pending migrations, sync cursors."""
+    with db.connect(app.settings) as conn:
+        st = db.status(app.settings, conn)
+    if fmt == "json":
+        click.echo(to_json(dataclasses.asdict(st)))
+        return
+    lines = [f"url:         {st.url}",
+             f"server:      PostgreSQL {st.server_version}"
+             + (f" (embedded, {st.data_dir})" if st.embedded else ""),
+             f"migrations:  {', '.join(st.applied) or 'none'}"
+             + (f"; pending: {', '.join(st.pending)}" if st.pending else ""),
+             f"personas:    {st.personas}",
+             f"sync errors: {st.sync_errors}"]
+    lines += [f"cursor:      {branch} at {commit[:7]}" for branch, commit in st.cursors.items()]
+    click.echo("\n".join(lines))
+
+
+@db_group.command("migrate")
+@pass_app
+def db_migrate(app: AppContext) -> None:
+    """Apply pending schema migrations (each in its own transaction)."""
+    with db.connect(app.settings) as conn:
+        applied = db.migrate(conn)
+    app.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@db_group.command("stop")
+@pass_app
+def db_stop(app: AppContext) -> None:
+    """Stop this repository's embedded PostgreSQL server."""
+    if app.settings.database_url:
+        app.echo("an external database is configured (DATABASE_URL); nothing to stop")
+        return
+    stopped = db.stop_embedded(app.settings)
+    app.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL is not running")
+
+
+def _index_listener(settings: Settings) -> Listener:
+    from maestro_git.index import SearchIndex
+
+    index = SearchIndex(settings)
+
+    def listener(mirrored: MirroredCommit) -> None:
+        index.update(mirrored)
+
+    return listener
+
+
+@contextmanager
+def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    with progress(label) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.advance(done - bar.done)
+        yield advance
+
+
+def _render_sync(app: AppContext, report: SyncReport, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(to_json(dataclasses.asdict(report)))
+        return
+    if report.head is None:
+        app.echo(f"branch {app.settings.branch} has no commit; nothing to mirror")
+        return
+    note = " (history was rewritten: reconciled)" if report.rewritten else ""
+    app.echo(f"mirrored {report.commits} commits, {report.entities} changes, "
+             f"{report.errors} invalid files kept at their last good state; "
+             f"at {report.head[:7]}{note}")
+
+
+@cli.command("sync")
+@click.option("--head-only", is_flag=True,
+              help="Mirror just the head's tree, not every commit since the cursor.")
+@click.option("--no-index", is_flag=True, help="Do not update the local search index.")
+@format_option("text", "json")
+@pass_app
+def sync_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> None:
+    """Mirror every commit from the last mirrored one to the branch head, in order.
+
+    From an empty database the whole first-parent history is mirrored, so versions and the
+    audit trail go back to the first commit. Invalid files are not applied; their errors go
+    to sync_errors. Exits 7 when a daemon holds the writer lock.
+    """
+    listeners = () if no_index else (_index_listener(app.settings),)
+    with _bar("mirroring") as advance:
+        report = sync(app.settings, head_only=head_only, progress=advance,
+                      listeners=listeners)
+    _render_sync(app, report, fmt)
+
+
+@cli.command("verify")
+@format_option("table", "json")
+@pass_app
+def verify_cmd(app: AppContext, fmt: str) -> None:
+    """Compare the mirror with the branch head; exit 1 and list the drift if they differ.
+
+    Every row's content hash is checked against its file; missing and extra rows and stale
+    resolved content are reported. Files invalid at the head are not drift.
+    """
+    with db.connect(app.settings) as conn:
+        db.migrate(conn)
+        report = verify(app.settings, conn)
+    if fmt == "json":
+        click.echo(to_json({**dataclasses.asdict(report), "ok": report.ok}))
+    elif report.ok:
+        app.echo(f"mirror matches {report.head[:7] if report.head else 'an empty branch'} "
+                 f"({report.checked} entities checked)")
+    else:
+        click.echo(table([dataclasses.asdict(d) for d in report.drift],
+                         ["problem", "kind", "key", "detail"]))
+        app.echo(f"{len(report.drift)} differences; run 'maestro sync' or 'maestro rebuild'",
+                 err=True)
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command("rebuild")
+@click.option("--head-only", is_flag=True, help="Mirror just the head, not the whole history.")
+@click.option("--no-index", is_flag=True, help="Do not update the local search index.")
+@format_option("text", "json")
+@pass_app
+def rebuild_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> None:
+    """Recreate the mirror from git, keeping persona_usage (application counts).
+
+    Every table derived from git is emptied and the branch is mirrored again.
+    """
+    listeners = () if no_index else (_index_listener(app.settings),)
+    with db.connect(app.settings) as conn, _bar("rebuilding") as advance:
+        report = rebuild(app.settings, conn, head_only=head_only, listeners=listeners,
+                         progress=advance)
+    _render_sync(app, report, fmt)

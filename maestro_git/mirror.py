@@ -1,0 +1,528 @@
+"""Apply one commit's changes to the mirror, in one transaction with the sync cursor.
+
+Rules of this module:
+- `apply_commit` is the unit of work: rows, versions, audit events, `sync_errors`, the
+  `sync_state` cursor and the NOTIFYs commit together or not at all, so a crash leaves the
+  mirror at a commit boundary.
+- Idempotent: upserts skip rows whose hashes did not change (`WHERE … IS DISTINCT FROM`),
+  versions and audit events are `ON CONFLICT DO NOTHING`, `sync_errors` rows of the same
+  commit are kept; replaying a commit writes nothing.
+- Bulk first load (`bulk=True`, an empty mirror): rows go in with COPY and the GIN indexes of
+  the loaded tables are dropped before and rebuilt after, in the same transaction (building a
+  GIN index once is about twice as fast as maintaining it row by row).
+- `load_state` reads the mirror back as records, so a restarted syncer diffs against what the
+  database holds (including the last good state of files that are invalid now).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from maestro_git import events as events_mod
+from maestro_git.db import Connection
+from maestro_git.git import CommitInfo
+from maestro_git.models import (
+    AuditEvent,
+    Change,
+    ChangeAction,
+    Persona,
+    PersonaSet,
+    PersonaSetMember,
+    Problem,
+    Severity,
+    Template,
+)
+from maestro_git.snapshot import Snapshot
+
+__all__ = [
+    "ApplyResult",
+    "MirrorState",
+    "apply_commit",
+    "clear_derived",
+    "is_empty",
+    "load_state",
+    "persona_uuid",
+    "read_cursor",
+]
+
+# uuid5 namespace for personas without a usable frontmatter `id` (see `persona_uuid`).
+PERSONA_NAMESPACE = uuid.UUID("6f1c3c1e-2f7a-5b8e-9a51-6d6165737472")
+
+_DERIVED_TABLES = ("persona_set_members", "persona_sets", "persona_versions", "personas",
+                   "persona_templates", "audit_events", "sync_errors", "sync_state")
+_BULK_TABLES = ("personas", "persona_templates", "persona_set_members")
+
+
+def _system_templates() -> frozenset[str]:
+    folder = Path(__file__).resolve().parent / "builtin_templates"
+    try:
+        return frozenset(e.name[:-3] for e in folder.iterdir() if e.name.endswith(".md"))
+    except OSError:  # pragma: no cover
+        return frozenset({"developer_assistant", "creative_writer", "business_analyst",
+                          "research_assistant"})
+
+
+SYSTEM_TEMPLATES = _system_templates()
+
+
+def persona_uuid(key: str, frontmatter_id: str | None) -> uuid.UUID:
+    """A persona's row id: its frontmatter `id` when that is a UUID, else uuid5 of its key.
+
+    (The syncer also keeps a key's existing row id across renames detected by git, so an
+    id-less persona keeps its history when it moves.)
+    """
+    if frontmatter_id:
+        try:
+            return uuid.UUID(frontmatter_id)
+        except ValueError:
+            pass
+    return uuid.uuid5(PERSONA_NAMESPACE, f"persona:{key}")
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _frontmatter(rec: Persona | Template) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("id", "display_name", "description", "version", "extends", "category"):
+        value = getattr(rec, name, None)
+        if value is not None:
+            out[name] = value
+    if rec.tags:
+        out["tags"] = list(rec.tags)
+    out["active"] = rec.active
+    if rec.metadata:
+        out["metadata"] = rec.metadata
+    return out
+
+
+def _json(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+# -- reading the mirror back ------------------------------------------------------------------
+@dataclass(frozen=True)
+class MirrorState:
+    """What the mirror holds: the cursor, the effective records and the persona row ids."""
+
+    commit: str | None
+    snapshot: Snapshot
+    ids: Mapping[str, uuid.UUID]  # persona key -> row id
+
+
+def read_cursor(conn: Connection, branch: str) -> str | None:
+    row = conn.execute("SELECT commit FROM sync_state WHERE branch = %s", (branch,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def is_empty(conn: Connection) -> bool:
+    """True when no persona, template, set, version or audit event is mirrored yet."""
+    row = conn.execute(
+        "SELECT NOT EXISTS (SELECT 1 FROM personas) AND NOT EXISTS (SELECT 1 FROM "
+        "persona_templates) AND NOT EXISTS (SELECT 1 FROM persona_sets) AND NOT EXISTS "
+        "(SELECT 1 FROM persona_versions) AND NOT EXISTS (SELECT 1 FROM audit_events)"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def load_state(conn: Connection, branch: str) -> MirrorState:
+    """The mirror's current state as records (a `Snapshot` with no files or problems)."""
+    personas: dict[str, Persona] = {}
+    ids: dict[str, uuid.UUID] = {}
+    for r in conn.execute(
+            "SELECT id, key, owner, name, path, display_name, description, content, version, "
+            "parent_key, tags, active, metadata, frontmatter, content_hash, size_bytes "
+            "FROM personas"):
+        fm = r[13] or {}
+        personas[r[1]] = Persona(
+            id=fm.get("id"), owner=r[2], name=r[3], path=r[4], display_name=r[5],
+            description=r[6], body=r[7], version=r[8], extends=r[9], tags=tuple(r[10]),
+            active=r[11], metadata=r[12], content_hash=r[14], size_bytes=r[15])
+        ids[r[1]] = r[0]
+    templates: dict[str, Template] = {}
+    for r in conn.execute(
+            "SELECT name, path, id, display_name, description, content, category, version, "
+            "tags, metadata, content_hash, size_bytes FROM persona_templates"):
+        templates[r[0]] = Template(
+            name=r[0], path=r[1], id=str(r[2]) if r[2] else None, display_name=r[3],
+            description=r[4], body=r[5], category=r[6], version=r[7], tags=tuple(r[8]),
+            metadata=r[9], content_hash=r[10], size_bytes=r[11])
+    members: dict[str, list[PersonaSetMember]] = {}
+    for r in conn.execute(
+            "SELECT set_key, name, persona_data, image_url, image_prompt, similarity_score, "
+            "validation_status FROM persona_set_members ORDER BY set_key, position"):
+        members.setdefault(r[0], []).append(PersonaSetMember(
+            name=r[1], persona_data=r[2], image_url=r[3], image_prompt=r[4],
+            similarity_score=r[5], validation_status=r[6]))
+    sets: dict[str, PersonaSet] = {}
+    for r in conn.execute(
+            "SELECT key, path, name, description, rqe_scores, diversity_score, "
+            "validation_scores, generation_cycle, status, metadata, content_hash, size_bytes "
+            "FROM persona_sets"):
+        sets[r[0]] = PersonaSet(
+            name=r[0], path=r[1], title=r[2], description=r[3], members=tuple(members.get(
+                r[0], ())), rqe_scores=r[4], diversity_score=r[5], validation_scores=r[6],
+            generation_cycle=r[7], status=r[8], metadata=r[9], content_hash=r[10],
+            size_bytes=r[11])
+    commit = read_cursor(conn, branch)
+    snap = Snapshot(commit=commit, files=MappingProxyType({}),
+                    personas=MappingProxyType(personas), templates=MappingProxyType(templates),
+                    sets=MappingProxyType(sets), problems=())
+    return MirrorState(commit, snap, MappingProxyType(ids))
+
+
+def clear_derived(conn: Connection) -> None:
+    """Empty every table derived from git (not `persona_usage`), inside the caller's
+    transaction."""
+    conn.execute(sql.SQL("TRUNCATE {}").format(
+        sql.SQL(", ").join(sql.Identifier(t) for t in _DERIVED_TABLES)))
+
+
+# -- applying a commit ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApplyResult:
+    """What one `apply_commit` wrote (zero everywhere for a replay)."""
+
+    commit: str
+    rows: int = 0  # persona, template and set rows inserted, updated or deleted
+    versions: int = 0
+    audit_events: int = 0
+    notifications: int = 0
+    errors: tuple[Problem, ...] = field(default_factory=tuple)  # recorded in sync_errors
+
+
+_PERSONA_COLS = ("id", "key", "owner", "name", "path", "display_name", "description",
+                 "content", "resolved_content", "version", "parent_key", "parent_id", "tags",
+                 "active", "metadata", "frontmatter", "content_hash", "resolved_hash",
+                 "size_bytes", "commit", "created_at", "updated_at")
+_PERSONA_UPSERT = (
+    f"INSERT INTO personas ({', '.join(_PERSONA_COLS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_PERSONA_COLS))}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _PERSONA_COLS if c not in ("id", "created_at"))
+    + " WHERE personas.content_hash IS DISTINCT FROM excluded.content_hash"
+      " OR personas.key IS DISTINCT FROM excluded.key"
+      " OR personas.resolved_hash IS DISTINCT FROM excluded.resolved_hash"
+      " OR personas.parent_id IS DISTINCT FROM excluded.parent_id")
+
+_TEMPLATE_COLS = ("name", "path", "id", "display_name", "description", "content", "category",
+                  "version", "tags", "is_system_template", "metadata", "content_hash",
+                  "size_bytes", "commit", "created_at", "updated_at")
+_TEMPLATE_UPSERT = (
+    f"INSERT INTO persona_templates ({', '.join(_TEMPLATE_COLS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_TEMPLATE_COLS))}) ON CONFLICT (name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _TEMPLATE_COLS if c not in ("name", "created_at"))
+    + " WHERE persona_templates.content_hash IS DISTINCT FROM excluded.content_hash"
+      " OR persona_templates.path IS DISTINCT FROM excluded.path")
+
+_SET_COLS = ("key", "path", "name", "description", "rqe_scores", "diversity_score",
+             "validation_scores", "generation_cycle", "status", "metadata", "member_count",
+             "content_hash", "size_bytes", "commit", "created_at", "updated_at")
+_SET_UPSERT = (
+    f"INSERT INTO persona_sets ({', '.join(_SET_COLS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_SET_COLS))}) ON CONFLICT (key) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _SET_COLS if c not in ("key", "created_at"))
+    + " WHERE persona_sets.content_hash IS DISTINCT FROM excluded.content_hash"
+      " OR persona_sets.path IS DISTINCT FROM excluded.path RETURNING key")
+
+_MEMBER_COLS = ("set_key", "position", "name", "persona_data", "image_url", "image_prompt",
+                "similarity_score", "validation_status")
+
+_VERSION_COLS = ("persona_id", "key", "path", "commit", "action", "version", "content",
+                 "frontmatter", "content_hash", "author_name", "author_email", "committed_at",
+                 "message")
+_VERSION_INSERT = (
+    f"INSERT INTO persona_versions ({', '.join(_VERSION_COLS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_VERSION_COLS))}) "
+    "ON CONFLICT ON CONSTRAINT persona_versions_once_per_commit DO NOTHING")
+
+_EVENT_COLS = ("commit", "action", "kind", "key", "old_key", "actor_name", "actor_email",
+               "occurred_at", "message", "details")
+_EVENT_INSERT = (
+    f"INSERT INTO audit_events ({', '.join(_EVENT_COLS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_EVENT_COLS))}) "
+    "ON CONFLICT ON CONSTRAINT audit_events_once DO NOTHING")
+
+
+def _persona_row(rec: Persona, pid: uuid.UUID, parent_id: uuid.UUID | None, resolved: str,
+                 info: CommitInfo) -> tuple[Any, ...]:
+    return (pid, rec.key, rec.owner, rec.name, rec.path, rec.display_name, rec.description,
+            rec.body, resolved, rec.version, rec.extends, parent_id, list(rec.tags),
+            rec.active, Jsonb(rec.metadata), Jsonb(_frontmatter(rec)), rec.content_hash,
+            _sha(resolved), rec.size_bytes, info.id, info.time, info.time)
+
+
+def _template_row(rec: Template, info: CommitInfo) -> tuple[Any, ...]:
+    tid: uuid.UUID | None = None
+    if rec.id:
+        try:
+            tid = uuid.UUID(rec.id)
+        except ValueError:
+            tid = None
+    return (rec.name, rec.path, tid, rec.display_name, rec.description, rec.body, rec.category,
+            rec.version, list(rec.tags), rec.name in SYSTEM_TEMPLATES, Jsonb(rec.metadata),
+            rec.content_hash, rec.size_bytes, info.id, info.time, info.time)
+
+
+def _set_row(rec: PersonaSet, info: CommitInfo) -> tuple[Any, ...]:
+    return (rec.name, rec.path, rec.title or rec.name, rec.description, _json(rec.rqe_scores),
+            _json(rec.diversity_score), _json(rec.validation_scores), rec.generation_cycle,
+            rec.status, Jsonb(rec.metadata), len(rec.members), rec.content_hash, rec.size_bytes,
+            info.id, info.time, info.time)
+
+
+def _member_rows(rec: PersonaSet) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    seen: set[str] = set()
+    for position, m in enumerate(rec.members):
+        if m.name in seen:  # (set_key, name) is the key; a duplicate name keeps the first
+            continue
+        seen.add(m.name)
+        rows.append((rec.name, position, m.name, Jsonb(m.persona_data), m.image_url,
+                     m.image_prompt, _json(m.similarity_score), m.validation_status))
+    return rows
+
+
+_VERSION_ACTION = {ChangeAction.ADDED: "created", ChangeAction.MODIFIED: "updated",
+                   ChangeAction.RENAMED: "renamed", ChangeAction.REMOVED: "deleted"}
+
+
+def _copy(conn: Connection, table: str, cols: Sequence[str],
+          rows: Iterable[Sequence[Any]]) -> None:
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in cols))
+    with conn.cursor() as cur, cur.copy(stmt) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _drop_gin_indexes(conn: Connection) -> list[str]:
+    """Drop the GIN indexes of the bulk-loaded tables; returns their definitions."""
+    rows = conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = ANY(%s) AND indexdef LIKE '%% USING gin %%'",
+        (list(_BULK_TABLES),)).fetchall()
+    for name, _ in rows:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+    return [d for _, d in rows]
+
+
+def _write(conn: Connection, stmt: str, rows: list[tuple[Any, ...]], bulk: bool,
+           table: str, cols: Sequence[str]) -> int:
+    if not rows:
+        return 0
+    if bulk:
+        _copy(conn, table, cols, rows)
+        return len(rows)
+    with conn.cursor() as cur:
+        cur.executemany(stmt, rows)
+        return max(cur.rowcount, 0)
+
+
+def apply_commit(
+    conn: Connection,
+    info: CommitInfo,
+    changes: Sequence[Change],
+    old_effective: Snapshot | None,
+    new_effective: Snapshot,
+    events: Sequence[AuditEvent],
+    problems: Mapping[str, Sequence[Problem]],
+    *,
+    branch: str,
+    ids: Mapping[str, uuid.UUID],
+    old_ids: Mapping[str, uuid.UUID] | None = None,
+    resolved: Mapping[str, str] | None = None,
+    version_keys: frozenset[str] | None = None,
+    extra_notifications: Sequence[events_mod.EntityEvent] = (),
+    bulk: bool = False,
+) -> ApplyResult:
+    """Mirror one commit in one transaction.
+
+    - `changes`: what differs between the effective states (`snapshot.diff_snapshots`).
+    - `old_effective` / `new_effective`: the records the mirror holds before / after.
+    - `events`: the commit's audit events (`audit.events_for_commit`).
+    - `problems`: path -> that path's current problems, for every path whose `sync_errors`
+      must be refreshed (an empty sequence clears them). Only errors are recorded.
+    - `ids` / `old_ids`: persona key -> row id in the new / old state.
+    - `resolved`: persona key -> resolved content, for every changed persona and every
+      persona whose resolved content must be rewritten (descendants of changed ones);
+      a changed persona missing here gets its own body.
+    - `version_keys`: persona keys that get a `persona_versions` row (None: every changed
+      persona).
+    - `bulk`: the mirror is empty: COPY the rows and rebuild the GIN indexes afterwards.
+    """
+    resolved = resolved or {}
+    old_ids = old_ids or {}
+    old_personas = old_effective.personas if old_effective is not None else {}
+    personas = new_effective.personas
+    n_rows = n_versions = n_events = 0
+    errors: list[Problem] = []
+    with conn.transaction():
+        gin = _drop_gin_indexes(conn) if bulk else []
+
+        removed_personas = [c.key for c in changes
+                            if c.kind == "persona" and c.action is ChangeAction.REMOVED]
+        removed_templates = [c.key for c in changes
+                             if c.kind == "template" and c.action is ChangeAction.REMOVED]
+        removed_sets = [c.key for c in changes
+                        if c.kind == "persona_set" and c.action is ChangeAction.REMOVED]
+        for c in changes:  # renamed templates and sets are keyed by name: drop the old key
+            if c.action is ChangeAction.RENAMED and c.old_key is not None:
+                if c.kind == "template":
+                    removed_templates.append(c.old_key)
+                elif c.kind == "persona_set":
+                    removed_sets.append(c.old_key)
+        if not bulk:
+            for table, col, keys in (("personas", "key", removed_personas),
+                                     ("persona_templates", "name", removed_templates),
+                                     ("persona_sets", "key", removed_sets)):
+                if keys:
+                    cur = conn.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
+                        sql.Identifier(table), sql.Identifier(col)), (keys,))
+                    n_rows += max(cur.rowcount, 0)
+            # A key whose row id changed (an id added or edited in place): move its history.
+            for c in changes:
+                if c.kind != "persona" or c.action is not ChangeAction.MODIFIED:
+                    continue
+                before, after = old_ids.get(c.key), ids.get(c.key)
+                if before is not None and after is not None and before != after:
+                    conn.execute("UPDATE personas SET id = %s WHERE id = %s", (after, before))
+                    conn.execute(
+                        "UPDATE persona_versions v SET persona_id = %s WHERE persona_id = %s "
+                        "AND NOT EXISTS (SELECT 1 FROM persona_versions w WHERE "
+                        "w.persona_id = %s AND w.commit = v.commit)", (after, before, after))
+                    conn.execute(
+                        "UPDATE persona_usage SET persona_id = %s WHERE persona_id = %s AND "
+                        "NOT EXISTS (SELECT 1 FROM persona_usage WHERE persona_id = %s)",
+                        (after, before, after))
+
+        # Current rows.
+        persona_rows: list[tuple[Any, ...]] = []
+        template_rows: list[tuple[Any, ...]] = []
+        set_recs: list[PersonaSet] = []
+        changed_persona_keys: set[str] = set()
+        for c in changes:
+            if c.action is ChangeAction.REMOVED:
+                continue
+            if c.kind == "persona":
+                p = personas[c.key]
+                changed_persona_keys.add(c.key)
+                parent = ids.get(p.extends) if p.extends else None
+                persona_rows.append(_persona_row(p, ids[c.key], parent,
+                                                 resolved.get(c.key, p.body), info))
+            elif c.kind == "template":
+                template_rows.append(_template_row(new_effective.templates[c.key], info))
+            else:
+                set_recs.append(new_effective.sets[c.key])
+        n_rows += _write(conn, _PERSONA_UPSERT, persona_rows, bulk, "personas", _PERSONA_COLS)
+        n_rows += _write(conn, _TEMPLATE_UPSERT, template_rows, bulk, "persona_templates",
+                         _TEMPLATE_COLS)
+        if set_recs:
+            if bulk:
+                _copy(conn, "persona_sets", _SET_COLS, [_set_row(s, info) for s in set_recs])
+                _copy(conn, "persona_set_members", _MEMBER_COLS,
+                      [m for s in set_recs for m in _member_rows(s)])
+                n_rows += len(set_recs)
+            else:
+                for s in set_recs:
+                    if conn.execute(_SET_UPSERT, _set_row(s, info)).fetchone() is None:
+                        continue  # unchanged (a replay)
+                    n_rows += 1
+                    conn.execute("DELETE FROM persona_set_members WHERE set_key = %s",
+                                 (s.name,))
+                    with conn.cursor() as cur:
+                        cur.executemany(
+                            f"INSERT INTO persona_set_members ({', '.join(_MEMBER_COLS)}) "
+                            f"VALUES ({', '.join(['%s'] * len(_MEMBER_COLS))})",
+                            _member_rows(s))
+
+        if not bulk and changed_persona_keys:
+            # Children of a persona that (re)appeared point at it again.
+            conn.execute(
+                "UPDATE personas c SET parent_id = p.id FROM personas p WHERE "
+                "p.key = ANY(%s) AND c.parent_key = p.key AND c.parent_id IS DISTINCT FROM p.id",
+                (sorted(changed_persona_keys),))
+        # Descendants whose resolved content changed although their file did not.
+        descendant_rows = [(text, _sha(text), key) for key, text in resolved.items()
+                           if key not in changed_persona_keys and key in personas]
+        if descendant_rows:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "UPDATE personas SET resolved_content = %s, resolved_hash = %s "
+                    "WHERE key = %s AND resolved_hash IS DISTINCT FROM %s",
+                    [(t, h, k, h) for t, h, k in descendant_rows])
+
+        # Versions: one row per changed persona and commit.
+        actions = {(e.kind, e.key): e.action for e in events}
+        version_rows: list[tuple[Any, ...]] = []
+        for c in changes:
+            if c.kind != "persona" or (version_keys is not None and c.key not in version_keys):
+                continue
+            action = actions.get(("persona", c.key), _VERSION_ACTION[c.action])
+            if action not in ("created", "updated", "renamed", "deleted", "rolled_back"):
+                action = _VERSION_ACTION[c.action]
+            if c.action is ChangeAction.REMOVED:
+                old = old_personas.get(c.key)
+                pid = old_ids.get(c.key)
+                if pid is None:
+                    continue
+                version_rows.append((pid, c.key, old.path if old else c.old_path or "",
+                                     info.id, "deleted", None, None, None, None,
+                                     info.author_name, info.author_email, info.time,
+                                     info.message))
+            else:
+                p = personas[c.key]
+                version_rows.append((ids[c.key], c.key, p.path, info.id, action, p.version,
+                                     p.body, Jsonb(_frontmatter(p)), p.content_hash,
+                                     info.author_name, info.author_email, info.time,
+                                     info.message))
+        n_versions = _write(conn, _VERSION_INSERT, version_rows, bulk, "persona_versions",
+                            _VERSION_COLS)
+        event_rows = [(e.commit, e.action, e.kind, e.key, e.old_key, e.actor_name,
+                       e.actor_email, e.time, e.message, Jsonb({})) for e in events]
+        n_events = _write(conn, _EVENT_INSERT, event_rows, bulk, "audit_events", _EVENT_COLS)
+
+        # sync_errors: refresh the given paths; rows of this very commit are kept (replay).
+        if problems:
+            paths = sorted(problems)
+            conn.execute("DELETE FROM sync_errors WHERE path = ANY(%s) AND commit <> %s",
+                         (paths, info.id))
+            kept = {r[0] for r in conn.execute(
+                "SELECT DISTINCT path FROM sync_errors WHERE commit = %s AND path = ANY(%s)",
+                (info.id, paths))}
+            error_rows: list[tuple[Any, ...]] = []
+            for path in paths:
+                for prob in problems[path]:
+                    if prob.severity is Severity.ERROR:
+                        errors.append(prob)
+                        if path not in kept:
+                            error_rows.append((prob.path, info.id, prob.rule,
+                                               prob.severity.value, prob.line, prob.column,
+                                               prob.message, prob.fix))
+            if error_rows:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        'INSERT INTO sync_errors (path, commit, rule, severity, line, "column", '
+                        "message, fix) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", error_rows)
+        conn.execute(
+            "INSERT INTO sync_state (branch, commit) VALUES (%s, %s) ON CONFLICT (branch) "
+            "DO UPDATE SET commit = excluded.commit, mirrored_at = now() "
+            "WHERE sync_state.commit IS DISTINCT FROM excluded.commit", (branch, info.id))
+
+        if gin:
+            conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks at CREATE INDEX
+        for definition in gin:
+            conn.execute(definition.encode("utf-8"))
+        if bulk:
+            conn.execute("ANALYZE personas")
+        n_notes = events_mod.notify(conn, [*events, *extra_notifications])
+    return ApplyResult(info.id, n_rows, n_versions, n_events, n_notes, tuple(errors))

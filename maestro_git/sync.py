@@ -1,0 +1,445 @@
+"""Catch the mirror up with the branch: last mirrored commit → head, one commit at a time.
+
+Rules of this module:
+- The branch is read first-parent, oldest first: a merged branch arrives as its merge commit.
+- A `Syncer` is long-lived: it keeps the last mirrored commit, its snapshot and the mirror's
+  effective state in memory, so a `catch_up()` after one new commit re-reads and re-parses
+  only the files that commit touched. Before each catch-up it reads the cursor from
+  `sync_state` (one indexed row); if another writer moved it, the state is reloaded.
+- Effective state: a file with an ERROR problem at a commit is not applied; its last good
+  record stays (a new invalid file is not mirrored at all) and its errors go to `sync_errors`
+  until a later commit fixes it.
+- Identity: a persona's row id is its frontmatter `id` when that is a UUID; otherwise the id
+  its key already has in the mirror, or (for a rename git detects) the id of the key it was
+  renamed from, or else uuid5 of its key. A key whose frontmatter id is added or edited keeps
+  its history (the mirror moves it to the new id).
+- History rewritten (the cursor is gone or no longer an ancestor of the head, after a force
+  push or a reset): the first commit after the merge base (or the head itself) is mirrored
+  against what the database holds, versions of commits no longer on the branch are deleted,
+  no version is written twice, and a `history_rewritten` audit event is recorded.
+- Listeners run after each commit's transaction has committed, then the hooks; a listener or
+  hook that fails is logged and does not stop the sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from maestro_git import audit, db, inherit, mirror
+from maestro_git.errors import InheritanceError
+from maestro_git.events import EntityEvent, run_hooks
+from maestro_git.formats import classify
+from maestro_git.git import CommitInfo, GitRepo
+from maestro_git.models import (
+    AuditEvent,
+    Change,
+    ChangeAction,
+    Persona,
+    PersonaSet,
+    Problem,
+    Template,
+)
+from maestro_git.settings import Settings
+from maestro_git.snapshot import Snapshot, build_snapshot, diff_snapshots, update_snapshot
+
+__all__ = ["CommitSummary", "Listener", "MirroredCommit", "SyncReport", "Syncer", "sync"]
+
+log = logging.getLogger("maestro_git.sync")
+
+Record = Persona | Template | PersonaSet
+
+
+@dataclass(frozen=True)
+class MirroredCommit:
+    """One commit, as listeners see it after its transaction committed."""
+
+    commit: CommitInfo
+    changes: list[Change]  # what was applied
+    events: list[AuditEvent]
+    snapshot: Snapshot  # the new effective state (what the mirror holds now)
+    resolved: tuple[str, ...] = ()  # personas whose resolved content changed without an edit
+
+
+Listener = Callable[[MirroredCommit], None]
+
+
+@dataclass(frozen=True)
+class CommitSummary:
+    commit: str
+    entities: int  # entities changed (added, modified, removed, renamed)
+    errors: int  # files refused at that commit (recorded in sync_errors)
+    ms: float
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one catch-up did."""
+
+    head: str | None
+    commits: int = 0
+    entities: int = 0
+    errors: int = 0  # files with errors at the commits mirrored (their last good state kept)
+    rewritten: bool = False
+    steps: tuple[CommitSummary, ...] = ()
+
+
+@dataclass
+class _State:
+    commit: str | None
+    raw: Snapshot | None  # every file's parse result at `commit` (None: not built yet)
+    eff: Snapshot  # what the mirror holds
+    ids: dict[str, uuid.UUID]
+    children: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Step:
+    commit: str
+    full: bool = False  # build the snapshot from the whole tree (first load, reconcile)
+    reconcile: bool = False  # diff against the database state; versions only for git's delta
+    rewritten_from: str | None = None  # the lost cursor, when history was rewritten
+    bulk: bool = False
+
+
+def _tables(snap: Snapshot) -> dict[str, dict[str, Record]]:
+    return {"persona": dict(snap.personas), "template": dict(snap.templates),
+            "persona_set": dict(snap.sets)}
+
+
+def _snapshot(commit: str | None, raw: Snapshot | None,
+              tables: Mapping[str, Mapping[str, Record]]) -> Snapshot:
+    files = raw.files if raw is not None else MappingProxyType({})
+    return Snapshot(
+        commit=commit, files=files,
+        personas=MappingProxyType(dict(tables["persona"])),  # type: ignore[arg-type]
+        templates=MappingProxyType(dict(tables["template"])),  # type: ignore[arg-type]
+        sets=MappingProxyType(dict(tables["persona_set"])),  # type: ignore[arg-type]
+        problems=raw.problems if raw is not None else (),
+        invalid_paths=raw.invalid_paths if raw is not None else frozenset())
+
+
+def effective(old: Snapshot, raw: Snapshot, paths: Iterable[str]
+              ) -> tuple[Snapshot, set[tuple[str, str]]]:
+    """The mirror's new state: `old` with `paths` re-judged against `raw` (valid files take
+    their new record, invalid ones keep their old record). Returns it and the (kind, key)
+    entities those paths touch."""
+    tables = _tables(old)
+    affected: set[tuple[str, str]] = set()
+    located = [(p, classify(p)) for p in paths]
+    for path, loc in located:  # removals first: a set may move between its two path forms
+        if loc is None:
+            continue
+        affected.add((loc.kind, loc.key))
+        if path not in raw.files:
+            current = tables[loc.kind].get(loc.key)
+            if current is not None and current.path == path:
+                del tables[loc.kind][loc.key]
+    for path, loc in located:
+        if loc is None or path not in raw.files:
+            continue
+        record = raw.files[path].record
+        if raw.is_valid(path) and record is not None:
+            tables[loc.kind][loc.key] = record
+    return _snapshot(raw.commit, raw, tables), affected
+
+
+def _subset(snap: Snapshot, keys: set[tuple[str, str]]) -> Snapshot:
+    tables: dict[str, dict[str, Record]] = {"persona": {}, "template": {}, "persona_set": {}}
+    for kind, key in keys:
+        rec = snap.record(kind, key)  # type: ignore[arg-type]
+        if rec is not None:
+            tables[kind][key] = rec
+    return _snapshot(snap.commit, None, tables)
+
+
+def _by_path(problems: Iterable[Problem]) -> dict[str, list[Problem]]:
+    out: dict[str, list[Problem]] = {}
+    for p in problems:
+        out.setdefault(p.path, []).append(p)
+    return out
+
+
+class Syncer:
+    """Mirrors a branch into PostgreSQL, keeping what it needs in memory between calls.
+
+    `conn_or_url`: an open connection (the caller keeps it, e.g. the daemon's lock session)
+    or a URL (the syncer opens and closes its own connection). The caller is responsible for
+    migrations and for holding the writer lock.
+    """
+
+    def __init__(self, settings: Settings, conn_or_url: db.Connection | str,
+                 listeners: Sequence[Listener] = (), *, hooks: bool = True) -> None:
+        self.settings = settings
+        self.git = GitRepo(settings.repo_path)
+        if isinstance(conn_or_url, str):
+            self.conn = db.connect(conn_or_url)
+            self._owns_conn = True
+        else:
+            self.conn = conn_or_url
+            self._owns_conn = False
+        self.listeners = list(listeners)
+        self.hooks = hooks
+        self._state: _State | None = None
+
+    def close(self) -> None:
+        if self._owns_conn and not self.conn.closed:
+            self.conn.close()
+
+    def __enter__(self) -> Syncer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- state -----------------------------------------------------------------------------
+    def _load(self) -> _State:
+        with db.translate_errors("reading the mirror"):
+            loaded = mirror.load_state(self.conn, self.settings.branch)
+        raw = None
+        if loaded.commit is not None and self.git.has_commit(loaded.commit):
+            raw = build_snapshot(self.git.files_at(loaded.commit), self.settings, loaded.commit)
+        eff = loaded.snapshot
+        return _State(loaded.commit, raw, eff, dict(loaded.ids),
+                      inherit.children_index(eff.personas))
+
+    def _current_state(self) -> _State:
+        with db.translate_errors("reading the sync cursor"):
+            cursor = mirror.read_cursor(self.conn, self.settings.branch)
+        if self._state is None or self._state.commit != cursor:
+            self._state = self._load()
+        return self._state
+
+    # -- planning --------------------------------------------------------------------------
+    def _plan(self, state: _State, head: str, head_only: bool) -> tuple[list[_Step], bool]:
+        cursor = state.commit
+        if cursor is None:
+            with db.translate_errors("reading the mirror"):
+                empty = mirror.is_empty(self.conn)
+            chain = [head] if head_only else self.git.first_parent_chain(None, head)
+            steps = [_Step(c) for c in chain]
+            steps[0] = _Step(chain[0], full=True, reconcile=not empty, bulk=empty)
+            return steps, False
+        if head_only:
+            return [_Step(head, full=True)], False
+        chain = self.git.first_parent_chain(cursor, head)
+        if chain and self.git.commit_info(chain[0]).parents[:1] == (cursor,):
+            return [_Step(c) for c in chain], False
+        # The cursor is not on the head's first-parent line.
+        full = self.git.first_parent_chain(None, head)
+        known = self.git.has_commit(cursor)
+        rewritten = not known or not self.git.is_ancestor(cursor, head)
+        lo, hi = 0, len(full)  # last index whose commit is an ancestor of the cursor
+        if known:
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if self.git.is_ancestor(full[mid], cursor):
+                    lo = mid + 1
+                else:
+                    hi = mid
+        rest = full[lo:] if known else []
+        if not rest:
+            rest = [head]
+        steps = [_Step(c) for c in rest]
+        steps[0] = _Step(rest[0], full=True, reconcile=True,
+                         rewritten_from=cursor if rewritten else None)
+        if rewritten:
+            reachable = set(full)
+            with db.translate_errors("reconciling rewritten history"), \
+                    self.conn.transaction():
+                stale = [r[0] for r in self.conn.execute(
+                    "SELECT DISTINCT commit FROM persona_versions")
+                    if r[0] not in reachable]
+                if stale:
+                    self.conn.execute("DELETE FROM persona_versions WHERE commit = ANY(%s)",
+                                      (stale,))
+        return steps, rewritten
+
+    # -- one commit ------------------------------------------------------------------------
+    def _assign_ids(self, state: _State, changes: Sequence[Change], new: Snapshot
+                    ) -> dict[str, uuid.UUID]:
+        ids = dict(state.ids)
+        for c in changes:
+            if c.kind != "persona":
+                continue
+            if c.action is ChangeAction.REMOVED:
+                ids.pop(c.key, None)
+            elif c.action is ChangeAction.RENAMED and c.old_key is not None:
+                ids.pop(c.old_key, None)
+        used = {v: k for k, v in ids.items()}
+        for c in changes:
+            if c.kind != "persona" or c.action is ChangeAction.REMOVED:
+                continue
+            rec = new.personas[c.key]
+            uid = mirror.persona_uuid(c.key, rec.id)
+            if rec.id is None or uid == mirror.persona_uuid(c.key, None):
+                if c.old_key is not None and c.old_key in state.ids:
+                    uid = state.ids[c.old_key]
+                elif c.key in state.ids:
+                    uid = state.ids[c.key]
+            owner = used.get(uid)
+            if owner is not None and owner != c.key:
+                log.warning("%s repeats the id of %s; mirrored under a derived id",
+                            rec.path, owner)
+                uid = uuid.uuid5(mirror.PERSONA_NAMESPACE, f"persona:{c.key}:duplicate")
+            if ids.get(c.key) is not None and used.get(ids[c.key]) == c.key:
+                del used[ids[c.key]]
+            ids[c.key] = uid
+            used[uid] = c.key
+        return ids
+
+    def _update_children(self, state: _State, old: Snapshot, new: Snapshot,
+                         keys: Iterable[str]) -> None:
+        for key in keys:
+            before, after = old.personas.get(key), new.personas.get(key)
+            if before is not None and before.extends:
+                state.children.get(before.extends, set()).discard(key)
+            if after is not None and after.extends:
+                state.children.setdefault(after.extends, set()).add(key)
+
+    def _resolve(self, state: _State, new: Snapshot, changes: Sequence[Change]
+                 ) -> tuple[dict[str, str], list[str]]:
+        changed = {c.key for c in changes if c.kind == "persona"}
+        changed |= {c.old_key for c in changes if c.kind == "persona" and c.old_key}
+        if not changed:
+            return {}, []
+        present = {c.key for c in changes
+                   if c.kind == "persona" and c.action is not ChangeAction.REMOVED}
+        todo = set(present)
+        if state.children:
+            for key in changed:
+                todo.update(inherit.descendants(key, index=state.children))
+        depth = self.settings.limits.max_inheritance_depth
+        resolved: dict[str, str] = {}
+        for key in todo:
+            if key not in new.personas:
+                continue
+            try:
+                resolved[key] = inherit.resolve(key, new.personas, depth).body
+            except InheritanceError:
+                if key in present:
+                    resolved[key] = new.personas[key].body
+        return resolved, sorted(k for k in resolved if k not in present)
+
+    def _step(self, state: _State, step: _Step) -> tuple[MirroredCommit, mirror.ApplyResult]:
+        info = self.git.commit_info(step.commit)
+        old_eff = state.eff
+        if step.full or state.raw is None:
+            raw = build_snapshot(self.git.files_at(step.commit), self.settings, step.commit)
+            paths = set(raw.files) | {r.path for t in (old_eff.personas, old_eff.templates,
+                                                       old_eff.sets) for r in t.values()}
+            renames: dict[str, str] = {}
+            base = state.commit if state.commit and self.git.has_commit(state.commit) else None
+            if base is not None:
+                renames = self.git.changed_files(base, step.commit).renames
+            touched = set(paths)
+        else:
+            delta = self.git.changed_files(state.commit, step.commit)
+            raw = update_snapshot(state.raw, delta.changed, delta.removed, self.settings,
+                                  step.commit)
+            touched = {s.path for s in delta.changed} | set(delta.removed)
+            paths = touched | (state.raw.invalid_paths ^ raw.invalid_paths)
+            renames = delta.renames
+        new_eff, affected = effective(old_eff, raw, paths)
+        if step.full:
+            changes = diff_snapshots(old_eff, new_eff, renames)
+        else:
+            changes = diff_snapshots(_subset(old_eff, affected), _subset(new_eff, affected),
+                                     renames)
+        events = audit.events_for_commit(info, changes, old_eff, new_eff)
+        if step.rewritten_from is not None:
+            events.append(AuditEvent(
+                action="history_rewritten", kind="repository", key=self.settings.branch,
+                commit=step.commit, actor_name=info.committer_name,
+                actor_email=info.committer_email, time=datetime.now(UTC),
+                message=f"{step.rewritten_from[:7]} is no longer on {self.settings.branch}; "
+                        f"reconciled at {step.commit[:7]}"))
+        ids = self._assign_ids(state, changes, new_eff)
+        persona_keys = [k for c in changes if c.kind == "persona"
+                        for k in (c.key, c.old_key) if k]
+        self._update_children(state, old_eff, new_eff, persona_keys)
+        resolved, descendants = self._resolve(state, new_eff, changes)
+        version_keys = None
+        if step.reconcile:
+            parent = info.parents[0] if info.parents else None
+            git_delta = self.git.changed_files(parent, step.commit)
+            in_delta = {s.path for s in git_delta.changed} | set(git_delta.removed)
+            version_keys = frozenset(
+                c.key for c in changes if c.kind == "persona"
+                and ((c.path in in_delta) or (c.old_path in in_delta)))
+        by_path = _by_path(raw.problems)
+        problems = {p: by_path.get(p, []) for p in paths
+                    if p in by_path or (state.raw is not None
+                                        and p in state.raw.invalid_paths) or step.full}
+        extra = [EntityEvent("resolved", "persona", k, step.commit) for k in descendants]
+        with db.translate_errors(f"mirroring commit {step.commit[:7]}"):
+            result = mirror.apply_commit(
+                self.conn, info, changes, old_eff, new_eff, events, problems,
+                branch=self.settings.branch, ids=ids, old_ids=state.ids, resolved=resolved,
+                version_keys=version_keys, extra_notifications=extra, bulk=step.bulk)
+        state.commit, state.raw, state.eff, state.ids = step.commit, raw, new_eff, ids
+        done = MirroredCommit(info, changes, events, new_eff, tuple(descendants))
+        self._after(done, extra)
+        return done, result
+
+    def _after(self, done: MirroredCommit, extra: Sequence[EntityEvent]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(done)
+            except Exception:  # a listener's failure never stops the mirror
+                log.exception("listener %r failed on commit %s", listener, done.commit.short_id)
+        if self.hooks:
+            run_hooks(self.settings, [*done.events, *extra])
+
+    # -- the public entry point ------------------------------------------------------------
+    def catch_up(self, stop: threading.Event | None = None, *, head_only: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> SyncReport:
+        """Mirror every commit from the cursor to the branch head (see the module rules).
+
+        `stop` is checked between commits; `progress(done, total)` is called after each.
+        """
+        head = self.git.head(self.settings.branch)
+        if head is None:
+            return SyncReport(head=None)
+        state = self._current_state()
+        if state.commit == head:
+            return SyncReport(head=head)
+        steps, rewritten = self._plan(state, head, head_only)
+        summaries: list[CommitSummary] = []
+        entities = errors = 0
+        for n, step in enumerate(steps, 1):
+            if stop is not None and stop.is_set():
+                break
+            started = time.perf_counter()
+            done, result = self._step(state, step)
+            failed = len({p.path for p in result.errors})
+            summaries.append(CommitSummary(step.commit, len(done.changes), failed,
+                                           (time.perf_counter() - started) * 1000))
+            entities += len(done.changes)
+            errors += failed
+            if progress is not None:
+                progress(n, len(steps))
+        return SyncReport(head=head, commits=len(summaries), entities=entities, errors=errors,
+                          rewritten=rewritten, steps=tuple(summaries))
+
+
+def sync(settings: Settings, *, head_only: bool = False,
+         progress: Callable[[int, int], None] | None = None,
+         listeners: Sequence[Listener] = ()) -> SyncReport:
+    """Connect, migrate, take the writer lock and catch the mirror up (the CLI's `sync`).
+
+    Raises `LockHeldError` when another process (a daemon) holds the writer lock.
+    """
+    conn = db.connect(settings)
+    try:
+        db.migrate(conn)
+        with db.WriterLock(conn), Syncer(settings, conn, listeners) as syncer:
+            return syncer.catch_up(head_only=head_only, progress=progress)
+    finally:
+        conn.close()
