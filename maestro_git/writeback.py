@@ -165,6 +165,26 @@ def _styled(key: str, value: Any, old: Any) -> Any:
     return value
 
 
+def _same(old: Any, new: Any) -> bool:
+    """Equal values of the same YAML type (`True` is not `1`, a list is a tuple)."""
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool) and old == new
+    if isinstance(old, str) or isinstance(new, str):
+        return isinstance(old, str) and isinstance(new, str) and str(old) == str(new)
+    if isinstance(old, Mapping) or isinstance(new, Mapping):
+        return (isinstance(old, Mapping) and isinstance(new, Mapping)
+                and list(old.keys()) == list(new.keys())
+                and all(_same(old[k], new[k]) for k in old))
+    if isinstance(old, list | tuple) or isinstance(new, list | tuple):
+        return (isinstance(old, list | tuple) and isinstance(new, list | tuple)
+                and len(old) == len(new) and all(map(_same, old, new)))
+    if old is None or new is None:
+        return old is None and new is None
+    if isinstance(old, int | float) and isinstance(new, int | float):
+        return isinstance(old, int) == isinstance(new, int) and bool(old == new)
+    return bool(old == new)
+
+
 def _flow(old: Any, default: bool) -> bool:
     if isinstance(old, CommentedMap | CommentedSeq):
         style = old.fa.flow_style()
@@ -285,6 +305,8 @@ def _splice(doc: CommentedMap | None, yaml_text: str, updates: Mapping[str, Any]
         if key in layout.starts:
             start, end = layout.starts[key], layout.ends[key]
             assert doc is not None
+            if _same(doc[key], value):
+                continue  # an unchanged value keeps its lines, inner comments included
             rendered = _render_entry(key, value, doc[key])
             replace[start] = (end, _with_comment(rendered, _eol_comment(doc, key, start)))
         else:

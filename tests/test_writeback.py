@@ -105,6 +105,13 @@ def test_flow_list_stays_flow_and_block_mapping_stays_block() -> None:
     assert _fields(new)["metadata"] == {"category": "qa"}
 
 
+def test_setting_an_unchanged_value_changes_nothing() -> None:
+    same = {"metadata": {"category": "development", "stack": ["python", "sql"]},
+            "tags": ("coding", "review"), "version": "1.2.0", "active": True}
+    assert set_fields(COMMENTED, same) == COMMENTED
+    assert set_fields(COMMENTED, {"active": 1}) != COMMENTED
+
+
 def test_removing_a_key_deletes_only_its_lines() -> None:
     new = set_fields(COMMENTED, {}, remove=["metadata"])
     assert _diff(COMMENTED, new) == [
