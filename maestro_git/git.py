@@ -203,19 +203,19 @@ class GitRepo:
         for top in CONTENT_DIRS:
             if top in tree:
                 entry = tree[top]
-                if entry.type == ObjectType.TREE:
+                if isinstance(entry, pygit2.Tree):
                     yield from self._walk(entry, top)
 
     def _walk(self, tree: pygit2.Tree, prefix: str) -> Iterator[SourceFile]:
         for entry in tree:
             path = f"{prefix}/{entry.name}"
-            if entry.type == ObjectType.TREE:
+            if isinstance(entry, pygit2.Tree):
                 yield from self._walk(entry, path)
             elif entry.type == ObjectType.BLOB:
                 yield self._source(path, entry.id, entry.filemode)
 
     def _source(self, path: str, oid: pygit2.Oid, mode: int) -> SourceFile:
-        data = self.repo[oid].data
+        data = self._blob_bytes(oid)
         if mode == _LINK_MODE:
             return SourceFile(path=path, data=b"", is_symlink=True,
                               link_target=data.decode("utf-8", "replace"))
@@ -223,16 +223,18 @@ class GitRepo:
 
     def read_file(self, commit_id: str, path: str) -> bytes | None:
         """The bytes of `path` at `commit_id`, or None when it does not exist there."""
-        tree = self._commit(commit_id).tree
-        try:
-            entry = tree[path]
-        except KeyError:
-            return None
-        return bytes(self.repo[entry.id].data)
+        blob = _entry_id(self._commit(commit_id).tree, path)
+        return None if blob is None else self._blob_bytes(blob)
 
     def read_blob(self, blob_id: str) -> bytes:
         """The bytes of a blob by id."""
-        return bytes(self.repo[blob_id].data)
+        return self._blob_bytes(blob_id)
+
+    def _blob_bytes(self, oid: pygit2.Oid | str) -> bytes:
+        obj = self.repo[oid]
+        if not isinstance(obj, pygit2.Blob):
+            raise NotFoundError(f"{oid} is not a file")
+        return bytes(obj.data)
 
     def blob_id(self, commit_id: str, path: str) -> str | None:
         """The blob id of `path` at `commit_id` (None when absent or not a file)."""
@@ -244,7 +246,7 @@ class GitRepo:
         if old is None:
             return TreeDelta(changed=list(self.files_at(new)))
         old_tree = self._commit(old).tree
-        diff = self.repo.diff(old_tree, new_tree)
+        diff = old_tree.diff_to_tree(new_tree)
         diff.find_similar()
         delta = TreeDelta()
         for d in diff.deltas:
@@ -263,7 +265,7 @@ class GitRepo:
 
     def changed_paths(self, old: str, new: str) -> set[str]:
         """Every path (old and new side, any folder) that differs between two commits."""
-        diff = self.repo.diff(self._commit(old).tree, self._commit(new).tree)
+        diff = self._commit(old).tree.diff_to_tree(self._commit(new).tree)
         return {p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)}
 
     # -- history of one file ---------------------------------------------------------------
@@ -319,7 +321,7 @@ class GitRepo:
                 identity: Callable[[bytes], str | None] | None) -> str | None:
         """The path in `parent` of the file that `commit` has at `path` (a rename), if any."""
         top = path.split("/", 1)[0]
-        diff = self.repo.diff(parent.tree, commit.tree)
+        diff = parent.tree.diff_to_tree(commit.tree)
         deleted = [d.old_file for d in diff.deltas
                    if d.status == DeltaStatus.DELETED and d.old_file.path.split("/", 1)[0] == top]
         if not deleted:
