@@ -78,6 +78,7 @@ class Context:
     server_url: Callable[[], str]  # a PostgreSQL server URL (DATABASE_URL or embedded)
     quick: bool = False  # fewer repetitions (tests, smoke runs)
     databases: list[str] = field(default_factory=list)
+    shared: dict[str, Any] = field(default_factory=dict)  # e.g. a mirrored database's URL
 
     @property
     def scale(self) -> float:
