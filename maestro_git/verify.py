@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from maestro_git import db, inherit, mirror
 from maestro_git.errors import InheritanceError
+from maestro_git.formats import classify
 from maestro_git.git import GitRepo
 from maestro_git.models import Persona, PersonaSet, Template
 from maestro_git.settings import Settings
@@ -78,11 +79,10 @@ def verify(settings: Settings, conn: db.Connection) -> VerifyReport:
     snap = build_snapshot(repo.files_at(head), settings, head)
     checked = 0
     invalid_keys: dict[str, set[str]] = {k: set() for k in _TABLES}
-    for kind, key_set in invalid_keys.items():
-        for path in snap.invalid_paths:
-            parsed = snap.files.get(path)
-            if parsed is not None and parsed.kind == kind and parsed.record is not None:
-                key_set.add(parsed.record.key)
+    for path in snap.invalid_paths:
+        loc = classify(path)
+        if loc is not None:
+            invalid_keys[loc.kind].add(loc.key)
     valid_personas: dict[str, Persona] = {}
     for kind in _TABLES:
         by_kind: dict[str, Mapping[str, Persona | Template | PersonaSet]] = {
