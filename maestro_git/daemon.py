@@ -65,6 +65,7 @@ from maestro_git.models import Problem, SourceFile
 from maestro_git.output import format_problems
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot, build_snapshot, update_snapshot
+from maestro_git.sync import Listener, MirroredCommit, Syncer
 from maestro_git.worktree import CONTENT_DIRS, read_worktree
 
 __all__ = [
@@ -177,7 +178,7 @@ class MirroredSummary:
 
     commit: str
     entities: int  # entities changed (added, modified, removed, renamed)
-    problems: int  # files refused at that commit (not mirrored, recorded in sync_errors)
+    problems: int  # invalid files at that commit (their last good state stays mirrored)
     ms: float
 
 
@@ -278,7 +279,11 @@ class Daemon:
         try:
             self._start_watching()
             if self.options.watch_worktree:
-                self._validate_all()
+                try:
+                    self._validate_all()
+                except Exception as exc:  # advisory work: a bug here must not stop the mirror
+                    self.log.error("validate", f"could not validate the working tree: "
+                                   f"{type(exc).__name__}: {exc}")
             while not stop.is_set():
                 self._step(stop)
                 if stop.is_set():
@@ -319,7 +324,11 @@ class Daemon:
                 self._catch_up(stop)
         if self.options.watch_worktree:
             self._watch_new_content_dirs()
-            self._validate_quiet_paths()
+            try:
+                self._validate_quiet_paths()
+            except Exception as exc:  # advisory work: a bug here must not stop the mirror
+                self.log.error("validate", f"could not validate the working tree: "
+                               f"{type(exc).__name__}: {exc}")
 
     # -- the writer role -----------------------------------------------------------------
     def _try_lock(self, stop: threading.Event) -> None:
@@ -362,6 +371,9 @@ class Daemon:
             self._session.catch_up(stop, self._log_mirrored)
         except DatabaseError as err:
             self._db_failed(err)
+        except MaestroError as err:  # e.g. a git object that cannot be read: retry later
+            self.log.error("sync", f"cannot mirror: {err.message}")
+            self._db_failed(err)
 
     def _log_mirrored(self, s: MirroredSummary) -> None:
         self.mirrored += 1
@@ -373,7 +385,8 @@ class Daemon:
         self._backoff = (opts.backoff_initial if self._backoff == 0.0
                          else min(self._backoff * 2, opts.backoff_max))
         self._next_db_attempt = time.monotonic() + self._backoff
-        self.log.warning("database", f"database unavailable: {err.message}; retrying in "
+        what = "database unavailable" if isinstance(err, DatabaseError) else "sync failed"
+        self.log.warning("database", f"{what}: {err.message}; retrying in "
                          f"{self._backoff:.1f} s", retry_in=self._backoff)
 
     def _drop_session(self) -> None:
@@ -468,15 +481,18 @@ class Daemon:
         self._report_changes(before, self._worktree, {s.path for s in changed})
 
     def _report_changes(self, before: Snapshot, after: Snapshot, touched: set[str]) -> None:
+        """Log the problems of the files just saved, problems that appeared or changed
+        elsewhere (cross-file rules), and a line for each file whose errors are gone."""
         old = _by_path(before.problems)
         new = _by_path(after.problems)
         report: list[Problem] = []
         for path in sorted(set(old) | set(new) | touched):
-            now_problems = new.get(path, ())
-            if now_problems and (path in touched or now_problems != old.get(path, ())):
+            now_problems, was = new.get(path, ()), old.get(path, ())
+            if now_problems and (path in touched or now_problems != was):
                 report.extend(now_problems)
-            elif not now_problems and old.get(path) and path in after.files:
-                self.log.info("clean", f"{path}: ok (no problems)", path=path)
+            if path in before.invalid_paths and path not in after.invalid_paths \
+                    and path in after.files:
+                self.log.info("clean", f"{path}: ok (no errors)", path=path)
         self._report(report)
 
     def _report(self, problems: Sequence[Problem]) -> None:
@@ -494,7 +510,7 @@ class Daemon:
 
 
 def _log_mirrored(log: DaemonLog, s: MirroredSummary) -> None:
-    refused = f", {s.problems} file(s) refused" if s.problems else ""
+    refused = f", {s.problems} invalid file(s) kept at their last good state" if s.problems else ""
     log.info("mirrored", f"mirrored {s.commit[:7]}: {s.entities} "
              f"entit{'y' if s.entities == 1 else 'ies'} changed{refused} in {s.ms:.1f} ms",
              commit=s.commit, entities=s.entities, problems=s.problems, ms=round(s.ms, 2))
@@ -516,11 +532,12 @@ def _is_temp(rel: str) -> bool:
 class DbSession:
     """The mirror through `maestro_git.db` (lock session, migrations) and `maestro_git.sync`.
 
-    Two connections: one session that holds the writer lock and does nothing else (so a long
-    mirror transaction never delays the liveness check), and one for the syncer. The syncer
-    lives as long as the lock is held, keeping the last mirrored snapshot in memory, so a
-    one-file commit re-parses one file. The search index is updated as a sync listener;
-    its failures are logged, never fatal (it is a rebuildable cache).
+    One connection: the session that holds the writer lock is also the one the syncer
+    writes through, so a session that dies takes the lock and the writes down together (a
+    second connection could go on writing after its lock session was gone and another
+    daemon took over). The syncer lives as long as the lock is held, keeping the last
+    mirrored snapshot in memory, so a one-file commit re-parses one file. The search index is
+    updated as a sync listener; its failures are logged, never fatal (a rebuildable cache).
     """
 
     def __init__(self, settings: Settings, log: DaemonLog) -> None:
@@ -529,8 +546,7 @@ class DbSession:
         self._url: str | None = None
         self._lock_conn: db.Connection | None = None
         self._lock: db.WriterLock | None = None
-        self._conn: db.Connection | None = None
-        self._syncer: Any = None
+        self._syncer: Syncer | None = None
         self._on_commit: Callable[[MirroredSummary], None] | None = None
         self._last = 0.0
 
@@ -550,15 +566,12 @@ class DbSession:
             return True
         if not self._lock.acquire():
             return False
-        assert self._url is not None
-        self._conn = db.connect(self._url)
-        self._syncer = self._make_syncer(self._conn)
+        assert self._lock_conn is not None
+        self._syncer = self._make_syncer(self._lock_conn)
         return True
 
-    def _make_syncer(self, conn: db.Connection) -> Any:
-        from maestro_git.sync import Syncer
-
-        listeners: list[Callable[[Any], None]] = [self._mirrored]
+    def _make_syncer(self, conn: db.Connection) -> Syncer:
+        listeners: list[Listener] = [self._mirrored]
         try:
             from maestro_git.index import SearchIndex
         except ImportError:  # pragma: no cover - the search module ships with the package
@@ -566,7 +579,7 @@ class DbSession:
         else:
             index = SearchIndex(self.settings)
 
-            def update_index(mirrored: Any) -> None:
+            def update_index(mirrored: MirroredCommit) -> None:
                 try:
                     index.update(mirrored)
                 except (MaestroError, OSError) as err:
@@ -576,13 +589,12 @@ class DbSession:
             listeners.append(update_index)
         return Syncer(self.settings, conn, listeners=listeners)
 
-    def _mirrored(self, mirrored: Any) -> None:
+    def _mirrored(self, mirrored: MirroredCommit) -> None:
+        # The first listener: runs right after the commit's transaction, so `ms` is the time
+        # since the previous commit was done (or since catch_up started).
         now = time.perf_counter()
-        commit = mirrored.commit
-        commit_id = str(getattr(commit, "id", commit))
-        snapshot = getattr(mirrored, "snapshot", None)
-        problems = len(snapshot.invalid_paths) if snapshot is not None else 0
-        summary = MirroredSummary(commit_id, len(mirrored.changes), problems,
+        summary = MirroredSummary(mirrored.commit.id, len(mirrored.changes),
+                                  len(mirrored.snapshot.invalid_paths),
                                   (now - self._last) * 1000)
         self._last = now
         if self._on_commit is not None:
@@ -594,8 +606,7 @@ class DbSession:
             return 0
         self._on_commit = on_commit
         self._last = time.perf_counter()
-        report = self._syncer.catch_up()
-        return int(getattr(report, "commits", 0) or 0)
+        return self._syncer.catch_up(stop).commits
 
     def alive(self) -> bool:
         conn = self._lock_conn
@@ -606,11 +617,11 @@ class DbSession:
         return True
 
     def close(self) -> None:
-        for conn in (self._conn, self._lock_conn):
-            if conn is not None and not conn.closed:
-                with suppress(Exception):  # a dead connection cannot be closed more cleanly
-                    conn.close()
-        self._conn = self._lock_conn = self._lock = None
+        conn = self._lock_conn
+        if conn is not None and not conn.closed:
+            with suppress(Exception):  # a dead connection cannot be closed more cleanly
+                conn.close()  # ends the session, and with it the lock
+        self._lock_conn = self._lock = None
         self._syncer = None
 
 
