@@ -241,3 +241,15 @@ def test_any_body_and_value_survive_a_write(body: str, value: str) -> None:
     new = set_fields(original, {"description": value})
     assert new.endswith(("---\n" + body).encode())
     assert _fields(new)["description"] == value
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b"---\nid:\n---\nb", b"---\nid: new\n---\nb"),
+    (b"---\nid: ''\n---\nb", b"---\nid: 'new'\n---\nb"),
+    (b"---\nid: x\nversion: 2\n---\nb", b'---\nid: x\nversion: "2.0.0"\n---\nb'),
+    (b"---\nid: x\nversion: '2'\n---\nb", b"---\nid: x\nversion: '2'\n---\nb"),
+    (b"---\nid: x\ntags: [a]\n---\nb", b"---\nid: x\ntags: [a]\n---\nb"),
+    (b"---\nid: x\ntags: a\n---\nb", b"---\nid: x\ntags: [a]\n---\nb"),
+])
+def test_format_document_fixes_exactly_what_needs_it(data: bytes, expected: bytes) -> None:
+    assert format_document(data, "new")[0] == expected
