@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pygit2
@@ -160,3 +161,23 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     (tmp_path / "x").write_text("occupied")
     with pytest.raises(ValueError, match="not empty"):
         generate_repository(tmp_path, personas=5, sets=0, commits=3)
+
+
+@pytest.mark.slow
+def test_bench_reports_the_check_and_git_sections_on_a_small_repository(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+    args = ["--personas", "40", "--sets", "2", "--commits", "20", "--only", "check,git",
+            "--quick", "--format", "json", "--keep", str(tmp_path)]
+    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                         check=False, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(run.stdout)["rows"]
+    for prefix in ("synthetic repository", "maestro check", "snapshot: tree read",
+                   "history of one persona", "one write commit"):
+        assert any(r["figure"].startswith(prefix) for r in rows), (prefix, rows)
+    check = next(r for r in rows if r["figure"].startswith("maestro check"))
+    assert check["value"] > 0 and check["note"] == "exit 0"
+    assert all(r["value"] is not None for r in rows), rows
+    again = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                           check=False, timeout=120)
+    assert "reusing the generated repository" in again.stderr
