@@ -211,8 +211,11 @@ class GitRepo:
             path = f"{prefix}/{entry.name}"
             if isinstance(entry, pygit2.Tree):
                 yield from self._walk(entry, path)
-            elif entry.type == ObjectType.BLOB:
-                yield self._source(path, entry.id, entry.filemode)
+            elif isinstance(entry, pygit2.Blob):  # read from the entry: no second lookup
+                if entry.filemode == _LINK_MODE:
+                    yield self._source(path, entry.id, entry.filemode)
+                else:
+                    yield SourceFile(path=path, data=entry.data)
 
     def _source(self, path: str, oid: pygit2.Oid, mode: int) -> SourceFile:
         data = self._blob_bytes(oid)

@@ -45,7 +45,7 @@ from maestro_git.errors import (
     ValidationFailed,
 )
 from maestro_git.formats import classify, parse_file
-from maestro_git.git import GitRepo, Identity, StaleHeadError
+from maestro_git.git import GitRepo, Identity, StaleHeadError, TreeDelta
 from maestro_git.history import PersonaDiff, diff_versions, read_history
 from maestro_git.models import AuditEvent, Persona, Problem, Severity, SourceFile, Template, Version
 from maestro_git.review import bump_patch, compare_versions, parse_semver, version_problems
@@ -164,7 +164,9 @@ class Repository:
     def version_commit(self, key: str, ref: str, rev: str = "HEAD") -> Version:
         """The version of `key` that `ref` names: a semver (`1.2.0`, the newest commit that
         had it) or any revision (the version current at that commit)."""
-        versions = self.history(key, rev)
+        return self._version_in(key, self.history(key, rev), ref)
+
+    def _version_in(self, key: str, versions: Sequence[Version], ref: str) -> Version:
         if parse_semver(ref) is not None:
             for v in versions:
                 if v.version == ref and v.content_hash is not None:
@@ -190,14 +192,14 @@ class Repository:
         """
         head = self.resolve("HEAD")
         versions = self.history(key, head)
-        b = self.version_commit(key, rev_b).commit if rev_b else head
+        b = self._version_in(key, versions, rev_b).commit if rev_b else head
         if rev_a:
-            a = self.version_commit(key, rev_a).commit
+            a = self._version_in(key, versions, rev_a).commit
         else:
-            older = [v for v in versions if v.commit != b and self.git.is_ancestor(v.commit, b)]
-            current = next((v for v in versions if self.git.is_ancestor(v.commit, b)), None)
-            rest = [v for v in older if current is None or v.commit != current.commit]
-            a = rest[0].commit if rest else b
+            reachable = (v for v in versions if self.git.is_ancestor(v.commit, b))
+            next(reachable, None)  # the version current at b
+            previous = next(reachable, None)
+            a = previous.commit if previous is not None else b
         old = self._document_at(versions, a)
         new = self._document_at(versions, b)
         old_body = new_body = None
@@ -270,17 +272,28 @@ class Repository:
             if paths and not any(self.git.blob_id(cid, p) != (
                     self.git.blob_id(parent, p) if parent else None) for p in paths):
                 continue
-            for event in self.commit_events(cid):
+            for event in self.commit_events(cid, paths or None):
                 if not keys or event.key in keys or event.old_key in keys:
                     events.append(event)
         return events
 
-    def commit_events(self, commit: str) -> list[AuditEvent]:
+    def commit_events(self, commit: str, paths: set[str] | None = None) -> list[AuditEvent]:
         """The audit events of one commit against its first parent (`audit.events_for_commit`
-        on partial snapshots holding just the files the commit changed)."""
+        on partial snapshots holding just the files the commit changed, or just those of
+        them in `paths`)."""
         info = self.git.commit_info(commit)
         parent = info.parents[0] if info.parents else None
-        delta = self.git.changed_files(parent, commit)
+        if paths is not None and parent is None:
+            found = ((p, self.git.read_file(commit, p)) for p in sorted(paths))
+            delta = TreeDelta(changed=[SourceFile(path=p, data=d) for p, d in found
+                                       if d is not None])
+        else:
+            delta = self.git.changed_files(parent, commit)
+        if paths is not None and parent is not None:
+            delta = TreeDelta(changed=[f for f in delta.changed if f.path in paths],
+                              removed=[p for p in delta.removed if p in paths],
+                              renames={o: n for o, n in delta.renames.items()
+                                       if o in paths or n in paths})
         old_sources: list[SourceFile] = []
         if parent is not None:
             for path in [*delta.removed, *(f.path for f in delta.changed)]:
