@@ -221,29 +221,58 @@ def _misplaced(path: str) -> list[Problem]:
                f"move it to {expected[parts[0]]}, or out of {parts[0]}/", line=1)]
 
 
+_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+
+
+def _escaped_hidden(path: str, text: str, end_line: int | None) -> list[Problem]:
+    """Hidden characters written as `\\u202e` escapes (JSON strings, double-quoted YAML),
+    which the readers decode. Only lines before `end_line` are looked at."""
+    problems: list[Problem] = []
+    for match in _ESCAPE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        if end_line is not None and line >= end_line:
+            break
+        code = int(match.group(0)[2:], 16)
+        char = chr(code) if code < 0x110000 else ""
+        if char and _HIDDEN_HINT.match(char):
+            column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+            problems.append(_p(
+                "hidden-unicode", path,
+                f"escape {match.group(0)} writes hidden Unicode character U+{code:04X} "
+                f"{unicodedata.name(char, 'INVISIBLE CHARACTER')}: invisible text can hide "
+                "instructions from reviewers", "delete the escape", line=line, column=column))
+            if len(problems) >= MAX_HIDDEN_REPORTS:
+                break
+    return problems
+
+
 def _hidden_unicode(path: str, text: str) -> list[Problem]:
     if text.isascii() or not _HIDDEN_HINT.search(text):
         return []
-    problems: list[Problem] = []
-    last_line = 0
+    by_line: dict[int, tuple[int, list[str]]] = {}  # line -> (first column, characters)
     for match in _HIDDEN.finditer(text):
         start = match.start()
         char = text[start]
         if start == 0 and char == "\ufeff":
             continue
         line = text.count("\n", 0, start) + 1
-        if line == last_line:
-            continue
-        last_line = line
-        column = start - (text.rfind("\n", 0, start) + 1) + 1
-        name = unicodedata.name(char, "") or "invisible character"
+        if line not in by_line:
+            if len(by_line) >= MAX_HIDDEN_REPORTS:
+                break
+            by_line[line] = (start - (text.rfind("\n", 0, start) + 1) + 1, [])
+        chars = by_line[line][1]
+        if char not in chars:
+            chars.append(char)
+    problems = []
+    for line, (column, chars) in by_line.items():
+        names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'INVISIBLE CHARACTER')}"
+                          for c in chars)
+        plural = "s" if len(chars) > 1 else ""
         problems.append(_p(
             "hidden-unicode", path,
-            f"hidden Unicode character U+{ord(char):04X} {name}: it can hide instructions "
-            "from reviewers", "delete the invisible character (turn on 'show invisible "
-            "characters' in your editor to see it)", line=line, column=column))
-        if len(problems) >= MAX_HIDDEN_REPORTS:
-            break
+            f"hidden Unicode character{plural} {names}: invisible text can hide instructions "
+            "from reviewers", "delete the invisible characters (turn on 'show invisible "
+            "characters' in your editor to see them)", line=line, column=column))
     return problems
 
 
@@ -487,6 +516,9 @@ def validate_file(parsed: ParsedFile, source: SourceFile, settings: Settings) ->
     if text is None:
         return problems
     problems.extend(_hidden_unicode(parsed.path, text))
+    if "\\" in text:
+        end = rec.body_line if isinstance(rec, Persona | Template) else None
+        problems.extend(_escaped_hidden(parsed.path, text, end))
     if isinstance(rec, Persona | Template):
         problems.extend(_document_rules(rec, parsed.field_lines, settings))
     elif isinstance(rec, PersonaSet):
