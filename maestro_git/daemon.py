@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import statistics
 import subprocess
@@ -547,6 +548,7 @@ class DbSession:
         self._lock_conn: db.Connection | None = None
         self._lock: db.WriterLock | None = None
         self._syncer: Syncer | None = None
+        self._indexer: _Indexer | None = None
         self._on_commit: Callable[[MirroredSummary], None] | None = None
         self._last = 0.0
 
@@ -572,21 +574,9 @@ class DbSession:
 
     def _make_syncer(self, conn: db.Connection) -> Syncer:
         listeners: list[Listener] = [self._mirrored]
-        try:
-            from maestro_git.index import SearchIndex
-        except ImportError:  # pragma: no cover - the search module ships with the package
-            pass
-        else:
-            index = SearchIndex(self.settings)
-
-            def update_index(mirrored: MirroredCommit) -> None:
-                try:
-                    index.update(mirrored)
-                except (MaestroError, OSError) as err:
-                    self.log.warning("index", f"search index not updated: {err}; it is "
-                                     "rebuilt on the next search ('maestro index rebuild')")
-
-            listeners.append(update_index)
+        if self._indexer is None:
+            self._indexer = _Indexer(self.settings, self.log)
+        listeners.append(self._indexer)
         return Syncer(self.settings, conn, listeners=listeners)
 
     def _mirrored(self, mirrored: MirroredCommit) -> None:
@@ -617,12 +607,54 @@ class DbSession:
         return True
 
     def close(self) -> None:
+        if self._indexer is not None:
+            self._indexer.drain(timeout=30.0)
         conn = self._lock_conn
         if conn is not None and not conn.closed:
             with suppress(Exception):  # a dead connection cannot be closed more cleanly
                 conn.close()  # ends the session, and with it the lock
         self._lock_conn = self._lock = None
         self._syncer = None
+
+
+class _Indexer:
+    """A sync listener that updates the Whoosh index in a thread of its own, in commit order.
+
+    The index is a rebuildable cache, and its commit costs as much as the whole mirror
+    transaction (its p95 is segment merging), so it stays off the mirror's critical path: the
+    next commit is mirrored while the previous one is being indexed. Failures are logged.
+    """
+
+    def __init__(self, settings: Settings, log: DaemonLog) -> None:
+        from maestro_git.index import SearchIndex
+
+        self.index = SearchIndex(settings)
+        self.log = log
+        self.queue: queue.Queue[MirroredCommit | threading.Event] = queue.Queue()
+        self.thread = threading.Thread(target=self._work, daemon=True,
+                                       name="maestro-daemon-indexer")
+        self.thread.start()
+
+    def __call__(self, mirrored: MirroredCommit) -> None:
+        self.queue.put(mirrored)
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            try:
+                self.index.update(item)
+            except Exception as exc:  # a cache: log it; `maestro index` rebuilds it
+                self.log.warning("index", f"search index not updated for "
+                                 f"{item.commit.short_id}: {type(exc).__name__}: {exc}")
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything queued so far is indexed; False on timeout."""
+        done = threading.Event()
+        self.queue.put(done)
+        return done.wait(timeout)
 
 
 # -- entry points for the CLI --------------------------------------------------------------
@@ -649,6 +681,9 @@ def serve(settings: Settings, options: DaemonOptions | None = None,
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     stop = threading.Event()
     daemon = Daemon(settings, options, log)
+    # The indexer thread is CPU-bound; a short switch interval lets the loop act on a ref
+    # event without waiting up to 5 ms (the default) for the GIL.
+    sys.setswitchinterval(0.0005)
     with _signals_stop(stop):
         daemon.run(stop)
 
@@ -705,6 +740,7 @@ def measure_commit_latency(settings: Settings, n: int = 50,
     if make_commit is None:
         make_commit = _one_file_committer(settings)
     conn = db.connect(settings.database_url)
+    db.migrate(conn)  # the cursor table must exist before the daemon's first catch-up
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from maestro_git.cli import main; "
          "sys.exit(main(sys.argv[1:]))", "--repo", str(settings.repo_path),

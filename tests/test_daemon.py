@@ -189,8 +189,15 @@ def scalar(url: str, query: str, *args: object) -> object:
         return conn.execute(query, args).fetchone()[0]
 
 
+def _repo_with_persona(git_repo: GitRepoFactory) -> str:
+    """A first commit with one persona; `.maestro/` (the search index) is git-ignored, as
+    `maestro init` does, so the factory's `add_all` never stages the index."""
+    return git_repo.commit({".gitignore": ".maestro/\n",
+                            "personas/acme/helper.md": persona_md("Helper")})
+
+
 def test_new_commit_is_mirrored_at_once(git_repo: GitRepoFactory, database_url: str) -> None:
-    git_repo.commit({"personas/acme/helper.md": persona_md("Helper")})
+    _repo_with_persona(git_repo)
     settings = Settings(repo_path=git_repo.path, database_url=database_url)
     # A long poll interval: only the ref event can explain a fast mirror.
     with running(settings, DaemonOptions(poll_interval=60, debounce=0.05)) as (_, out):
@@ -207,7 +214,7 @@ def test_new_commit_is_mirrored_at_once(git_repo: GitRepoFactory, database_url: 
 
 def test_lost_ref_event_is_caught_by_the_head_check(git_repo: GitRepoFactory,
                                                      database_url: str) -> None:
-    git_repo.commit({"personas/acme/helper.md": persona_md("Helper")})
+    _repo_with_persona(git_repo)
     settings = Settings(repo_path=git_repo.path, database_url=database_url)
 
     class Deaf(Daemon):
@@ -230,7 +237,7 @@ def test_lost_ref_event_is_caught_by_the_head_check(git_repo: GitRepoFactory,
 
 def test_working_tree_edit_is_reported_and_not_mirrored(git_repo: GitRepoFactory,
                                                          database_url: str) -> None:
-    git_repo.commit({"personas/acme/helper.md": persona_md("Helper")})
+    _repo_with_persona(git_repo)
     settings = Settings(repo_path=git_repo.path, database_url=database_url)
     with running(settings) as (_, out):
         wait_for(lambda: cursor(database_url) == git_repo.head(), what="the initial catch-up")
@@ -252,7 +259,7 @@ def test_working_tree_edit_is_reported_and_not_mirrored(git_repo: GitRepoFactory
 
 def test_second_daemon_stands_by_and_takes_over(git_repo: GitRepoFactory,
                                                 database_url: str) -> None:
-    git_repo.commit({"personas/acme/helper.md": persona_md("Helper")})
+    _repo_with_persona(git_repo)
     settings = Settings(repo_path=git_repo.path, database_url=database_url)
     first = DaemonThread(settings).start()
     second = None
@@ -315,11 +322,6 @@ class DaemonProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.wait()
-
-
-def _repo_with_persona(git_repo: GitRepoFactory) -> str:
-    return git_repo.commit({".gitignore": ".maestro/\n",
-                            "personas/acme/helper.md": persona_md("Helper")})
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
