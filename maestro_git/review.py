@@ -111,6 +111,7 @@ def _judge(label: str, before: Persona | Template, after: Persona | Template,
     if order is None:
         return None
     where = f"at {base_commit[:7]}" if base_commit else "at the base"
+    since = f"since {base_commit[:7]}" if base_commit else "since the base"
     if order < 0:
         return Problem(
             rule=RULE, severity=Severity.ERROR, path=after.path,
@@ -120,8 +121,8 @@ def _judge(label: str, before: Persona | Template, after: Persona | Template,
     if order == 0 and after.content_hash != before.content_hash:
         return Problem(
             rule=RULE, severity=Severity.ERROR, path=after.path,
-            message=f"{label} {_key(after)} changed but its version is still "
-                    f"{after.version} (as {where})",
+            message=f"{label} {_key(after)} changed {since} but its version is still "
+                    f"{after.version}",
             fix=f"raise version to {bump_patch(before.version)} (patch), or the minor/major "
                 "version for bigger changes")
     return None

@@ -23,8 +23,8 @@ def test_changed_content_without_a_higher_version_is_an_error() -> None:
     assert problem.rule == "version-not-raised"
     assert problem.severity.value == "error"
     assert problem.path == "personas/acme/a.md"
-    assert problem.message == ("persona acme/a changed but its version is still 1.2.0 "
-                               "(as at aaaaaaa)")
+    assert problem.message == ("persona acme/a changed since aaaaaaa but its version is "
+                               "still 1.2.0")
     assert problem.fix.startswith("raise version to 1.2.1")
 
 
