@@ -46,12 +46,12 @@ from maestro_git.errors import (
 )
 from maestro_git.formats import classify, parse_file
 from maestro_git.git import GitRepo, Identity, StaleHeadError, TreeDelta
-from maestro_git.history import PersonaDiff, diff_versions, read_history
+from maestro_git.history import PersonaDiff, diff_versions, document_identity, read_history
 from maestro_git.models import AuditEvent, Persona, Problem, Severity, SourceFile, Template, Version
 from maestro_git.review import bump_patch, compare_versions, parse_semver, version_problems
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot, build_snapshot, diff_snapshots, update_snapshot
-from maestro_git.validate import apply_severities
+from maestro_git.validate import apply_severities, validate_file
 from maestro_git.worktree import read_worktree
 from maestro_git.writeback import render_document, set_body, set_fields
 
@@ -294,16 +294,41 @@ class Repository:
                               removed=[p for p in delta.removed if p in paths],
                               renames={o: n for o, n in delta.renames.items()
                                        if o in paths or n in paths})
+        # Like the mirror, an invalid file is not a change: its last good state stands.
+        new_sources = [f for f in delta.changed if self._file_ok(f)]
         old_sources: list[SourceFile] = []
         if parent is not None:
-            for path in [*delta.removed, *(f.path for f in delta.changed)]:
+            for path in [*delta.removed, *(f.path for f in new_sources)]:
                 data = self.git.read_file(parent, path)
-                if data is not None:
-                    old_sources.append(SourceFile(path=path, data=data))
+                if data is None:
+                    continue
+                src = SourceFile(path=path, data=data)
+                good = src if self._file_ok(src) else self._last_good(parent, path)
+                if good is not None:
+                    old_sources.append(good)
         old = build_snapshot(old_sources, self.settings, parent)
-        new = build_snapshot(delta.changed, self.settings, commit)
+        new = build_snapshot(new_sources, self.settings, commit)
         changes = diff_snapshots(old, new, delta.renames)
         return events_for_commit(info, changes, old if parent else None, new)
+
+    def _file_ok(self, src: SourceFile) -> bool:
+        """Whether a file passes the single-file rules (cross-file rules need the whole
+        snapshot, which an audit of one commit does not build)."""
+        parsed = parse_file(src, self.settings.limits)
+        if parsed.record is None:
+            return False
+        problems = apply_severities(
+            [*parsed.problems, *validate_file(parsed, src, self.settings)], self.settings)
+        return not any(p.severity is Severity.ERROR for p in problems)
+
+    def _last_good(self, commit: str, path: str) -> SourceFile | None:
+        """`path`'s newest valid content at or before `commit`, if it ever had one."""
+        for step in self.git.file_history(commit, path, identity=document_identity):
+            if step.blob is not None:
+                src = SourceFile(path=path, data=self.git.read_blob(step.blob))
+                if self._file_ok(src):
+                    return src
+        return None
 
     def review_base(self, against: str | None = None) -> str:
         """The commit a review compares with: `against`, else the merge base of HEAD with

@@ -99,3 +99,32 @@ def test_log_lists_the_branch_events_newest_first(git_repo: GitRepoFactory) -> N
     since = datetime(2026, 1, 2, tzinfo=UTC)
     assert "acme/a" not in {e.key for e in repo.log(since=since)}
     assert repo.commit_events(events[0].commit) == [events[0]]
+
+
+def test_log_agrees_with_the_mirrors_audit_events(git_repo: GitRepoFactory,
+                                                  database_url: str) -> None:
+    import psycopg
+
+    from maestro_git import sync
+
+    uuid_b = "9d1e6b0a-4c2f-4f7e-8a3d-2b5c6d7e8f90"
+    git_repo.commit({"personas/acme/a.md": persona_md("A", id=UUID_A),
+                     "personas/acme/b.md": persona_md("B", id=uuid_b)}, "create")
+    git_repo.commit({"personas/acme/a.md": "---\ndisplay_name: [broken\n---\nbody\n"}, "break a")
+    git_repo.commit({"personas/acme/a.md": persona_md("A fixed", id=UUID_A)}, "fix a")
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    repo = Repository(settings)
+    repo.rename("acme/b", "beta/b")
+    first = repo.history("acme/a")[-1].commit
+    repo.rollback("acme/a", first)
+    repo.delete("beta/b")
+    sync.sync(settings)
+    with psycopg.connect(database_url) as conn:
+        mirrored = conn.execute(
+            "SELECT commit, action, kind, key, old_key, actor_email FROM audit_events "
+            "WHERE kind <> 'repository' ORDER BY id").fetchall()
+    logged = [(e.commit, e.action, e.kind, e.key, e.old_key, e.actor_email)
+              for e in reversed(repo.log())]
+    assert sorted(logged) == sorted(mirrored)
+    assert [row[1] for row in logged] == ["created", "created", "updated", "renamed",
+                                          "rolled_back", "deleted"]
