@@ -472,8 +472,10 @@ class Repository:
             raise NotFoundError(f"branch '{self.branch}' has no commits yet")
         target = self.version_commit(key, to, start)
         old_bytes = self.git.read_file(target.commit, target.path)
-        if old_bytes is None or target.content_hash is None:  # pragma: no cover - defensive
-            raise NotFoundError(f"{key} has no content at {target.commit[:7]}")
+        if old_bytes is None or target.content_hash is None:
+            raise NotFoundError(f"{key} was deleted at {to}",
+                                hint=f"pick a version before {target.commit[:7]} from "
+                                     f"'maestro history {key}'")
         old_doc = self._read_document(target.commit, target.path)
         restored_version = target.version or (old_doc.version if old_doc else "1.0.0")
 

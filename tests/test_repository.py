@@ -300,6 +300,9 @@ def test_rollback_restores_a_deleted_persona(git_repo: GitRepoFactory) -> None:
     persona = repo.snapshot().personas["acme/gone"]
     assert (persona.body, persona.version) == (BODY, "1.0.1")
     assert (git_repo.path / "personas/acme/gone.md").exists()
+    deleted_at = repo.history("acme/gone")[1].commit
+    with pytest.raises(NotFoundError, match=f"acme/gone was deleted at {deleted_at}"):
+        repo.rollback("acme/gone", deleted_at)
 
 
 def test_writes_work_in_a_bare_repository(tmp_path: Path) -> None:
