@@ -76,7 +76,7 @@ SCHEMA = fields.Schema(
     key=fields.ID(stored=True),
     member=fields.STORED(),
     owner=fields.ID(stored=True),
-    name=fields.TEXT(analyzer=_NAME_ANALYZER, field_boost=5.0, stored=True),
+    name=fields.TEXT(analyzer=_NAME_ANALYZER, field_boost=5.0, stored=True, phrase=False),
     display_name=fields.TEXT(analyzer=_NAME_ANALYZER, field_boost=4.0, stored=True),
     description=fields.TEXT(analyzer=_TEXT, field_boost=2.0, stored=True),
     tags=fields.KEYWORD(commas=True, lowercase=True, scorable=True, field_boost=2.0,
@@ -87,7 +87,7 @@ SCHEMA = fields.Schema(
     extends=fields.ID(),
     active=fields.BOOLEAN(),
     age=fields.NUMERIC(),
-    metadata=fields.TEXT(analyzer=_TEXT),
+    metadata=fields.TEXT(analyzer=_TEXT, phrase=False),
     content=fields.TEXT(analyzer=_TEXT, stored=True),
     hash=fields.ID(sortable=True),
     commit=fields.STORED(),
@@ -360,13 +360,13 @@ def _positional_phrases(q: Query) -> Query:
 _PLAIN_WORDS = re.compile(r"^[\w\s'.,-]+$")
 
 
-class _Marker(highlight.Formatter):
+class _Marker(highlight.Formatter):  # type: ignore[misc]
     """Matched terms as `**term**`, fragments joined with ` … `."""
 
     between = " … "
 
     def format_token(self, text: str, token: Any, replace: bool = False) -> str:
-        return "**" + highlight.get_text(text, token, replace) + "**"
+        return "**" + str(highlight.get_text(text, token, replace)) + "**"
 
 
 # -- the index -------------------------------------------------------------------------------
@@ -435,7 +435,8 @@ class SearchIndex:
         self.source = source
         self.procs = procs
         self.writer_timeout = writer_timeout
-        self._lock = threading.RLock()  # guards the searcher and in-process writers
+        self._lock = threading.RLock()  # guards the searcher (readers)
+        self._write_lock = threading.RLock()  # in-process writers; never held by a reader
         self._ix: Any = None
         self._searcher: Any = None
         self._merge_thread: threading.Thread | None = None
@@ -541,7 +542,7 @@ class SearchIndex:
         """
         docs = [d for rec in _indexable(snapshot) for d in _record_docs(rec)]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, self._lockfile():
+        with self._write_lock, self._lockfile():
             build = self.path.parent / f"{self.path.name}.build-{uuid.uuid4().hex[:8]}"
             build.mkdir()
             try:
@@ -578,7 +579,7 @@ class SearchIndex:
         """Re-index only the entities in `changes`, reading them from `snapshot`, and record
         `snapshot.commit`. Commits without merging segments. Returns documents written."""
         written = 0
-        with self._lock, self._lockfile():
+        with self._write_lock, self._lockfile():
             ix = self._open()
             writer = ix.writer(timeout=self.writer_timeout)
             try:
@@ -599,7 +600,8 @@ class SearchIndex:
         if change.action is ChangeAction.RENAMED and change.old_key:
             self._delete(writer, change.kind, change.old_key)
         if change.action is ChangeAction.REMOVED:
-            if change.old_path in snapshot.files and not snapshot.is_valid(change.old_path):
+            old = change.old_path
+            if old is not None and old in snapshot.files and not snapshot.is_valid(old):
                 return 0  # the file is there but broken: readers keep its last good state
             self._delete(writer, change.kind, change.key)
             return 0
@@ -694,7 +696,7 @@ class SearchIndex:
     # -- merging -------------------------------------------------------------------------
     def merge(self, optimize: bool = False) -> None:
         """Merge small segments (or all of them, with `optimize`)."""
-        with self._lock, self._lockfile():
+        with self._write_lock, self._lockfile():
             writer = self._open().writer(timeout=self.writer_timeout)
             if optimize:
                 writer.commit(optimize=True)
