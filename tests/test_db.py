@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -70,8 +71,11 @@ def test_writer_lock_admits_one_session(database_url: str) -> None:
         assert db.writer_lock(b) is False
         with pytest.raises(LockHeldError):
             db.WriterLock(b).require()
-        a.close()  # a crashed writer releases the lock with its session
-        assert db.writer_lock(b) is True
+        a.close()  # a crashed writer releases the lock with its session (asynchronously)
+        deadline = time.monotonic() + 10
+        while not db.writer_lock(b) and time.monotonic() < deadline:
+            b.execute("SELECT pg_sleep(0.05)")
+        assert db.WriterLock(b).acquire() is True
 
 
 def test_unreachable_server_is_a_database_error_with_a_hint() -> None:
