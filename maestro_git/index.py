@@ -686,6 +686,9 @@ class SearchIndex:
             return 0
         if snapshot is None:
             snapshot = source() if callable(source) else source
+        if problem == "it does not exist":
+            log.info("no search index at %s yet: building it", self.path)
+            return self.rebuild(snapshot)
         if problem is not None:
             log.warning("search index at %s unusable (%s): rebuilding", self.path, problem)
             return self.rebuild(snapshot)
