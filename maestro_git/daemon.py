@@ -26,6 +26,7 @@ it. `Daemon.run(stop)` returns when `stop` is set.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -618,18 +619,24 @@ class DbSession:
 
 
 class _Indexer:
-    """A sync listener that updates the Whoosh index in a thread of its own, in commit order.
+    """A sync listener that keeps the Whoosh index in step from a thread of its own.
 
-    The index is a rebuildable cache, and its commit costs as much as the whole mirror
-    transaction (its p95 is segment merging), so it stays off the mirror's critical path: the
-    next commit is mirrored while the previous one is being indexed. Failures are logged.
+    The index is a rebuildable cache whose commit costs as much as the whole mirror
+    transaction (its p95 is segment merging), so it stays off the mirror's critical path:
+    mirrored commits are queued, and once no new one has arrived for `quiet` seconds (or the
+    oldest has waited `max_delay`), their changes are applied in one Whoosh commit against
+    the newest snapshot. A burst of commits (a push, the first catch-up) is one index update,
+    and the next commit is mirrored without competing with the indexer. Failures are logged.
     """
 
-    def __init__(self, settings: Settings, log: DaemonLog) -> None:
+    def __init__(self, settings: Settings, log: DaemonLog, quiet: float = 0.1,
+                 max_delay: float = 1.0) -> None:
         from maestro_git.index import SearchIndex
 
         self.index = SearchIndex(settings)
         self.log = log
+        self.quiet = quiet
+        self.max_delay = max_delay
         self.queue: queue.Queue[MirroredCommit | threading.Event] = queue.Queue()
         self.thread = threading.Thread(target=self._work, daemon=True,
                                        name="maestro-daemon-indexer")
@@ -639,19 +646,44 @@ class _Indexer:
         self.queue.put(mirrored)
 
     def _work(self) -> None:
+        pending: list[MirroredCommit] = []
+        first = last = 0.0
         while True:
-            item = self.queue.get()
+            timeout = None
+            if pending:
+                timeout = max(0.0, min(last + self.quiet, first + self.max_delay)
+                              - time.monotonic())
+            try:
+                item = self.queue.get(timeout=timeout)
+            except queue.Empty:
+                self._flush(pending)
+                pending = []
+                continue
             if isinstance(item, threading.Event):
+                self._flush(pending)
+                pending = []
                 item.set()
                 continue
-            try:
-                self.index.update(item)
-            except Exception as exc:  # a cache: log it; `maestro index` rebuilds it
-                self.log.warning("index", f"search index not updated for "
-                                 f"{item.commit.short_id}: {type(exc).__name__}: {exc}")
+            last = time.monotonic()
+            if not pending:
+                first = last
+            pending.append(item)
+
+    def _flush(self, pending: list[MirroredCommit]) -> None:
+        if not pending:
+            return
+        # Changes in commit order, each applied against the newest snapshot: an entity added
+        # then removed is deleted, one renamed then edited is written once under its new key.
+        combined = dataclasses.replace(
+            pending[-1], changes=[c for m in pending for c in m.changes])
+        try:
+            self.index.update(combined)
+        except Exception as exc:  # a cache: log it; `maestro index` rebuilds it
+            self.log.warning("index", f"search index not updated to "
+                             f"{combined.commit.short_id}: {type(exc).__name__}: {exc}")
 
     def drain(self, timeout: float) -> bool:
-        """Wait until everything queued so far is indexed; False on timeout."""
+        """Index everything queued so far now; False when it takes over `timeout`."""
         done = threading.Event()
         self.queue.put(done)
         return done.wait(timeout)

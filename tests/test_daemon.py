@@ -23,6 +23,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from maestro_git import db
 from maestro_git.cli import main
 from maestro_git.daemon import Daemon, DaemonLog, DaemonOptions
+from maestro_git.index import SearchIndex
 from maestro_git.settings import Settings
 from maestro_git.verify import verify
 from tests.factories import GitRepoFactory, persona_md
@@ -210,6 +211,25 @@ def test_new_commit_is_mirrored_at_once(git_repo: GitRepoFactory, database_url: 
                       "acme/coder") == "Coder"
         wait_for(lambda: out.has(f"mirrored {head[:7]}: 1 entity changed"),
                  what="the mirrored log line")
+
+
+def test_burst_of_commits_reaches_the_search_index(git_repo: GitRepoFactory,
+                                                   database_url: str) -> None:
+    _repo_with_persona(git_repo)
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    with running(settings) as (_, out):
+        wait_for(lambda: cursor(database_url) == git_repo.head(), what="the initial catch-up")
+        git_repo.commit({"personas/acme/astronomer.md": persona_md(
+            "Astronomer", body="# Astronomer\n\nYou explain nebulae and quasars.\n")})
+        git_repo.commit({"personas/acme/helper.md": None})
+        head = git_repo.commit({"personas/acme/astronomer.md": persona_md(
+            "Stargazer", body="# Stargazer\n\nYou explain pulsars.\n")})
+        wait_for(lambda: SearchIndex(settings).commit == head, what="the index to catch up")
+        index = SearchIndex(settings)
+        assert [h.key for h in index.search("pulsars")] == ["acme/astronomer"]
+        assert index.search("quasars") == []
+        assert [h.key for h in index.search("helper")] == []
+        assert not out.has("search index not updated")
 
 
 def test_lost_ref_event_is_caught_by_the_head_check(git_repo: GitRepoFactory,
