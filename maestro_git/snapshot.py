@@ -84,8 +84,9 @@ class _Index:
                       self.problem_paths.copy())
 
     def table(self, kind: EntityKind) -> dict[str, Any]:
-        return {"persona": self.personas, "template": self.templates,
-                "persona_set": self.sets}[kind]
+        if kind == "persona":
+            return self.personas
+        return self.templates if kind == "template" else self.sets
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,9 @@ class Snapshot:
     _index: _Index | None = field(default=None, repr=False, compare=False)
 
     def record(self, kind: EntityKind, key: str) -> Record | None:
-        table: Mapping[str, Record] = {
-            "persona": self.personas, "template": self.templates, "persona_set": self.sets,
-        }[kind]
-        return table.get(key)
+        if kind == "persona":
+            return self.personas.get(key)
+        return self.templates.get(key) if kind == "template" else self.sets.get(key)
 
     def is_valid(self, path: str) -> bool:
         return path not in self.invalid_paths

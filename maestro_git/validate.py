@@ -66,6 +66,7 @@ __all__ = [
     "apply_severities",
     "cross_file_problems",
     "estimate_tokens",
+    "unknown_rules",
     "validate_file",
     "validate_snapshot",
 ]
@@ -160,7 +161,8 @@ _CONTENT_DIRS = ("personas", "templates", "persona_sets")
 _ALLOWED_EXTRA = frozenset({"README.md", "README", "CODEOWNERS", ".gitkeep", ".gitignore"})
 
 _MD = MarkdownIt("commonmark", {"html": True})
-_MD.validateLink = lambda url: True  # see every link: judging them is this module's job
+# See every link, whatever its scheme: judging them is this module's job.
+_MD.validateLink = lambda url: True  # type: ignore[method-assign]
 
 
 class CrossView(Protocol):
@@ -593,6 +595,11 @@ def validate_snapshot(snapshot: Snapshot, sources: Mapping[str, SourceFile],
     """The cross-file rules over every file of `snapshot` (`sources` is not needed: the
     rules read parse results only; it is kept for callers of the first version)."""
     return [p for path in snapshot.files for p in cross_file_problems(snapshot, path, settings)]
+
+
+def unknown_rules(settings: Settings) -> list[str]:
+    """Rule ids configured in maestro.toml's `[rules]` that no rule has (typos), sorted."""
+    return sorted(set(settings.rule_severity) - set(RULES))
 
 
 def apply_severities(problems: Iterable[Problem], settings: Settings) -> list[Problem]:

@@ -242,6 +242,11 @@ def test_severity_is_configurable_per_rule() -> None:
     assert snap.invalid_paths == {"personas/a/x.md"}
 
 
+def test_unknown_rule_ids_in_the_config_are_listed() -> None:
+    config = Settings(rule_severity={"missing-id": "off", "misng-id": "off"})
+    assert validate.unknown_rules(config) == ["misng-id"]
+
+
 def test_validate_snapshot_reports_the_cross_file_rules() -> None:
     snap = build_snapshot([SourceFile(path="personas/a/x.md", data=md("extends: a/z\n")
                                       .encode())], S)
