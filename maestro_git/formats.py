@@ -317,8 +317,8 @@ def _load_yaml(yaml_text: str, path: str, limits: Limits
             "yaml-syntax", path, f"frontmatter is not valid YAML: {reason}",
             "fix the YAML between the --- lines (quote values that contain ': ' or start "
             "with a special character)", line=line, column=col)], {}
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        # e.g. an unhashable mapping key, or a timestamp out of range
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise anything on odd input
+        # e.g. an unhashable mapping key, a timestamp out of range, `!!int` with no digits
         return None, [_problem(
             "yaml-syntax", path, f"frontmatter value cannot be read: {exc}",
             "fix the YAML between the --- lines", line=2)], {}

@@ -162,3 +162,11 @@ def test_structured_garbage_never_crashes_a_snapshot(files: dict[str, str]) -> N
     assert set(snap.files) == set(files)
     for problem in snap.problems:
         assert problem.message and problem.rule
+
+
+def test_odd_yaml_tags_are_problems_not_crashes() -> None:
+    for fm in ("a: !!int\n", "a: !!timestamp\n", "a: !!binary '***'\n", "a: !custom x\n",
+               "a: !!python/name:os.system\n", "a: !!set {x, y}\nb: !!omap [c: 1]\n"):
+        record, rules = parse("personas/a/x.md", f"---\n{fm}---\nYou are x.\n")
+        assert rules in ([], ["yaml-syntax"]), fm
+        assert (record is None) == bool(rules)
