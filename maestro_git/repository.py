@@ -398,15 +398,13 @@ class Repository:
 
         def plan(snap: Snapshot) -> _Plan:
             doc, data = self._current(snap, key)
-            new = set_fields(data, updates, removed) if updates or removed else data
+            version = updates.get("version", bump_patch(doc.version))
+            new = set_fields(data, {**updates, "version": version}, removed)  # one rewrite
             if body is not None:
                 new = set_body(new, body)
-            if new == data:
+            unchanged = new == data if "version" in updates else self._same_content(doc, new)
+            if unchanged:
                 raise UsageError(f"nothing to change in {key}")
-            version = doc.version
-            if "version" not in updates:
-                version = bump_patch(doc.version)
-                new = set_fields(new, {"version": version})
             return _Plan(key, {doc.path: new}, message or f"Update {key} to {version}")
 
         return self._write(plan, author, base)
@@ -519,6 +517,14 @@ class Repository:
             raise ValidationFailed(f"{path} cannot be parsed; fix it by hand first",
                                    snap.problems_for(path))
         return rec, self._bytes(snap, path)
+
+    def _same_content(self, doc: Document, new: bytes) -> bool:
+        """Whether `new` says what `doc` already says, apart from its version."""
+        rec = parse_file(SourceFile(path=doc.path, data=new), self.settings.limits).record
+        if not isinstance(rec, Persona | Template):
+            return False
+        ignore = {"version", "content_hash", "size_bytes", "body_line"}
+        return rec.model_dump(exclude=ignore) == doc.model_dump(exclude=ignore)
 
     def _bytes(self, snap: Snapshot, path: str) -> bytes:
         if snap.commit is None:  # pragma: no cover - an empty branch has no files
