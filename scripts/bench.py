@@ -126,6 +126,7 @@ def render_table(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    load_start = os.getloadavg()
     cache_root = args.keep or Path(tempfile.gettempdir()) / "maestro-bench"
     gen, gen_seconds = cached_repository(cache_root.resolve(), args.personas, args.sets,
                                          args.commits, args.seed)
@@ -144,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.only:
                 try:
                     module = importlib.import_module(f"bench_{name}")
-                    rows.extend(module.run(ctx))
+                    for row in module.run(ctx):  # rows kept as they come, even if one fails
+                        rows.append(row)
                 except ImportError as exc:
                     rows.append(Row(name, name, None, note=f"not available: {exc}"))
                 except Exception as exc:  # one broken section must not hide the others
@@ -163,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": {"personas": args.personas, "sets": args.sets, "commits": args.commits,
                        "seed": args.seed},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()},
         "repository": {"path": str(gen.path), "head": gen.head,
                        "bytes_at_head": gen.bytes_at_head, "merges": gen.merges,
                        "renames": gen.renames, "deletes": gen.deletes},
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(render_table(rows))
+        print(f"\n{os.cpu_count()} CPUs; load average {load_start[0]:.1f} at the start, "
+              f"{os.getloadavg()[0]:.1f} at the end (figures inflate under load)")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from bench_common import Context, Row, median, p95, say, timed
 
@@ -15,11 +16,12 @@ QUERIES = (  # a fixed set: words, phrases, fields, names, words that match litt
     "stakeholders risks", "onboarding", "financial analyst")
 
 
-def run(ctx: Context) -> list[Row]:
+def run(ctx: Context) -> Iterator[Row]:
     try:
         from maestro_git.index import SearchIndex
     except ImportError as exc:
-        return [Row(SECTION, "search", None, note=f"not available: {exc}")]
+        yield Row(SECTION, "search", None, note=f"not available: {exc}")
+        return
     from maestro_git.git import GitRepo
     from maestro_git.snapshot import build_snapshot
 
@@ -27,19 +29,17 @@ def run(ctx: Context) -> list[Row]:
     settings = ctx.settings.with_overrides(index_dir=ctx.workdir / "index")
     snap = build_snapshot(GitRepo(gen.path).files_at(gen.head), settings, gen.head)
     index = SearchIndex(settings)
-    rows: list[Row] = []
 
     say(f"search: Whoosh rebuild of {gen.personas} personas and {gen.sets} sets")
     seconds, docs = timed(lambda: index.rebuild(snap))
-    rows.append(Row(SECTION, f"index rebuild: {docs:,} documents", seconds,
-                    target=1.2 * 6.1 * ctx.scale,
-                    floor=ctx.floor(6.1, "procs=2 multisegment")))
-
-    rows.extend(_incremental(ctx, index, snap))
-    rows.extend(_queries(ctx, index))
-    rows.extend(_client(ctx))
-    index.close()
-    return rows
+    yield Row(SECTION, f"index rebuild: {docs:,} documents", seconds,
+              target=1.2 * 6.1 * ctx.scale, floor=ctx.floor(6.1, "procs=2 multisegment"))
+    try:
+        yield from _incremental(ctx, index, snap)
+        yield from _queries(ctx, index)
+    finally:
+        index.close()
+    yield from _client(ctx)
 
 
 def _incremental(ctx: Context, index: object, snap: object) -> list[Row]:
