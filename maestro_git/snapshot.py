@@ -208,13 +208,34 @@ def _doc_id(parsed: ParsedFile | None) -> str | None:
     return rec.id if isinstance(rec, Persona | Template) and rec.id else None
 
 
-def _derive(base: Snapshot | None, idx: _Index, touched: set[str], settings: Settings,
-            commit: str | None) -> Snapshot:
-    """A snapshot of `idx.files`/`idx.assets` (already updated for `touched`), reusing
-    `base` for everything the touched paths cannot change. `idx` is a private copy."""
-    old_files: Mapping[str, ParsedFile] = base.files if base is not None else _EMPTY
-    old_assets: Mapping[str, ParsedFile] = base.assets if base is not None else _EMPTY
-    old_children = base._idx().children if base is not None else {}
+def _index_all(idx: _Index) -> set[str]:
+    """Fill the lookups of a fresh index from its files; every path is affected."""
+    by_id: dict[str, list[str]] = {}
+    for path in sorted(idx.files):
+        parsed = idx.files[path]
+        rec = parsed.record
+        if rec is None:
+            continue
+        table = idx.table(rec.kind)
+        if rec.key not in table:  # the first path in sorted order wins a duplicate key
+            table[rec.key] = rec
+        if isinstance(rec, Persona | Template) and rec.id:
+            by_id.setdefault(rec.id, []).append(path)
+    idx.by_id = {ident: tuple(paths) for ident, paths in by_id.items()}
+    children: dict[str, set[str]] = {}
+    for key, persona in idx.personas.items():
+        if persona.extends:
+            children.setdefault(persona.extends, set()).add(key)
+    idx.children = {parent: frozenset(kids) for parent, kids in children.items()}
+    return set(idx.files) | set(idx.assets)
+
+
+def _index_changes(base: Snapshot, idx: _Index, touched: set[str]) -> set[str]:
+    """Patch the lookups of `idx` (a copy of `base`'s) for the `touched` paths; return the
+    paths whose cross-file problems may have changed."""
+    old_files: Mapping[str, ParsedFile] = base.files
+    old_assets: Mapping[str, ParsedFile] = base.assets
+    old_children = base._idx().children
     files, assets = idx.files, idx.assets
 
     keys: set[tuple[EntityKind, str]] = set()
@@ -264,7 +285,15 @@ def _derive(base: Snapshot | None, idx: _Index, touched: set[str], settings: Set
         affected.update(f"personas/{key}.md" for key in heirs)
     if assets_touched:
         affected.update(p for p in files if files[p].kind == "persona_set")
+    return affected
 
+
+def _derive(base: Snapshot | None, idx: _Index, touched: set[str], settings: Settings,
+            commit: str | None) -> Snapshot:
+    """A snapshot of `idx.files`/`idx.assets` (already updated for `touched`), reusing
+    `base` for everything the touched paths cannot change. `idx` is a private copy."""
+    affected = _index_all(idx) if base is None else _index_changes(base, idx, touched)
+    files, assets = idx.files, idx.assets
     view = _View(idx)
     recompute: list[str] = []
     for path in affected:
@@ -275,15 +304,17 @@ def _derive(base: Snapshot | None, idx: _Index, touched: set[str], settings: Set
             if parsed is None and path not in touched and path not in idx.final:
                 continue
         else:
-            cross = validate.cross_file_problems(view, path, settings)
-            if cross:
-                idx.cross[path] = tuple(cross)
+            found = validate.cross_file_problems(view, path, settings)
+            if found:
+                idx.cross[path] = tuple(found)
             else:
                 idx.cross.pop(path, None)
         recompute.append(path)
-        raw = chain(parsed.problems, idx.cross.get(path, ())) if parsed is not None else ()
-        final = validate.apply_severities(raw, settings)
-        final.sort(key=lambda p: (p.line or 0, p.column or 0, p.rule, p.message))
+        cross = idx.cross.get(path, ())
+        final: list[Problem] = []
+        if parsed is not None and (parsed.problems or cross):
+            final = validate.apply_severities(chain(parsed.problems, cross), settings)
+            final.sort(key=lambda p: (p.line or 0, p.column or 0, p.rule, p.message))
         had = path in idx.final
         if final:
             idx.final[path] = tuple(final)
@@ -294,8 +325,8 @@ def _derive(base: Snapshot | None, idx: _Index, touched: set[str], settings: Set
             idx.problem_paths.pop(bisect.bisect_left(idx.problem_paths, path))
 
     invalid = set(base.invalid_paths).difference(recompute) if base is not None else set()
-    invalid.update(p for p in recompute
-                   if any(q.severity is Severity.ERROR for q in idx.final.get(p, ())))
+    invalid.update(p for p in recompute if p in idx.final
+                   and any(q.severity is Severity.ERROR for q in idx.final[p]))
     problems = tuple(chain.from_iterable(idx.final[p] for p in idx.problem_paths))
     return Snapshot(commit, MappingProxyType(files), MappingProxyType(idx.personas),
                     MappingProxyType(idx.templates), MappingProxyType(idx.sets), problems,
