@@ -57,7 +57,7 @@ __all__ = [
 
 log = logging.getLogger("maestro_git.index")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MERGE_THRESHOLD = 8  # segments; above it a background merge of the small ones starts
 MULTIPROCESS_MIN_DOCS = 2000  # below this a single writer is faster than forking workers
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
@@ -81,7 +81,7 @@ SCHEMA = fields.Schema(
     description=fields.TEXT(analyzer=_TEXT, field_boost=2.0, stored=True),
     tags=fields.KEYWORD(commas=True, lowercase=True, scorable=True, field_boost=2.0,
                         stored=True),
-    category=fields.KEYWORD(lowercase=True, stored=True),
+    category=fields.KEYWORD(lowercase=True, scorable=True, stored=True),
     set=fields.KEYWORD(stored=True),
     status=fields.ID(),
     extends=fields.ID(),
@@ -95,8 +95,10 @@ SCHEMA = fields.Schema(
 )
 
 # Fields an unqualified word is looked up in, with the parser-side boost of each.
+# Every one of them is scorable: a field without term weights (ID) in the default union
+# turns off Whoosh's block-quality skipping and makes every query score every match.
 _DEFAULT_FIELDS = ("name", "display_name", "description", "tags", "category", "metadata",
-                   "content", "owner", "key")
+                   "content")
 _ALIASES = {"tags": ["tag"], "set": ["in_set"], "content": ["body", "text"],
             "display_name": ["title"]}
 FIELDS: tuple[str, ...] = tuple(sorted(
@@ -357,6 +359,7 @@ def _positional_phrases(q: Query) -> Query:
     return q.apply(_positional_phrases)
 
 
+_SNIPPET_FIELDS = ("content", "description", "display_name")
 _PLAIN_WORDS = re.compile(r"^[\w\s'.,-]+$")
 
 
@@ -773,16 +776,22 @@ class SearchIndex:
             if self._ix is None and self.source is not None:
                 self.ensure(self.source)
             searcher = self._current_searcher()
-            results = searcher.search(q, limit=limit, mask=Term("kind", "meta"), terms=True)
+            # No mask and no `terms=True`: either turns off Whoosh's block-quality skipping
+            # and scores every match. The meta document has no text, so only `*` or
+            # `kind:meta` reach it; it is dropped here.
+            results = searcher.search(q, limit=limit + 1)
             results.fragmenter = highlight.ContextFragmenter(maxchars=160, surround=50)
             results.formatter = _Marker()
-            return [self._hit(h) for h in results]
+            # Highlighting re-analyses stored text: only in fields the query searched.
+            queried = {leaf.field() for leaf in q.leaves()}
+            marked = [f for f in _SNIPPET_FIELDS if f in queried]
+            return [self._hit(h, marked) for h in results if h.get("kind") != "meta"][:limit]
 
     @staticmethod
-    def _hit(hit: Any) -> SearchHit:
+    def _hit(hit: Any, marked: Sequence[str]) -> SearchHit:
         fields_ = hit.fields()
         snippet = ""
-        for name in ("content", "description", "display_name"):
+        for name in marked:
             if fields_.get(name):
                 snippet = hit.highlights(name, top=2)
                 if snippet:
