@@ -498,20 +498,17 @@ def validate_file(parsed: ParsedFile, source: SourceFile, settings: Settings) ->
         return _misplaced(parsed.path)
     problems: list[Problem] = []
     rec = parsed.record
-    parts = parsed.path.split("/")
-    names = [("owner", parts[1]), ("name", parts[2][:-3])] if parsed.kind == "persona" else [
-        ("name", rec.name if rec is not None else parts[-1].removesuffix(".md")
-         .removesuffix(".json"))]
+    loc = classify(parsed.path)
+    assert loc is not None  # parsed.kind is set only for classified paths
+    names = [("owner", loc.owner), ("name", loc.name)] if loc.owner else [("name", loc.name)]
     for label, value in names:
-        if not NAME_RE.match(value):
-            what = {"owner": "folder", "name": "file"}[label]
-            if parsed.kind == "persona_set" and parts[-1] == "set.json":
-                what = "folder"
+        if value is not None and not NAME_RE.match(value):
+            what = "folder" if label == "owner" or parsed.path.endswith("/set.json") else "file"
+            suggestion = re.sub(r"[^a-z0-9_-]+", "_", value.lower())[:100] or "name"
             problems.append(_p(
                 "invalid-name", parsed.path,
                 f"{label} '{value}' must be 1-100 characters of a-z, 0-9, _ and -",
-                f"rename the {what} in lowercase, e.g. "
-                f"'{re.sub(r'[^a-z0-9_-]+', '_', value.lower())[:100] or 'name'}'", line=1))
+                f"rename the {what} in lowercase, e.g. '{suggestion}'", line=1))
     if any(p.rule in ("file-too-large", "binary-file", "invalid-utf8") for p in parsed.problems):
         return problems
     text = decode_text(source, settings.limits)

@@ -242,6 +242,20 @@ def test_severity_is_configurable_per_rule() -> None:
     assert snap.invalid_paths == {"personas/a/x.md"}
 
 
+def test_invalid_names_are_found_for_every_kind_even_when_unreadable() -> None:
+    found = problems({"templates/Big Writer.md": md(), "persona_sets/Team/set.json": "{",
+                      "personas/a/UP.md": b"\x00"})
+    names = sorted((p.path, p.message, p.fix) for p in found if p.rule == "invalid-name")
+    assert names == [
+        ("persona_sets/Team/set.json", "name 'Team' must be 1-100 characters of a-z, 0-9, _ and -",
+         "rename the folder in lowercase, e.g. 'team'"),
+        ("personas/a/UP.md", "name 'UP' must be 1-100 characters of a-z, 0-9, _ and -",
+         "rename the file in lowercase, e.g. 'up'"),
+        ("templates/Big Writer.md",
+         "name 'Big Writer' must be 1-100 characters of a-z, 0-9, _ and -",
+         "rename the file in lowercase, e.g. 'big_writer'")]
+
+
 def test_unknown_rule_ids_in_the_config_are_listed() -> None:
     config = Settings(rule_severity={"missing-id": "off", "misng-id": "off"})
     assert validate.unknown_rules(config) == ["misng-id"]
