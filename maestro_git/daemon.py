@@ -154,8 +154,8 @@ class MirrorSession(Protocol):
     syncer. Every method raises `DatabaseError` when the database cannot be used."""
 
     def acquire(self) -> bool:
-        """Connect when needed (applying migrations once), then try the writer lock once;
-        True when this session holds it."""
+        """Connect when needed, then try the writer lock once; True when this session holds
+        it (the writer then applies pending migrations)."""
         ...
 
     def catch_up(self, stop: threading.Event | None = None,
@@ -557,19 +557,18 @@ class DbSession:
         if self._lock_conn is None or self._lock_conn.closed:
             self.close()
             self._url = db.database_url(self.settings)
-            conn = db.connect(self._url)
-            self._lock_conn = conn
-            applied = db.migrate(conn)
-            if applied:
-                self.log.info("migrated", f"applied migrations {', '.join(applied)}",
-                              migrations=applied)
-            self._lock = db.WriterLock(conn)
-        assert self._lock is not None
+            self._lock_conn = db.connect(self._url)
+            self._lock = db.WriterLock(self._lock_conn)
+        assert self._lock is not None and self._lock_conn is not None
         if self._lock.held:
             return True
         if not self._lock.acquire():
             return False
-        assert self._lock_conn is not None
+        # Only the writer migrates: a standby writes nothing, not even the schema.
+        applied = db.migrate(self._lock_conn)
+        if applied:
+            self.log.info("migrated", f"applied migrations {', '.join(applied)}",
+                          migrations=applied)
         self._syncer = self._make_syncer(self._lock_conn)
         return True
 

