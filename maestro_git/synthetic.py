@@ -277,14 +277,15 @@ class _Persona:
     def path(self) -> str:
         return f"personas/{self.owner}/{self.name}.md"
 
-    def render(self, category_key: str = "metadata") -> bytes:
+    def render(self, template: bool = False) -> bytes:
+        """The file's bytes; a template carries `category` at the top level."""
         lines = ["---", f"id: {self.id}", f"display_name: {json.dumps(self.display_name)}",
                  f"description: {json.dumps(self.description)}",
                  f'version: "{".".join(map(str, self.version))}"']
         if self.extends:
             lines.append(f"extends: {self.extends}")
         lines += [f"tags: [{', '.join(self.tags)}]", f"active: {str(self.active).lower()}"]
-        if category_key == "category":
+        if template:
             lines.append(f"category: {self.category}")
         else:
             lines.append(f"metadata: {{category: {self.category}, locale: en}}")
@@ -530,7 +531,7 @@ class _History:
             tpl = self.text.persona("templates", name, None)
             tpl.display_name, tpl.category, tpl.tags = display, category, tags
             self.templates[name] = tpl
-            changes[f"templates/{name}.md"] = tpl.render("category")
+            changes[f"templates/{name}.md"] = tpl.render(template=True)
         for _ in range(self.initial_personas):
             p = self._new_persona(set())
             changes[p.path] = p.render()
@@ -737,7 +738,7 @@ class _History:
         mine.add("template:" + name)
         tpl = self.templates[name]
         self.text.edit(tpl)
-        return {f"templates/{name}.md": tpl.render("category")}, f"Template {name}: refresh"
+        return {f"templates/{name}.md": tpl.render(template=True)}, f"Template {name}: refresh"
 
     # -- logical state ---------------------------------------------------------------------
     def _name(self) -> str:

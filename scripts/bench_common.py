@@ -96,6 +96,7 @@ class Context:
 
     def fresh_database(self) -> str:
         """A new empty database on the server; dropped when the run ends."""
+        from psycopg import sql
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         from maestro_git import db
@@ -103,20 +104,23 @@ class Context:
         base = self.server_url()
         name = f"maestro_bench_{uuid.uuid4().hex[:10]}"
         with db.connect(base) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')  # the name is ours, not user input
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         self.databases.append(name)
         params = conninfo_to_dict(base)
         params["dbname"] = name
-        return make_conninfo(**params)
+        return make_conninfo("", **params)
 
     def drop_databases(self) -> None:
         if not self.databases:
             return
+        from psycopg import sql
+
         from maestro_git import db
 
         with db.connect(self.server_url()) as conn:
             for name in self.databases:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
         self.databases.clear()
 
 

@@ -14,12 +14,17 @@ FLOOR_10K = 0.27 + 0.77 + 0.05 + 0.45 + 1.6
 
 
 def mirrored_rows(url: str) -> int:
+    from psycopg import sql
+
     from maestro_git import db
 
+    total = 0
     with db.connect(url) as conn:
-        return sum(int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
-                   for t in ("personas", "persona_templates", "persona_sets",
-                             "persona_set_members"))
+        for table in ("personas", "persona_templates", "persona_sets", "persona_set_members"):
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                sql.Identifier(table))).fetchone()
+            total += int(row[0]) if row else 0
+    return total
 
 
 def run(ctx: Context) -> Iterator[Row]:
