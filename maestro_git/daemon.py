@@ -194,11 +194,14 @@ class _Hints(FileSystemEventHandler):
         self.daemon = daemon
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        paths = [os.fsdecode(event.src_path)]
-        if isinstance(event, FileMovedEvent | DirMovedEvent) and event.dest_path:
-            paths.append(os.fsdecode(event.dest_path))
-        for path in paths:
-            self.daemon._hint(path, event.is_directory)
+        try:
+            paths = [os.fsdecode(event.src_path)]
+            if isinstance(event, FileMovedEvent | DirMovedEvent) and event.dest_path:
+                paths.append(os.fsdecode(event.dest_path))
+            for path in paths:
+                self.daemon._hint(path, event.is_directory)
+        except Exception as exc:  # never kill watchdog's thread; the head check still runs
+            self.daemon.log.error("watch", f"could not handle {event!r}: {exc}")
 
 
 class Daemon:

@@ -279,6 +279,23 @@ def test_working_tree_edit_is_reported_and_not_mirrored(git_repo: GitRepoFactory
                   "acme/sneaky") == 0
 
 
+def test_killed_database_session_is_reopened_and_the_lock_retaken(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    _repo_with_persona(git_repo)
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    with running(settings) as (_, out):
+        wait_for(lambda: cursor(database_url) == git_repo.head(), what="the initial catch-up")
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+        assert killed == (1,)  # the daemon's one session: lock and writes
+        head = git_repo.commit({"personas/acme/coder.md": persona_md("Coder")})
+        wait_for(lambda: cursor(database_url) == head, what="the mirror after the reconnect")
+        assert out.has("database unavailable")
+        assert sum("holding the writer lock" in x for x in out.lines) == 2
+
+
 def test_second_daemon_stands_by_and_takes_over(git_repo: GitRepoFactory,
                                                 database_url: str) -> None:
     _repo_with_persona(git_repo)
