@@ -270,6 +270,14 @@ def _indexable(snapshot: Snapshot) -> Iterator[Persona | Template | PersonaSet]:
                 yield rec
 
 
+def _deletions(kind: str, key: str) -> list[Query]:
+    """Queries matching every document of one entity (a set: its members too)."""
+    found: list[Query] = [Term("uid", _uid(kind, key))]
+    if kind == "persona_set":
+        found.append(Term("set", key) & Term("kind", "set_member"))
+    return found
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
 
@@ -580,16 +588,27 @@ class SearchIndex:
 
     def apply(self, changes: Iterable[Change], snapshot: Snapshot) -> int:
         """Re-index only the entities in `changes`, reading them from `snapshot`, and record
-        `snapshot.commit`. Commits without merging segments. Returns documents written."""
-        written = 0
+        `snapshot.commit`. Commits without merging segments. Returns documents written.
+
+        Deletions are looked up with the long-lived reader (its segment readers are reused
+        between commits) rather than Whoosh's `update_document`, which opens every segment
+        again on each call."""
+        deletes: list[Query] = [Term("uid", _META_UID)]
+        adds: list[dict[str, Any]] = []
+        for change in changes:
+            self._plan_one(change, snapshot, deletes, adds)
+        adds.append({"uid": _META_UID, "kind": "meta", "commit": snapshot.commit,
+                     "schema_version": SCHEMA_VERSION})
         with self._write_lock, self._lockfile():
             ix = self._open()
             writer = ix.writer(timeout=self.writer_timeout)
             try:
-                for change in changes:
-                    written += self._apply_one(writer, change, snapshot)
-                writer.update_document(uid=_META_UID, kind="meta", commit=snapshot.commit,
-                                       schema_version=SCHEMA_VERSION)
+                with self._lock:  # the searcher is shared with readers
+                    searcher = self._current_searcher()  # the writer's generation: we lock
+                    for q in deletes:
+                        writer.delete_by_query(q, searcher=searcher)
+                for doc in adds:
+                    writer.add_document(**doc)
                 writer.commit(merge=False)
             except BaseException:
                 writer.cancel()
@@ -597,33 +616,24 @@ class SearchIndex:
             segments = len(ix._segments())
         if segments > MERGE_THRESHOLD:
             self.merge_in_background()
-        return written
+        return len(adds) - 1
 
-    def _apply_one(self, writer: Any, change: Change, snapshot: Snapshot) -> int:
+    @staticmethod
+    def _plan_one(change: Change, snapshot: Snapshot, deletes: list[Query],
+                  adds: list[dict[str, Any]]) -> None:
         if change.action is ChangeAction.RENAMED and change.old_key:
-            self._delete(writer, change.kind, change.old_key)
+            deletes.extend(_deletions(change.kind, change.old_key))
         if change.action is ChangeAction.REMOVED:
             old = change.old_path
             if old is not None and old in snapshot.files and not snapshot.is_valid(old):
-                return 0  # the file is there but broken: readers keep its last good state
-            self._delete(writer, change.kind, change.key)
-            return 0
+                return  # the file is there but broken: readers keep its last good state
+            deletes.extend(_deletions(change.kind, change.key))
+            return
         rec = snapshot.record(change.kind, change.key)
         if rec is None or not _shown(snapshot, rec):
-            return 0  # an invalid file: readers keep its last good state
-        if isinstance(rec, PersonaSet):
-            self._delete(writer, "persona_set", rec.key)
-        written = 0
-        for doc in _record_docs(rec):
-            writer.update_document(**doc)
-            written += 1
-        return written
-
-    @staticmethod
-    def _delete(writer: Any, kind: str, key: str) -> None:
-        writer.delete_by_term("uid", _uid(kind, key))
-        if kind == "persona_set":
-            writer.delete_by_query(Term("set", key) & Term("kind", "set_member"))
+            return  # an invalid file: readers keep its last good state
+        deletes.extend(_deletions(rec.kind, rec.key))
+        adds.extend(_record_docs(rec))
 
     def update(self, mirrored: MirroredLike) -> int:
         """A sync listener: index what one mirrored commit changed (see `apply`).
@@ -734,8 +744,26 @@ class SearchIndex:
         if self._searcher is None:
             self._searcher = self._open().searcher()
         else:
-            self._searcher = self._searcher.refresh()
+            fresh = self._searcher.refresh()
+            if fresh is not self._searcher:
+                self._renew_deletions(fresh)
+            self._searcher = fresh
         return self._searcher
+
+    def _renew_deletions(self, searcher: Any) -> None:
+        """Whoosh's `refresh` reuses the reader of an unchanged segment together with that
+        segment's old deletion set, so a document deleted by a later commit would still be
+        found. Give each reused reader its segment as the latest TOC records it."""
+        latest = {seg.segment_id(): seg for seg in self._open()._segments()}
+        for leaf, _ in searcher.reader().leaf_readers():
+            seg = latest.get(getattr(leaf, "_segid", None))
+            if seg is None or getattr(leaf, "_segment", seg) is seg:
+                continue
+            leaf._segment = seg
+            leaf.__dict__.pop("deleted_docs_set", None)  # a cached_property of the old set
+            perdoc = getattr(leaf, "_perdoc", None)
+            if perdoc is not None and hasattr(perdoc, "_segment"):
+                perdoc._segment = seg
 
     def search(self, text: str, limit: int = 10) -> list[SearchHit]:
         """Hits for `text` (Whoosh query syntax), best first, with highlighted snippets.

@@ -156,6 +156,9 @@ def test_incremental_update_indexes_only_the_commit(
     repo, ix = indexed
     settings = Settings(repo_path=repo.path)
     before = _snapshot(repo)
+    # A reader open before the update must not keep finding what the update deleted.
+    assert _keys(ix.search("quarterly")) == ["globex/analyst"]
+    assert _keys(ix.search("fiction")) == ["acme/story_writer"]
     repo.commit({
         "personas/acme/story_writer.md": None,
         "personas/acme/poet.md": persona_md("Poet", body="# Poet\n\nYou write haiku.\n"),
