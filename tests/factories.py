@@ -49,6 +49,8 @@ class GitRepoFactory:
         repo = pygit2.init_repository(str(path), initial_head=branch)
         repo.config["user.name"] = DEFAULT_AUTHOR[0]
         repo.config["user.email"] = DEFAULT_AUTHOR[1]
+        # Local state (the search index) must never be staged by `commit`'s add_all.
+        (path / ".gitignore").write_text(".maestro/\n", encoding="utf-8")
         return cls(path, repo)
 
     def write(self, files: Mapping[str, str | bytes | None]) -> None:
