@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,7 +54,33 @@ def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]
         show_default=True, help="Output format: " + ", ".join(choices) + ".")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Command name -> the module under maestro_git.cli that defines it. Modules are imported only
+# when one of their commands runs (or for the full `--help` listing), so `maestro check` does
+# not pay for psycopg, whoosh or watchdog. tests/test_cli.py checks this map is complete.
+COMMAND_MODULES: dict[str, str] = {
+    **dict.fromkeys(("init", "new", "check", "fmt", "show", "list", "templates"), "files"),
+    **dict.fromkeys(("history", "diff", "rollback", "log", "review", "rename", "delete"),
+                    "versions"),
+    **dict.fromkeys(("db", "sync", "verify", "rebuild"), "mirror"),
+    **dict.fromkeys(("search", "sets", "index"), "find"),
+    "daemon": "daemon",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module the first time the command is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            import_module(f"maestro_git.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--repo", "repo", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="The persona repository (default: the current directory).")
 @click.option("--database-url", envvar="DATABASE_URL", default=None,
@@ -76,14 +103,14 @@ def cli(ctx: click.Context, repo: Path | None, database_url: str | None, branch:
                          quiet=quiet)
 
 
-def _register() -> None:
-    # Imported for their side effect of adding commands to `cli`.
-    from maestro_git.cli import daemon, files, find, mirror, versions  # noqa: F401
+def import_all_commands() -> None:
+    """Import every command module (their decorators add the commands to `cli`)."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        import_module(f"maestro_git.cli.{module}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
-    _register()
     try:
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="maestro",
                           standalone_mode=False)

@@ -1,0 +1,36 @@
+"""The CLI shell: every command is reachable lazily, documented, and fails without tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maestro_git.cli import COMMAND_MODULES, cli, import_all_commands, main
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_lazy_command_map_names_every_registered_command() -> None:
+    import_all_commands()
+    assert set(cli.commands) == set(COMMAND_MODULES)
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    text = README.read_text(encoding="utf-8")
+    missing = [name for name in COMMAND_MODULES if f"maestro {name}" not in text]
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_MODULES))
+def test_every_command_has_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Usage: maestro {name}")
+    assert len(out.splitlines()) > 3
+
+
+def test_unknown_command_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["no-such-command"]) == 2
+    err = capsys.readouterr().err
+    assert "No such command" in err and "Traceback" not in err
