@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from maestro_git.cli import COMMAND_MODULES, cli, import_all_commands, main
+from tests.factories import GitRepoFactory, persona_md
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -34,3 +35,26 @@ def test_unknown_command_exits_2_with_one_line(capsys: pytest.CaptureFixture[str
     assert main(["no-such-command"]) == 2
     err = capsys.readouterr().err
     assert "No such command" in err and "Traceback" not in err
+
+
+def test_check_against_a_revision_reports_a_version_not_raised(
+    git_repo: GitRepoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git_repo.commit({"personas/acme/a.md": persona_md(version="1.0.0")}, "add a")
+    base = git_repo.head()
+    git_repo.commit({"personas/acme/a.md": persona_md(
+        version="1.0.0", body="# A\n\nYou are a stricter reviewer now.\n")}, "edit a")
+    assert main(["--repo", str(git_repo.path), "check"]) == 0
+    capsys.readouterr()
+    assert main(["--repo", str(git_repo.path), "check", "--against", base]) == 1
+    out = capsys.readouterr().out
+    assert "personas/acme/a.md" in out and "version-not-raised" in out
+
+
+def test_check_warns_about_unknown_rules_in_maestro_toml(
+    git_repo: GitRepoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git_repo.write({"maestro.toml": '[rules]\nhiden-unicode = "off"\n',
+                    "personas/acme/a.md": persona_md()})
+    main(["--repo", str(git_repo.path), "check"])
+    assert "unknown rule 'hiden-unicode'" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from maestro_git.scaffold import (
     new_persona,
 )
 from maestro_git.snapshot import Snapshot, build_snapshot
+from maestro_git.validate import unknown_rules
 from maestro_git.worktree import read_worktree
 
 
@@ -105,21 +106,33 @@ def new(app: AppContext, key: str, template: str | None, display_name: str | Non
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--against", default=None, metavar="REV",
+              help="Also check version discipline against REV: a persona or template whose "
+                   "content changed since REV must have a higher semver (version-not-raised).")
 @format_option("text", "json", "github")
 @pass_app
-def check(app: AppContext, paths: tuple[Path, ...], fmt: str) -> None:
+def check(app: AppContext, paths: tuple[Path, ...], against: str | None, fmt: str) -> None:
     """Validate personas, templates and persona sets; exit 1 when any error is found.
 
     PATHS limits the report to those files or folders (cross-file rules still see the whole
-    repository). --format github prints GitHub Actions annotations.
+    repository). --format github prints GitHub Actions annotations. --against REV adds the
+    version-discipline rule used in pull-request review (see also `maestro review`).
 
     \b
-    Example:
+    Examples:
       maestro check personas/acme --format github
+      maestro check --against origin/main
     """
     root = app.settings.repo_path
+    for rule in unknown_rules(app.settings):
+        click.echo(f"warning: maestro.toml [rules] names unknown rule '{rule}' "
+                   "(see the rule table in README.md)", err=True)
     snap = _snapshot(app)
     problems = list(snap.problems)
+    if against is not None:
+        from maestro_git.repository import Repository
+
+        problems = Repository(app.settings).review(against)[1]
     if paths:
         wanted = [_relative(root, p) for p in paths]
         problems = [p for p in problems
