@@ -367,13 +367,13 @@ class GitRepo:
             oid = self.repo.create_commit(None, author_sig, committer_sig, message, tree_id, [])
             try:
                 self.repo.references.create(ref, oid)
-            except (pygit2.AlreadyExistsError, ValueError, pygit2.GitError) as exc:
+            except (pygit2.AlreadyExistsError, ValueError, pygit2.GitError, OSError) as exc:
                 raise StaleHeadError(branch, self.head(branch)) from exc
             return str(oid)
         try:
             oid = self.repo.create_commit(ref, author_sig, committer_sig, message, tree_id,
                                           [pygit2.Oid(hex=base)])
-        except pygit2.GitError as exc:
+        except (pygit2.GitError, OSError) as exc:  # a held lock file surfaces as OSError
             current = self.head(branch)
             if current is None:
                 raise GitError(f"branch '{branch}' was deleted during the write") from exc
@@ -473,7 +473,7 @@ class GitRepo:
             try:
                 index.write()
                 return
-            except pygit2.GitError as exc:  # git's own index.lock is held by a git command
+            except (pygit2.GitError, OSError) as exc:  # index.lock held by a git command
                 if time.monotonic() > deadline:
                     raise GitError(f"cannot update the git index: {exc}",
                                    hint="is a git command running in this repository?"

@@ -35,29 +35,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maestro_git import inherit
-from maestro_git.audit import events_for_commit, rollback_message
+from maestro_git.audit import rollback_message
 from maestro_git.errors import (
     ConfigError,
     ConflictError,
-    InheritanceError,
     NotFoundError,
     UsageError,
     ValidationFailed,
 )
 from maestro_git.formats import classify, parse_file
-from maestro_git.git import GitRepo, Identity, StaleHeadError, TreeDelta
-from maestro_git.history import PersonaDiff, diff_versions, document_identity, read_history
+from maestro_git.git import GitRepo, Identity, StaleHeadError
+from maestro_git.history import (
+    PersonaDiff,
+    commit_events,
+    diff_versions,
+    read_history,
+    resolved_body,
+)
 from maestro_git.models import AuditEvent, Persona, Problem, Severity, SourceFile, Template, Version
 from maestro_git.review import bump_patch, compare_versions, parse_semver, version_problems
 from maestro_git.settings import Settings
-from maestro_git.snapshot import Snapshot, build_snapshot, diff_snapshots, update_snapshot
-from maestro_git.validate import apply_severities, validate_file
+from maestro_git.snapshot import Snapshot, build_snapshot, update_snapshot
+from maestro_git.validate import apply_severities
 from maestro_git.worktree import read_worktree
 from maestro_git.writeback import render_document, set_body, set_fields
 
 __all__ = ["MAX_ATTEMPTS", "Repository", "key_path"]
 
-MAX_ATTEMPTS = 20  # compare-and-swap retries of one write before giving up
+MAX_ATTEMPTS = 20  # lost compare-and-swaps of one write before giving up
+LOCK_WAIT_SECONDS = 10.0  # how long a write waits for another writer's lock on the branch ref
 
 Document = Persona | Template
 
@@ -204,8 +210,8 @@ class Repository:
         new = self._document_at(versions, b)
         old_body = new_body = None
         if resolved:
-            old_body = self._resolved_body(old, a) if old is not None else None
-            new_body = self._resolved_body(new, b) if new is not None else None
+            old_body = resolved_body(self.git, self.settings, old, a) if old else None
+            new_body = resolved_body(self.git, self.settings, new, b) if new else None
         return diff_versions(key, a, b, old, new, old_body=old_body, new_body=new_body,
                              resolved=resolved)
 
@@ -223,25 +229,6 @@ class Repository:
             return None
         rec = parse_file(SourceFile(path=path, data=data), self.settings.limits).record
         return rec if isinstance(rec, Persona | Template) else None
-
-    def _resolved_body(self, doc: Document, commit: str) -> str:
-        if not isinstance(doc, Persona) or not doc.extends:
-            return doc.body
-        chain: dict[str, Persona] = {doc.key: doc}
-        current: Persona = doc
-        for _ in range(self.settings.limits.max_inheritance_depth + 1):
-            if not current.extends or current.extends in chain:
-                break
-            parent = self._read_document(commit, key_path(current.extends))
-            if not isinstance(parent, Persona):
-                break
-            chain[parent.key] = parent
-            current = parent
-        try:
-            return inherit.resolve(doc.key, chain,
-                                   self.settings.limits.max_inheritance_depth).body
-        except InheritanceError:
-            return doc.body
 
     def log(self, key: str | None = None, since: datetime | None = None,
             author: str | None = None, rev: str = "HEAD") -> list[AuditEvent]:
@@ -278,57 +265,8 @@ class Repository:
         return events
 
     def commit_events(self, commit: str, paths: set[str] | None = None) -> list[AuditEvent]:
-        """The audit events of one commit against its first parent (`audit.events_for_commit`
-        on partial snapshots holding just the files the commit changed, or just those of
-        them in `paths`)."""
-        info = self.git.commit_info(commit)
-        parent = info.parents[0] if info.parents else None
-        if paths is not None and parent is None:
-            found = ((p, self.git.read_file(commit, p)) for p in sorted(paths))
-            delta = TreeDelta(changed=[SourceFile(path=p, data=d) for p, d in found
-                                       if d is not None])
-        else:
-            delta = self.git.changed_files(parent, commit)
-        if paths is not None and parent is not None:
-            delta = TreeDelta(changed=[f for f in delta.changed if f.path in paths],
-                              removed=[p for p in delta.removed if p in paths],
-                              renames={o: n for o, n in delta.renames.items()
-                                       if o in paths or n in paths})
-        # Like the mirror, an invalid file is not a change: its last good state stands.
-        new_sources = [f for f in delta.changed if self._file_ok(f)]
-        old_sources: list[SourceFile] = []
-        if parent is not None:
-            for path in [*delta.removed, *(f.path for f in new_sources)]:
-                data = self.git.read_file(parent, path)
-                if data is None:
-                    continue
-                src = SourceFile(path=path, data=data)
-                good = src if self._file_ok(src) else self._last_good(parent, path)
-                if good is not None:
-                    old_sources.append(good)
-        old = build_snapshot(old_sources, self.settings, parent)
-        new = build_snapshot(new_sources, self.settings, commit)
-        changes = diff_snapshots(old, new, delta.renames)
-        return events_for_commit(info, changes, old if parent else None, new)
-
-    def _file_ok(self, src: SourceFile) -> bool:
-        """Whether a file passes the single-file rules (cross-file rules need the whole
-        snapshot, which an audit of one commit does not build)."""
-        parsed = parse_file(src, self.settings.limits)
-        if parsed.record is None:
-            return False
-        problems = apply_severities(
-            [*parsed.problems, *validate_file(parsed, src, self.settings)], self.settings)
-        return not any(p.severity is Severity.ERROR for p in problems)
-
-    def _last_good(self, commit: str, path: str) -> SourceFile | None:
-        """`path`'s newest valid content at or before `commit`, if it ever had one."""
-        for step in self.git.file_history(commit, path, identity=document_identity):
-            if step.blob is not None:
-                src = SourceFile(path=path, data=self.git.read_blob(step.blob))
-                if self._file_ok(src):
-                    return src
-        return None
+        """The audit events of one commit (`history.commit_events`)."""
+        return commit_events(self.git, self.settings, commit, paths)
 
     def review_base(self, against: str | None = None) -> str:
         """The commit a review compares with: `against`, else the merge base of HEAD with
@@ -541,10 +479,15 @@ class Repository:
         committer = self._configured_identity() or who
         start = base if base is not None else git.head(self.branch)
         worktree = git.checked_out(self.branch)
-        for attempt in range(MAX_ATTEMPTS):
-            snap = self._snapshot_at(start)
-            step = plan(snap)
-            after = self._validate(snap, step)
+        attempts = 0
+        locked_since: float | None = None
+        planned: tuple[str | None, _Plan, Snapshot] | None = None
+        while True:
+            if planned is None or planned[0] != start:
+                snap = self._snapshot_at(start)
+                step = plan(snap)
+                planned = (start, step, self._validate(snap, step))
+            _, step, after = planned
             paths = sorted(step.changes)
             if worktree is not None:
                 dirty = git.dirty_paths(paths, start, git.head(self.branch))
@@ -558,16 +501,30 @@ class Repository:
                                           step.message)
             except StaleHeadError as stale:
                 self._check_race(step, start, stale.current)
+                if stale.current == start:  # another writer held the ref's lock just then
+                    now = time.monotonic()
+                    locked_since = locked_since or now
+                    if now - locked_since > LOCK_WAIT_SECONDS:
+                        raise ConflictError(
+                            f"the branch '{self.branch}' stayed locked for "
+                            f"{LOCK_WAIT_SECONDS:.0f} s", hint="if no git command is running, "
+                            f"remove .git/refs/heads/{self.branch}.lock") from stale
+                    time.sleep(random.uniform(0.001, 0.01))
+                    continue
+                attempts += 1
+                locked_since = None
+                if attempts >= MAX_ATTEMPTS:
+                    raise ConflictError(
+                        f"gave up writing after {MAX_ATTEMPTS} attempts: the branch "
+                        f"'{self.branch}' keeps moving", hint="try again") from stale
                 start = stale.current
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                time.sleep(random.uniform(0, 0.002 * attempts))
                 continue
             with self._lock:
                 self._cached = replace(after, commit=commit)
             if worktree is not None:
                 git.sync_worktree(commit, paths)
             return commit
-        raise ConflictError(f"gave up writing after {MAX_ATTEMPTS} attempts: the branch "
-                            f"'{self.branch}' keeps moving", hint="try again")
 
     def _check_race(self, step: _Plan, base: str | None, current: str | None) -> None:
         """Raise `ConflictError` when the commits from `base` to `current` touched a file of

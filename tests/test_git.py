@@ -84,3 +84,19 @@ def test_identity_parses_name_and_email() -> None:
                                                                         "ada@example.com")
     with pytest.raises(ConfigError, match="is not an identity"):
         Identity.parse("ada@example.com")
+
+
+def test_write_commit_reports_a_locked_ref_as_stale_with_the_same_tip(
+        git_repo: GitRepoFactory) -> None:
+    import pytest
+
+    from maestro_git.git import Identity, StaleHeadError
+
+    base = git_repo.commit({"personas/acme/a.md": persona_md()})
+    (git_repo.path / ".git/refs/heads/main.lock").write_text("held by another writer\n")
+    repo = GitRepo(git_repo.path)
+    who = Identity("W", "w@example.com")
+    with pytest.raises(StaleHeadError) as caught:
+        repo.write_commit("main", base, {"personas/acme/b.md": b"b"}, who, who, "locked")
+    assert caught.value.current == base
+    assert repo.head("main") == base

@@ -211,6 +211,8 @@ def _process_writer(path: str, key: str, action: str, base: str | None,
         results.put("ok")
     except ConflictError:
         results.put("conflict")
+    except Exception as exc:  # reported to the test instead of dying silently
+        results.put(f"error: {exc!r}")
 
 
 def _run_processes(factory: GitRepoFactory, jobs: list[tuple[str, str, str | None]]
@@ -313,3 +315,16 @@ def test_writes_work_in_a_bare_repository(tmp_path: Path) -> None:
     assert repo.git.commit_info(first).parents == ()
     repo.update("acme/one", body="Two.\n", author=Identity("B", "b@example.com"))
     assert repo.snapshot().personas["acme/one"].body == "Two.\n"
+
+
+def test_a_write_waits_for_another_writers_ref_lock(git_repo: GitRepoFactory) -> None:
+    seed = _seed(git_repo)
+    lock = git_repo.path / ".git/refs/heads/main.lock"
+    lock.write_text("held\n")
+    release = threading.Timer(0.3, lock.unlink)
+    release.start()
+    try:
+        commit = _repo(git_repo).create("acme/late", BODY)
+    finally:
+        release.join()
+    assert _repo(git_repo).git.commit_info(commit).parents == (seed,)
