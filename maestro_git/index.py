@@ -40,6 +40,8 @@ from typing import Any, Literal, Protocol
 from whoosh import fields, highlight, index, qparser, writing
 from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemmingAnalyzer
 from whoosh.query import And, Phrase, Query, QueryError, Term
+from whoosh.reading import EmptyReader, MultiReader, SegmentReader
+from whoosh.searching import Searcher
 
 from maestro_git.errors import SearchError
 from maestro_git.models import Change, ChangeAction, Persona, PersonaSet, PersonaSetMember, Template
@@ -268,6 +270,15 @@ def _indexable(snapshot: Snapshot) -> Iterator[Persona | Template | PersonaSet]:
         for rec in table.values():
             if _shown(snapshot, rec):
                 yield rec
+
+
+def _renew_deletions(reader: Any, segment: Any) -> None:
+    """Point a reused segment reader at its segment's current deletion set."""
+    reader._segment = segment
+    reader.__dict__.pop("deleted_docs_set", None)  # a cached_property of the old set
+    perdoc = getattr(reader, "_perdoc", None)
+    if perdoc is not None and hasattr(perdoc, "_segment"):
+        perdoc._segment = segment
 
 
 def _deletions(kind: str, key: str) -> list[Query]:
@@ -741,29 +752,37 @@ class SearchIndex:
 
     # -- reading -------------------------------------------------------------------------
     def _current_searcher(self) -> Any:
-        if self._searcher is None:
-            self._searcher = self._open().searcher()
-        else:
-            fresh = self._searcher.refresh()
-            if fresh is not self._searcher:
-                self._renew_deletions(fresh)
-            self._searcher = fresh
-        return self._searcher
+        """A searcher at the latest committed generation, reusing the open segment readers.
 
-    def _renew_deletions(self, searcher: Any) -> None:
-        """Whoosh's `refresh` reuses the reader of an unchanged segment together with that
-        segment's old deletion set, so a document deleted by a later commit would still be
-        found. Give each reused reader its segment as the latest TOC records it."""
-        latest = {seg.segment_id(): seg for seg in self._open()._segments()}
-        for leaf, _ in searcher.reader().leaf_readers():
-            seg = latest.get(getattr(leaf, "_segid", None))
-            if seg is None or getattr(leaf, "_segment", seg) is seg:
-                continue
-            leaf._segment = seg
-            leaf.__dict__.pop("deleted_docs_set", None)  # a cached_property of the old set
-            perdoc = getattr(leaf, "_perdoc", None)
-            if perdoc is not None and hasattr(perdoc, "_segment"):
-                perdoc._segment = seg
+        Not Whoosh's `Searcher.refresh`: it keeps readers of segments a merge removed (so
+        document numbers no longer match a writer's) and reuses a segment's reader with that
+        segment's old deletion set (so a deleted document is still found)."""
+        ix = self._open()
+        old = self._searcher
+        if old is not None and old.up_to_date():
+            return old
+        toc = ix._read_toc()
+        reusable: dict[str, Any] = {}
+        if old is not None:
+            reusable = {getattr(r, "_segid", None): r for r, _ in old.reader().leaf_readers()}
+        readers = []
+        for seg in toc.segments:
+            reader = reusable.pop(seg.segment_id(), None)
+            if reader is None:
+                reader = SegmentReader(ix.storage, toc.schema, seg, generation=toc.generation)
+            elif reader._segment is not seg:
+                _renew_deletions(reader, seg)
+            readers.append(reader)
+        for leftover in reusable.values():
+            leftover.close()
+        if not readers:
+            combined: Any = EmptyReader(toc.schema)
+        elif len(readers) == 1:
+            combined = readers[0]
+        else:
+            combined = MultiReader(readers, generation=toc.generation)
+        self._searcher = Searcher(combined, fromindex=ix)
+        return self._searcher
 
     def search(self, text: str, limit: int = 10) -> list[SearchHit]:
         """Hits for `text` (Whoosh query syntax), best first, with highlighted snippets.

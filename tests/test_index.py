@@ -189,16 +189,23 @@ def test_update_of_a_set_replaces_its_members(
 
 
 def test_many_updates_are_merged_in_the_background(
-        indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+        indexed: tuple[GitRepoFactory, SearchIndex], caplog: pytest.LogCaptureFixture) -> None:
     repo, ix = indexed
+    caplog.set_level(logging.INFO, logger="maestro_git.index")
     for i in range(12):
         before = _snapshot(repo)
         repo.commit({f"personas/acme/p{i}.md": persona_md(f"P{i}", body=f"# P\n\nword{i}\n")})
         after = _snapshot(repo)
         ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
+        # A reader that lives across merges and updates stays consistent with the writer.
+        assert _keys(ix.search(f"word{i}")) == [f"acme/p{i}"]
+        if i % 4 == 3:
+            ix.wait_for_merge(timeout=30)
+            ix.merge()
     ix.wait_for_merge(timeout=30)
     status = ix.status()
     assert status.healthy and status.segments <= 9
+    assert "rebuil" not in caplog.text  # every update was incremental
     assert _keys(ix.search("word11")) == ["acme/p11"]
 
 
