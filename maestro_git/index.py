@@ -762,7 +762,7 @@ class SearchIndex:
         if old is not None and old.up_to_date():
             return old
         toc = ix._read_toc()
-        reusable: dict[str, Any] = {}
+        reusable: dict[str | None, Any] = {}
         if old is not None:
             reusable = {getattr(r, "_segid", None): r for r, _ in old.reader().leaf_readers()}
         readers = []
