@@ -5,6 +5,7 @@ They read and write the files of the working tree (never the mirror) and never c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ import click
 from maestro_git.cli import AppContext, cli, format_option, pass_app
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
 from maestro_git.inherit import resolve
+from maestro_git.listing import PersonaView, Source, get_persona, list_personas
 from maestro_git.models import Persona, PersonaSet, Template
 from maestro_git.output import format_problems, table, to_json, to_jsonable
+from maestro_git.query import SORTS, PersonaFilters
 from maestro_git.scaffold import (
     find_template,
     format_files,
@@ -25,6 +28,7 @@ from maestro_git.scaffold import (
 from maestro_git.snapshot import Snapshot, build_snapshot
 from maestro_git.validate import unknown_rules
 from maestro_git.worktree import read_worktree
+from maestro_git.writeback import render_document
 
 
 def _relative(root: Path, path: Path) -> str:
@@ -119,7 +123,7 @@ def check(app: AppContext, paths: tuple[Path, ...], against: str | None, fmt: st
     version-discipline rule used in pull-request review (see also `maestro review`).
 
     \b
-    Examples:
+    Example:
       maestro check personas/acme --format github
       maestro check --against origin/main
     """
@@ -222,23 +226,37 @@ def _source_text(app: AppContext, record: Persona | Template | PersonaSet) -> st
     return path.read_text(encoding="utf-8", errors="replace")
 
 
+_SOURCE = click.option(
+    "--source", type=click.Choice(["auto", "mirror", "worktree"]), default="auto",
+    show_default=True,
+    help="auto: the PostgreSQL mirror when one is configured and synced, else the working "
+         "tree; mirror / worktree: only that one.")
+
+
 @cli.command()
 @click.argument("key")
 @click.option("--resolved", is_flag=True,
               help="Apply inheritance: print the effective instruction of the extends chain.")
+@_SOURCE
 @format_option("md", "json")
 @pass_app
-def show(app: AppContext, key: str, resolved: bool, fmt: str) -> None:
+def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) -> None:
     """Show a persona (OWNER/NAME), a template (NAME) or a persona set (NAME).
 
-    --format md prints the file as written (with --resolved, the persona's effective
-    instruction after inheritance); --format json prints the parsed record (with
-    --resolved, plus the chain and the effective body).
+    A persona is read from the mirror when there is one (see --source), else from the working
+    tree. --format md prints the persona (with --resolved, its effective instruction after
+    inheritance); --format json prints the record (with --resolved, plus the effective body).
 
     \b
     Example:
       maestro show acme/python_reviewer --resolved
+      maestro show clinic_booking_research --format json
     """
+    if "/" in key:
+        view = get_persona(app.settings, key, resolved, source)
+        if view is not None:
+            _render_mirrored(view, fmt)
+            return
     snap = _snapshot(app)
     record = _find(app, snap, key)
     effective = None
@@ -248,7 +266,7 @@ def show(app: AppContext, key: str, resolved: bool, fmt: str) -> None:
         effective = resolve(record.key, snap.personas,
                             app.settings.limits.max_inheritance_depth)
     if fmt == "json":
-        data: dict[str, Any] = {"kind": record.kind, "key": record.key,
+        data: dict[str, Any] = {"kind": record.kind, "key": record.key, "source": "worktree",
                                 **to_jsonable(record)}
         if effective is not None:
             data["resolved"] = {"chain": effective.chain, "body": effective.body}
@@ -258,39 +276,75 @@ def show(app: AppContext, key: str, resolved: bool, fmt: str) -> None:
     click.echo(text, nl=not text.endswith("\n"))
 
 
-def _summary(persona: Persona) -> dict[str, Any]:
-    return {"key": persona.key, "owner": persona.owner, "name": persona.name,
-            "id": persona.id, "display_name": persona.display_name,
-            "description": persona.description, "version": persona.version,
-            "extends": persona.extends, "tags": list(persona.tags), "active": persona.active,
-            "metadata": persona.metadata, "path": persona.path}
+def _render_mirrored(view: PersonaView, fmt: str) -> None:
+    if fmt == "json":
+        data: dict[str, Any] = {"kind": "persona", "source": view.source, **view.record,
+                                "body": view.body}
+        if view.resolved_body is not None:
+            data["resolved"] = {"body": view.resolved_body}
+        click.echo(to_json(data))
+        return
+    if view.resolved_body is not None:
+        text = view.resolved_body
+    else:
+        r = view.record
+        fields = {"id": r["id"], "display_name": r["display_name"],
+                  "description": r["description"], "version": r["version"],
+                  "extends": r["parent_key"], "tags": r["tags"], "active": r["active"],
+                  "metadata": r["metadata"]}
+        text = render_document({k: v for k, v in fields.items() if v not in (None, [], {})},
+                               view.body).decode("utf-8")
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 @cli.command("list")
 @click.option("--tag", "tags", multiple=True,
               help="Only personas with this tag; repeat to require several.")
 @click.option("--owner", help="Only personas of this owner (the folder under personas/).")
+@click.option("--active/--inactive", "active", default=None,
+              help="Only active (or only inactive) personas.")
+@click.option("--parent", metavar="KEY", help="Only personas that extend KEY.")
+@click.option("--text", help="A substring of the key, display name or description.")
+@click.option("--since", "since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              default=None, help="Only personas changed since this date (mirror only).")
+@click.option("--sort", type=click.Choice(sorted(SORTS)), default="key", show_default=True,
+              help="Sort order (updated/created/applied/last-applied need the mirror).")
+@click.option("--desc", "descending", is_flag=True, default=None, help="Reverse the order.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
+@_SOURCE
 @format_option("table", "json")
 @pass_app
-def list_(app: AppContext, tags: tuple[str, ...], owner: str | None, fmt: str) -> None:
-    """List the personas of the working tree, sorted by key.
+def list_(app: AppContext, tags: tuple[str, ...], owner: str | None, active: bool | None,
+          parent: str | None, text: str | None, since: datetime | None, sort: str,
+          descending: bool | None, limit: int, offset: int, source: Source,
+          fmt: str) -> None:
+    """List personas: from the mirror when there is one (see --source), else the working tree.
 
-    Reads the files as they are on disk (committed or not); files that do not parse are left
-    out ('maestro check' reports them).
+    The working tree is read as it is on disk (committed or not); files that do not parse
+    are left out ('maestro check' reports them). The mirror shows the last mirrored commit,
+    with usage counters.
 
     \b
     Example:
       maestro list --owner acme --tag python --format json
+      maestro list --sort applied --limit 10 --source mirror
     """
-    snap = _snapshot(app)
-    rows = [_summary(p) for key, p in sorted(snap.personas.items())
-            if (owner is None or p.owner == owner) and set(tags) <= set(p.tags)]
+    filters = PersonaFilters(
+        tags=tags, owner=owner, active=active, parent=parent, text=text,
+        updated_since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since,
+        sort=sort, descending=descending, limit=limit, offset=offset)
+    used, rows = list_personas(app.settings, filters, source)
     if fmt == "json":
         click.echo(to_json(rows))
     elif rows:
-        click.echo(table(rows, ["key", "version", "active", "extends", "tags", "description"]))
+        columns = ["key", "version", "active", "extends", "tags", "description"]
+        if used == "mirror":
+            columns.insert(4, "application_count")
+        click.echo(table(rows, columns))
+        app.echo(f"{len(rows)} personas from the {used}", err=True)
     else:
-        app.echo("no personas match", err=True)
+        app.echo(f"no personas match (read the {used})", err=True)
 
 
 @cli.command()
