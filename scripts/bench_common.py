@@ -11,8 +11,9 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,16 @@ class Context:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(name)))
         self.databases.clear()
+
+
+def guarded(section: str, figure: str, rows: Iterable[Row]) -> Iterator[Row]:
+    """`rows`, and a `failed: <reason>` row if producing them raises (traceback on stderr),
+    so one broken step does not hide the figures of the next."""
+    try:
+        yield from rows
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        yield Row(section, figure, None, note=f"failed: {type(exc).__name__}: {exc}"[:200])
 
 
 def say(message: str) -> None:

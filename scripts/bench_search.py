@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from bench_common import Context, Row, median, p95, say, timed
+from bench_common import Context, Row, guarded, median, p95, say, timed
 
 SECTION = "search"
 QUERIES = (  # a fixed set: words, phrases, fields, names, words that match little
@@ -35,11 +35,11 @@ def run(ctx: Context) -> Iterator[Row]:
     yield Row(SECTION, f"index rebuild: {docs:,} documents", seconds,
               target=1.2 * 6.1 * ctx.scale, floor=ctx.floor(6.1, "procs=2 multisegment"))
     try:
-        yield from _incremental(ctx, index, snap)
-        yield from _queries(ctx, index)
+        yield from guarded(SECTION, "incremental update", _incremental(ctx, index, snap))
+        yield from guarded(SECTION, "search latency", _queries(ctx, index))
     finally:
         index.close()
-    yield from _client(ctx)
+    yield from guarded(SECTION, "Client.get", _client(ctx))
 
 
 def _incremental(ctx: Context, index: object, snap: object) -> list[Row]:
