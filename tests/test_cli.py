@@ -58,3 +58,10 @@ def test_check_warns_about_unknown_rules_in_maestro_toml(
                     "personas/acme/a.md": persona_md()})
     main(["--repo", str(git_repo.path), "check"])
     assert "unknown rule 'hiden-unicode'" in capsys.readouterr().err
+
+
+def test_search_accepts_a_phrase_beside_a_boolean_operator() -> None:
+    from maestro_git.index import _check_query
+
+    _check_query('tag:coding OR "pull request"')
+    _check_query('"pull request" OR tag:coding')
