@@ -6,11 +6,8 @@ Rules of this module (pure: no file system, git or database):
 - Frontmatter is detected and split with python-frontmatter's `YAMLHandler` (forced, so a file
   starting with `{` is never read as JSON), with a boundary of exactly `---`; the body is kept
   byte for byte and line numbers stay exact.
-- YAML is read with the C safe loader when libyaml is present. The frontmatter size is capped
-  before parsing; the composed node graph is then walked once (linear even for an alias bomb,
-  since aliases share nodes) to reject aliases, duplicate keys and deep nesting *before* any
-  value is constructed. A 455-byte alias bomb never expands.
-- Persona-set JSON is read with duplicate keys and NaN/Infinity rejected.
+- The YAML itself is read by `safe_yaml` (C safe loader; aliases, duplicate keys and deep
+  nesting refused before any value is constructed); persona-set JSON by `set_format`.
 - A file's path decides its kind and key (`classify`); frontmatter may repeat name/owner but a
   mismatch is a problem, never a silent override.
 - Type problems are found here (a record needs the right types); the semantic rules (names,
@@ -21,28 +18,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from maestro_git.models import (
     EntityKind,
     Persona,
     PersonaSet,
-    PersonaSetMember,
     Problem,
     Severity,
     SourceFile,
     Template,
 )
+from maestro_git.safe_yaml import MAX_NESTING, load_frontmatter
+from maestro_git.set_format import parse_set
 from maestro_git.settings import Limits
 
 __all__ = [
@@ -60,17 +55,6 @@ __all__ = [
 ]
 
 NAME_RE = re.compile(r"^[a-z0-9_-]{1,100}$")
-MAX_NESTING = 32  # frontmatter and set JSON deeper than this are refused
-
-try:
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
-    warnings.warn(
-        "PyYAML was built without libyaml: frontmatter parsing is about 8x slower",
-        RuntimeWarning,
-        stacklevel=1,
-    )
 
 # Frontmatter keys with a meaning of their own; every other key is kept in `metadata`.
 PERSONA_KEYS = frozenset(
@@ -78,7 +62,6 @@ PERSONA_KEYS = frozenset(
      "active", "metadata"}
 )
 TEMPLATE_KEYS = PERSONA_KEYS | {"category"}
-SET_STATUSES = ("generated", "expanded", "validated")
 
 # python-frontmatter's YAML handler with a strict boundary: exactly `---` (plus trailing
 # blanks) on its own line, so `----` rules and `--- x` lines in a body never split a file.
@@ -174,156 +157,6 @@ def split_frontmatter(text: str) -> tuple[str | None, str, int]:
         return _split(text)
     except _Unclosed:
         return None, text[1:] if text.startswith("\ufeff") else text, 1
-
-
-def _mark(mark: Any) -> tuple[int | None, int | None]:
-    """File line/column (1-based) of a YAML mark; the YAML starts on line 2 of the file."""
-    if mark is None:
-        return None, None
-    return mark.line + 2, mark.column + 1
-
-
-def _first_alias(yaml_text: str) -> tuple[int | None, int | None]:
-    try:
-        for event in yaml.parse(yaml_text, Loader=_Loader):
-            if isinstance(event, yaml.AliasEvent):
-                return _mark(event.start_mark)
-    except yaml.YAMLError:
-        pass
-    return None, None
-
-
-class _Refused(Exception):
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(problem.message)
-        self.problem = problem
-
-
-class _Unusual(Exception):
-    """A tag the fast builder leaves to PyYAML's constructor (!!set, !!omap, merge keys)."""
-
-
-_STR_TAG = "tag:yaml.org,2002:str"
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _Builder:
-    """Walk the composed node graph once: refuse aliases (the composer shares one node object
-    between an anchor and its aliases, so a repeat visit is an alias), duplicate keys and deep
-    nesting, and build the plain values on the way. Linear in the size of the text."""
-
-    def __init__(self, loader: Any, yaml_text: str, path: str) -> None:
-        self.loader = loader
-        self.yaml_text = yaml_text
-        self.path = path
-        self.seen: set[int] = set()
-
-    def refuse(self, node: yaml.Node, rule: str, message: str, fix: str) -> _Refused:
-        line, col = _first_alias(self.yaml_text) if rule == "yaml-alias" else _mark(
-            node.start_mark)
-        return _Refused(_problem(rule, self.path, message, fix, line=line, column=col))
-
-    def build(self, node: yaml.Node, depth: int = 0) -> Any:
-        if id(node) in self.seen:
-            raise self.refuse(node, "yaml-alias",
-                              "YAML anchors and aliases are not allowed in frontmatter",
-                              "write the value out in full instead of using &anchor / *alias")
-        self.seen.add(id(node))
-        if depth > MAX_NESTING:
-            raise self.refuse(node, "frontmatter-type",
-                              f"frontmatter is nested more than {MAX_NESTING} levels deep",
-                              "flatten the frontmatter values")
-        tag = node.tag
-        if isinstance(node, yaml.ScalarNode):
-            if tag == _STR_TAG:
-                return node.value
-            if tag == _MERGE_TAG:
-                raise _Unusual
-            constructor = self.loader.yaml_constructors.get(tag) or \
-                self.loader.yaml_constructors[None]
-            return constructor(self.loader, node)
-        if isinstance(node, yaml.MappingNode) and tag == _MAP_TAG:
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = self.build(key_node, depth + 1)
-                if key in out:
-                    raise self.refuse(
-                        key_node, "duplicate-field",
-                        f"frontmatter key '{key}' appears more than once",
-                        "keep one of the entries (YAML would silently use the last)")
-                out[key] = self.build(value_node, depth + 1)
-            return out
-        if isinstance(node, yaml.SequenceNode) and tag == _SEQ_TAG:
-            return [self.build(child, depth + 1) for child in node.value]
-        raise _Unusual
-
-    def build_checked(self, root: yaml.Node, loader: Any) -> Any:
-        """The slow path: check every node, then let PyYAML construct the document."""
-        stack = [(root, 0)]
-        while stack:
-            node, depth = stack.pop()
-            if id(node) in self.seen:
-                raise self.refuse(node, "yaml-alias",
-                                  "YAML anchors and aliases are not allowed in frontmatter",
-                                  "write the value out in full instead of using &anchor / "
-                                  "*alias")
-            self.seen.add(id(node))
-            if depth > MAX_NESTING:
-                raise self.refuse(node, "frontmatter-type",
-                                  f"frontmatter is nested more than {MAX_NESTING} levels deep",
-                                  "flatten the frontmatter values")
-            if isinstance(node, yaml.MappingNode):
-                stack.extend((n, depth + 1) for pair in node.value for n in pair)
-            elif isinstance(node, yaml.SequenceNode):
-                stack.extend((n, depth + 1) for n in node.value)
-        return loader.construct_document(root)
-
-
-def _key_lines(root: yaml.Node) -> dict[str, int]:
-    if not isinstance(root, yaml.MappingNode):
-        return {}
-    return {str(k.value): k.start_mark.line + 2 for k, _ in root.value
-            if isinstance(k, yaml.ScalarNode)}
-
-
-def _load_yaml(yaml_text: str, path: str, limits: Limits
-               ) -> tuple[Any, list[Problem], dict[str, int]]:
-    size = len(yaml_text.encode("utf-8", "surrogatepass"))
-    if size > limits.max_frontmatter_bytes:
-        return None, [_problem(
-            "frontmatter-too-large", path,
-            f"frontmatter is {size} bytes, over the limit of {limits.max_frontmatter_bytes}",
-            "move long text into the Markdown body, or raise limits.max_frontmatter_bytes "
-            "in maestro.toml", line=2)], {}
-    loader = _Loader(yaml_text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return None, [], {}
-        try:
-            value = _Builder(loader, yaml_text, path).build(root)
-        except _Unusual:
-            value = _Builder(loader, yaml_text, path).build_checked(root, loader)
-        return value, [], _key_lines(root)
-    except _Refused as refused:
-        return None, [refused.problem], {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        line, col = _mark(mark)
-        return None, [_problem(
-            "yaml-syntax", path, f"frontmatter is not valid YAML: {reason}",
-            "fix the YAML between the --- lines (quote values that contain ': ' or start "
-            "with a special character)", line=line, column=col)], {}
-    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise anything on odd input
-        # e.g. an unhashable mapping key, a timestamp out of range, `!!int` with no digits
-        return None, [_problem(
-            "yaml-syntax", path, f"frontmatter value cannot be read: {exc}",
-            "fix the YAML between the --- lines", line=2)], {}
-    finally:
-        loader.dispose()
 
 
 def _decode(src: SourceFile, limits: Limits) -> tuple[str | None, list[Problem]]:
@@ -432,7 +265,7 @@ def _parse_document(
     fm: Any = {}
     lines: dict[str, int] = {}
     if yaml_text is not None:
-        fm, problems, lines = _load_yaml(yaml_text, src.path, limits)
+        fm, problems, lines = load_frontmatter(yaml_text, src.path, limits)
         if problems:
             return None, problems, {}
         if fm is None:
@@ -461,144 +294,6 @@ def _parse_document(
     return record, problems, lines
 
 
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _json_line(text: str, pattern: str, nth: int = 0) -> int | None:
-    """Line of the `nth` match of `pattern` in `text` (a best effort for JSON locations)."""
-    for i, match in enumerate(re.finditer(pattern, text)):
-        if i == nth:
-            return text.count("\n", 0, match.start()) + 1
-    return None
-
-
-_NAME_VALUE = re.compile(r'"name"\s*:\s*("(?:[^"\\\n]|\\.)*")')
-
-
-def _member_lines(text: str) -> dict[str, list[int]]:
-    """name -> lines of each `"name": "<name>"` in a set's JSON text, in order (one pass)."""
-    out: dict[str, list[int]] = {}
-    line, pos = 1, 0
-    for match in _NAME_VALUE.finditer(text):
-        line += text.count("\n", pos, match.start())
-        pos = match.start()
-        try:
-            name = json.loads(match.group(1))
-        except ValueError:
-            continue
-        out.setdefault(name, []).append(line)
-    return out
-
-
-def _parse_set(
-    src: SourceFile, loc: Location, text: str, digest: str
-) -> tuple[PersonaSet | None, list[Problem], dict[str, int]]:
-    try:
-        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        return None, [_problem("json-syntax", src.path, f"not valid JSON: {exc.msg}",
-                               "fix the JSON syntax (a trailing comma or a missing quote?)",
-                               line=exc.lineno, column=exc.colno)], {}
-    except _DuplicateKey as exc:
-        key_re = r'"' + re.escape(exc.key) + r'"\s*:'
-        return None, [_problem(
-            "duplicate-field", src.path, f"JSON key '{exc.key}' appears twice in one object",
-            "keep one of the entries (JSON readers disagree on which one wins)",
-            line=_json_line(text, key_re, 1))], {}
-    except RecursionError:
-        return None, [_problem("json-syntax", src.path, "JSON is nested too deeply",
-                               "flatten the persona set")], {}
-    except ValueError as exc:
-        return None, [_problem("json-syntax", src.path, f"not valid JSON: {exc}",
-                               "write numbers as finite decimals (NaN and Infinity are "
-                               "not JSON)")], {}
-    if not isinstance(doc, dict) or not isinstance(doc.get("personas"), list):
-        return None, [_problem("set-schema", src.path,
-                               "a persona set must be an object with a 'personas' array",
-                               'write {"name": ..., "personas": [...], "metadata": {...}}',
-                               line=1)], {}
-    problems: list[Problem] = []
-    name_lines = _member_lines(text)
-    seen: dict[str, int] = {}
-    lines: dict[str, int] = {}
-
-    def schema(message: str, fix: str, line: int | None = None) -> None:
-        problems.append(_problem("set-schema", src.path, message, fix, line=line))
-
-    metadata = doc.get("metadata")
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict):
-        schema("'metadata' must be an object", 'write "metadata": {"status": "generated"}',
-               _json_line(text, r'"metadata"\s*:'))
-        metadata = {}
-    for key in ("name", "description"):
-        if key in doc and doc[key] is not None and not isinstance(doc[key], str):
-            schema(f"'{key}' must be a string", f'write "{key}": "..."',
-                   _json_line(text, rf'"{key}"\s*:'))
-    members: list[PersonaSetMember] = []
-    for index, raw in enumerate(doc["personas"]):
-        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-            schema(f"personas[{index}] must be an object with a 'name' string",
-                   'give every member a "name" string')
-            continue
-        nth = seen.get(raw["name"], 0)
-        seen[raw["name"]] = nth + 1
-        found = name_lines.get(raw["name"], [])
-        line = found[nth] if nth < len(found) else None
-        if line is not None:
-            lines[f"members[{len(members)}]"] = line
-        for key in ("image_url", "image_prompt", "validation_status"):
-            if raw.get(key) is not None and not isinstance(raw[key], str):
-                schema(f"personas[{index}].{key} must be a string",
-                       f'write "{key}": "..." or remove it', line)
-        members.append(PersonaSetMember(
-            name=raw["name"], persona_data=raw,
-            image_url=raw.get("image_url") if isinstance(raw.get("image_url"), str) else None,
-            image_prompt=raw.get("image_prompt")
-            if isinstance(raw.get("image_prompt"), str) else None,
-            similarity_score=raw.get("similarity_score"),
-            validation_status=raw.get("validation_status")
-            if isinstance(raw.get("validation_status"), str) else None,
-        ))
-    status = metadata.get("status")
-    if status is not None and status not in SET_STATUSES:
-        schema(f"metadata.status '{status}' is not a known status",
-               "use one of: generated, expanded, validated", _json_line(text, r'"status"\s*:'))
-        status = None
-    cycle = metadata.get("generation_cycle")
-    if cycle is not None and (not isinstance(cycle, int) or isinstance(cycle, bool)):
-        schema("metadata.generation_cycle must be an integer", "write a whole number, e.g. 1",
-               _json_line(text, r'"generation_cycle"\s*:'))
-        cycle = None
-    title = doc.get("name") if isinstance(doc.get("name"), str) else None
-    description = doc.get("description") if isinstance(doc.get("description"), str) else None
-    record = PersonaSet(
-        name=loc.name, path=src.path, title=title, description=description,
-        members=tuple(members), rqe_scores=metadata.get("rqe_scores"),
-        diversity_score=metadata.get("diversity_score"),
-        validation_scores=metadata.get("validation_scores"), generation_cycle=cycle,
-        status=status, metadata=metadata, content_hash=digest,
-        size_bytes=len(src.data))
-    return record, problems, lines
-
-
 def decode_text(src: SourceFile, limits: Limits) -> str | None:
     """The file's text when it is within the size limit, not binary and valid UTF-8."""
     return _decode(src, limits)[0]
@@ -618,7 +313,7 @@ def parse_file(src: SourceFile, limits: Limits) -> ParsedFile:
         return ParsedFile(src.path, loc.kind, None, tuple(problems), digest)
     record: Persona | Template | PersonaSet | None
     if loc.kind == "persona_set":
-        record, problems, lines = _parse_set(src, loc, text, digest)
+        record, problems, lines = parse_set(src, loc.name, text, digest)
     else:
         record, problems, lines = _parse_document(src, loc, text, limits, digest)
     return ParsedFile(src.path, loc.kind, record, tuple(problems), digest, lines)
