@@ -22,27 +22,24 @@ The only module that imports watchdog. Rules of this module:
 
 The loop runs in the calling thread; watchdog's observer thread only records hints and wakes
 it. `Daemon.run(stop)` returns when `stop` is set.
+
+Beside it: `daemon_session` (the mirror link: writer lock, syncer, batched index updates),
+`daemon_log` (the log lines) and `latency` (the benchmark's commit-to-queryable probe); their
+public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import queue
 import signal
-import statistics
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol, TextIO
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -59,15 +56,21 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from maestro_git import db
-from maestro_git.errors import DatabaseError, GitError, LockHeldError, MaestroError
+from maestro_git.daemon_log import DaemonLog
+from maestro_git.daemon_session import (
+    DbSession,
+    MirroredSummary,
+    MirrorSession,
+    SessionFactory,
+)
+from maestro_git.errors import DatabaseError, LockHeldError, MaestroError
 from maestro_git.formats import classify
-from maestro_git.git import GitRepo, Identity
+from maestro_git.git import GitRepo
+from maestro_git.latency import LatencyReport, measure_commit_latency
 from maestro_git.models import Problem, SourceFile
 from maestro_git.output import format_problems
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot, build_snapshot, update_snapshot
-from maestro_git.sync import Listener, MirroredCommit, Syncer
 from maestro_git.worktree import CONTENT_DIRS, read_worktree
 
 __all__ = [
@@ -108,83 +111,6 @@ class DaemonOptions:
     backoff_initial: float = 0.5  # first retry after a database failure
     backoff_max: float = 10.0  # cap of the exponential back-off
     watch_worktree: bool = True  # validate and report working-tree edits
-
-
-class DaemonLog:
-    """Plain lines (`2024-05-01T12:00:00.123Z info  message`) or one JSON object per line.
-
-    Every record has an `event` name (`mirrored`, `problem`, `standby`, ...), a level and a
-    human message; JSON records carry the structured fields as well. Thread-safe.
-    """
-
-    def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
-        if fmt not in ("text", "json"):
-            raise ValueError(f"unknown log format {fmt!r}")
-        self.fmt = fmt
-        self.stream = stream if stream is not None else sys.stderr
-        self._lock = threading.Lock()
-
-    def emit(self, level: str, event: str, message: str, **fields: Any) -> None:
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        if self.fmt == "json":
-            record = {"time": stamp, "level": level, "event": event, "message": message}
-            record.update(fields)
-            line = json.dumps(record, ensure_ascii=False, default=str)
-        else:
-            line = f"{stamp} {level:<7} {message}"
-        with self._lock:
-            try:
-                self.stream.write(line + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):  # a closed or broken stderr must not kill the daemon
-                pass
-
-    def info(self, event: str, message: str, **fields: Any) -> None:
-        self.emit("info", event, message, **fields)
-
-    def warning(self, event: str, message: str, **fields: Any) -> None:
-        self.emit("warning", event, message, **fields)
-
-    def error(self, event: str, message: str, **fields: Any) -> None:
-        self.emit("error", event, message, **fields)
-
-
-class MirrorSession(Protocol):
-    """The daemon's link to the mirror: the lock session and, once it holds the lock, the
-    syncer. Every method raises `DatabaseError` when the database cannot be used."""
-
-    def acquire(self) -> bool:
-        """Connect when needed, then try the writer lock once; True when this session holds
-        it (the writer then applies pending migrations)."""
-        ...
-
-    def catch_up(self, stop: threading.Event | None = None,
-                 on_commit: Callable[[MirroredSummary], None] | None = None) -> int:
-        """Mirror every commit after the cursor, one transaction each (only while holding
-        the lock), calling `on_commit` after each; stop between commits when `stop` is set.
-        Returns the number of commits mirrored."""
-        ...
-
-    def alive(self) -> bool:
-        """True while the session (and so the lock, when held) is up."""
-        ...
-
-    def close(self) -> None:
-        """Release the lock and close the connections; `acquire` may reconnect later."""
-        ...
-
-
-@dataclass(frozen=True)
-class MirroredSummary:
-    """What the daemon logs about one mirrored commit."""
-
-    commit: str
-    entities: int  # entities changed (added, modified, removed, renamed)
-    problems: int  # invalid files at that commit (their last good state stays mirrored)
-    ms: float
-
-
-SessionFactory = Callable[[Settings, DaemonLog], MirrorSession]
 
 
 class _Hints(FileSystemEventHandler):
@@ -533,164 +459,6 @@ def _is_temp(rel: str) -> bool:
     return name.startswith(".") or name.endswith(_TEMP_SUFFIXES)
 
 
-# -- the default session: maestro_git.db + maestro_git.sync ----------------------------------
-class DbSession:
-    """The mirror through `maestro_git.db` (lock session, migrations) and `maestro_git.sync`.
-
-    One connection: the session that holds the writer lock is also the one the syncer
-    writes through, so a session that dies takes the lock and the writes down together (a
-    second connection could go on writing after its lock session was gone and another
-    daemon took over). The syncer lives as long as the lock is held, keeping the last
-    mirrored snapshot in memory, so a one-file commit re-parses one file. The search index is
-    updated as a sync listener; its failures are logged, never fatal (a rebuildable cache).
-    """
-
-    def __init__(self, settings: Settings, log: DaemonLog) -> None:
-        self.settings = settings
-        self.log = log
-        self._url: str | None = None
-        self._lock_conn: db.Connection | None = None
-        self._lock: db.WriterLock | None = None
-        self._syncer: Syncer | None = None
-        self._indexer: _Indexer | None = None
-        self._on_commit: Callable[[MirroredSummary], None] | None = None
-        self._last = 0.0
-
-    def acquire(self) -> bool:
-        if self._lock_conn is None or self._lock_conn.closed:
-            self.close()
-            self._url = db.database_url(self.settings)
-            self._lock_conn = db.connect(self._url)
-            self._lock = db.WriterLock(self._lock_conn)
-        assert self._lock is not None and self._lock_conn is not None
-        if self._lock.held:
-            return True
-        if not self._lock.acquire():
-            return False
-        # Only the writer migrates: a standby writes nothing, not even the schema.
-        applied = db.migrate(self._lock_conn)
-        if applied:
-            self.log.info("migrated", f"applied migrations {', '.join(applied)}",
-                          migrations=applied)
-        self._syncer = self._make_syncer(self._lock_conn)
-        return True
-
-    def _make_syncer(self, conn: db.Connection) -> Syncer:
-        listeners: list[Listener] = [self._mirrored]
-        if self._indexer is None:
-            self._indexer = _Indexer(self.settings, self.log)
-        listeners.append(self._indexer)
-        return Syncer(self.settings, conn, listeners=listeners)
-
-    def _mirrored(self, mirrored: MirroredCommit) -> None:
-        # The first listener: runs right after the commit's transaction, so `ms` is the time
-        # since the previous commit was done (or since catch_up started).
-        now = time.perf_counter()
-        summary = MirroredSummary(mirrored.commit.id, len(mirrored.changes),
-                                  len(mirrored.snapshot.invalid_paths),
-                                  (now - self._last) * 1000)
-        self._last = now
-        if self._on_commit is not None:
-            self._on_commit(summary)
-
-    def catch_up(self, stop: threading.Event | None = None,
-                 on_commit: Callable[[MirroredSummary], None] | None = None) -> int:
-        if self._syncer is None:
-            return 0
-        self._on_commit = on_commit
-        self._last = time.perf_counter()
-        return self._syncer.catch_up(stop).commits
-
-    def alive(self) -> bool:
-        conn = self._lock_conn
-        if conn is None or conn.closed:
-            return False
-        with db.translate_errors("checking the writer lock session"):
-            conn.execute("SELECT 1")
-        return True
-
-    def close(self) -> None:
-        if self._indexer is not None:
-            self._indexer.drain(timeout=30.0)
-        conn = self._lock_conn
-        if conn is not None and not conn.closed:
-            with suppress(Exception):  # a dead connection cannot be closed more cleanly
-                conn.close()  # ends the session, and with it the lock
-        self._lock_conn = self._lock = None
-        self._syncer = None
-
-
-class _Indexer:
-    """A sync listener that keeps the Whoosh index in step from a thread of its own.
-
-    The index is a rebuildable cache whose commit costs as much as the whole mirror
-    transaction (its p95 is segment merging), so it stays off the mirror's critical path:
-    mirrored commits are queued, and once no new one has arrived for `quiet` seconds (or the
-    oldest has waited `max_delay`), their changes are applied in one Whoosh commit against
-    the newest snapshot. A burst of commits (a push, the first catch-up) is one index update,
-    and the next commit is mirrored without competing with the indexer. Failures are logged.
-    """
-
-    def __init__(self, settings: Settings, log: DaemonLog, quiet: float = 0.1,
-                 max_delay: float = 1.0) -> None:
-        from maestro_git.index import SearchIndex
-
-        self.index = SearchIndex(settings)
-        self.log = log
-        self.quiet = quiet
-        self.max_delay = max_delay
-        self.queue: queue.Queue[MirroredCommit | threading.Event] = queue.Queue()
-        self.thread = threading.Thread(target=self._work, daemon=True,
-                                       name="maestro-daemon-indexer")
-        self.thread.start()
-
-    def __call__(self, mirrored: MirroredCommit) -> None:
-        self.queue.put(mirrored)
-
-    def _work(self) -> None:
-        pending: list[MirroredCommit] = []
-        first = last = 0.0
-        while True:
-            timeout = None
-            if pending:
-                timeout = max(0.0, min(last + self.quiet, first + self.max_delay)
-                              - time.monotonic())
-            try:
-                item = self.queue.get(timeout=timeout)
-            except queue.Empty:
-                self._flush(pending)
-                pending = []
-                continue
-            if isinstance(item, threading.Event):
-                self._flush(pending)
-                pending = []
-                item.set()
-                continue
-            last = time.monotonic()
-            if not pending:
-                first = last
-            pending.append(item)
-
-    def _flush(self, pending: list[MirroredCommit]) -> None:
-        if not pending:
-            return
-        # Changes in commit order, each applied against the newest snapshot: an entity added
-        # then removed is deleted, one renamed then edited is written once under its new key.
-        combined = dataclasses.replace(
-            pending[-1], changes=[c for m in pending for c in m.changes])
-        try:
-            self.index.update(combined)
-        except Exception as exc:  # a cache: log it; `maestro index` rebuilds it
-            self.log.warning("index", f"search index not updated to "
-                             f"{combined.commit.short_id}: {type(exc).__name__}: {exc}")
-
-    def drain(self, timeout: float) -> bool:
-        """Index everything queued so far now; False when it takes over `timeout`."""
-        done = threading.Event()
-        self.queue.put(done)
-        return done.wait(timeout)
-
-
 # -- entry points for the CLI --------------------------------------------------------------
 @contextmanager
 def _signals_stop(stop: threading.Event) -> Iterator[None]:
@@ -738,107 +506,4 @@ def run_once(settings: Settings, log: DaemonLog | None = None) -> int:
     finally:
         session.close()
 
-
-@dataclass(frozen=True)
-class LatencyReport:
-    """Commit-to-queryable latency of a running daemon, in milliseconds."""
-
-    samples: tuple[float, ...]
-
-    @property
-    def median_ms(self) -> float:
-        return statistics.median(self.samples) if self.samples else 0.0
-
-    @property
-    def p95_ms(self) -> float:
-        return _percentile(self.samples, 0.95)
-
-
-def measure_commit_latency(settings: Settings, n: int = 50,
-                           make_commit: Callable[[int], str] | None = None, warmup: int = 3,
-                           timeout: float = 30.0) -> LatencyReport:
-    """Time `n` one-file commits from their ref update to their row in PostgreSQL.
-
-    Starts `maestro daemon` in a subprocess (its own interpreter, as in production) on
-    `settings.repo_path` and `settings.database_url`, waits until it has mirrored the current
-    head, then for each i calls `make_commit(i)`, which must make one commit on the branch
-    (updating the ref is its last step) and return its id, and polls the sync cursor (written
-    in the same transaction as the rows) until it names that commit. The first `warmup`
-    commits are not counted. The repository must have at least one commit.
-
-    The default `make_commit` rewrites one persona, `personas/bench/latency.md`, with
-    `GitRepo.write_commit` (an in-memory tree and a compare-and-swap ref update).
-    """
-    if not settings.database_url:
-        raise DatabaseError("measure_commit_latency needs settings.database_url")
-    if make_commit is None:
-        make_commit = _one_file_committer(settings)
-    conn = db.connect(settings.database_url)
-    db.migrate(conn)  # the cursor table must exist before the daemon's first catch-up
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from maestro_git.cli import main; "
-         "sys.exit(main(sys.argv[1:]))", "--repo", str(settings.repo_path),
-         "--database-url", settings.database_url, "--branch", settings.branch, "daemon",
-         "--log-format", "json"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        head = GitRepo(settings.repo_path).head(settings.branch)
-        if head is None:
-            raise GitError(f"branch {settings.branch} has no commit")
-        _wait_cursor(conn, settings.branch, head, timeout, proc)
-        samples: list[float] = []
-        for i in range(n + warmup):
-            commit = make_commit(i)
-            start = time.perf_counter()
-            _wait_cursor(conn, settings.branch, commit, timeout, proc)
-            if i >= warmup:
-                samples.append((time.perf_counter() - start) * 1000)
-        return LatencyReport(tuple(samples))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        conn.close()
-
-
-def _one_file_committer(settings: Settings) -> Callable[[int], str]:
-    repo = GitRepo(settings.repo_path)
-    who = Identity("maestro bench", "bench@example.invalid")
-
-    def commit(i: int) -> str:
-        body = (f"---\ndisplay_name: Latency probe\nversion: 1.0.{i}\ntags: [bench]\n---\n"
-                f"# Latency probe\n\nYou answer latency question number {i}.\n")
-        return repo.write_commit(settings.branch, repo.head(settings.branch),
-                                 {"personas/bench/latency.md": body.encode()}, who, who,
-                                 f"bench: latency probe {i}")
-
-    return commit
-
-
-def _wait_cursor(conn: db.Connection, branch: str, commit: str, timeout: float,
-                 proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with db.translate_errors("reading the sync cursor"):
-            row = conn.execute("SELECT commit FROM sync_state WHERE branch = %s",
-                               (branch,)).fetchone()
-        if row is not None and row[0] == commit:
-            return
-        if proc.poll() is not None:
-            raise MaestroError(f"the daemon exited ({proc.returncode}) before mirroring "
-                               f"{commit[:7]}")
-        if time.monotonic() > deadline:
-            raise MaestroError(f"commit {commit[:7]} was not mirrored within {timeout:.0f} s")
-        time.sleep(0.0005)  # yield the CPU to the daemon and PostgreSQL (2 cores here)
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
-    return ordered[k]
 

@@ -72,7 +72,6 @@ _CONTENT_DIRS = ("personas", "templates", "persona_sets")
 _ALLOWED_EXTRA = frozenset({"README.md", "README", "CODEOWNERS", ".gitkeep", ".gitignore"})
 
 
-
 class CrossView(Protocol):
     """What the cross-file rules read (a `Snapshot` provides it)."""
 
