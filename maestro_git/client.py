@@ -23,6 +23,7 @@ Thread-safe: the cache has a lock, the query connection another.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import json
 import logging
@@ -244,7 +245,7 @@ class Client:
             return dataclasses.replace(row, content=row.resolved_content)
         return row
 
-    def list(self, filters: PersonaFilters | None = None, **kwargs: Any) -> list[PersonaSummary]:
+    def list(self, filters: PersonaFilters | None = None, **kwargs: Any) -> builtins.list[PersonaSummary]:
         """Personas, filtered/sorted/paged (`PersonaFilters` fields as keywords:
         `tags=("coding",)`, `owner=`, `active=`, `parent=`, `updated_since=`, `sort=`,
         `limit=`, `offset=`)."""
@@ -252,12 +253,12 @@ class Client:
         return self._cached(("list", repr(f)), frozenset({f"persona:{_ANY}"}),
                             lambda c: query.list_personas(c, f))
 
-    def history(self, key: str) -> list[VersionRow]:
+    def history(self, key: str) -> builtins.list[VersionRow]:
         """Every mirrored version of a persona, newest first."""
         return self._cached(("history", key), frozenset({f"persona:{key}"}),
                             lambda c: query.history(c, key))
 
-    def sets(self, status: str | None = None) -> list[SetRow]:
+    def sets(self, status: str | None = None) -> builtins.list[SetRow]:
         """Every persona set."""
         return self._cached(("sets", status), frozenset({f"persona_set:{_ANY}"}),
                             lambda c: query.list_sets(c, status))
@@ -267,7 +268,7 @@ class Client:
         return self._cached(("set", key), frozenset({f"persona_set:{key}"}),
                             lambda c: query.get_set(c, key))
 
-    def search(self, text: str, limit: int = 10, backend: Backend = "auto") -> list[SearchHit]:
+    def search(self, text: str, limit: int = 10, backend: Backend = "auto") -> builtins.list[SearchHit]:
         """Search personas, templates, sets and set members (not cached).
 
         `auto` uses the local Whoosh index when this repository has a usable one, else the

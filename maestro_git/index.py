@@ -321,7 +321,7 @@ def _check_query(text: str) -> None:
     if text.count("[") != text.count("]") or text.count("{") != text.count("}"):
         raise SearchError("unbalanced range brackets in the query",
                           hint="write a range as age:[50 TO 59]")
-    outside = re.sub(r'"[^"]*"', " PHRASE ", text)  # a phrase is an operand, not nothing
+    outside = re.sub(r'"[^"]*"', "PHRASE", text)  # a phrase is an operand (and a value)
     for name in _FIELD_RE.findall(outside):
         if name not in FIELDS:
             raise SearchError(f"unknown field '{name}' in the query",

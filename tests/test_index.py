@@ -138,6 +138,13 @@ def test_member_terms_spell_out_decade_and_pronouns() -> None:
     assert member_terms({"age": "unknown"}) == []
 
 
+@pytest.mark.parametrize("query", [
+    'title:"code reviewer"', 'tag:coding OR "pull request"', '"pull request" OR tag:coding',
+    'content:"unit tests" AND NOT owner:acme', "age:[50 TO 59]", "cod*"])
+def test_well_formed_queries_parse(query: str) -> None:
+    parse_query(query)
+
+
 @pytest.mark.parametrize(("query", "reason"), [
     ('"unclosed phrase', "unbalanced quotes"),
     ("(coding OR review", "unbalanced parentheses"),
