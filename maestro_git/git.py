@@ -119,6 +119,15 @@ def _signature_time(sig: pygit2.Signature) -> datetime:
     return datetime.fromtimestamp(sig.time, timezone(timedelta(minutes=sig.offset)))
 
 
+def init_repository(path: Path | str, branch: str = "main") -> GitRepo:
+    """`git init` at `path` with `branch` as the unborn HEAD; returns the opened repository."""
+    try:
+        pygit2.init_repository(str(path), initial_head=branch)
+    except pygit2.GitError as exc:
+        raise GitError(f"cannot create a git repository at {path}: {exc}") from exc
+    return GitRepo(path)
+
+
 class GitRepo:
     """A git repository on disk, opened with pygit2."""
 

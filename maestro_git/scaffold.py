@@ -28,6 +28,7 @@ from maestro_git.errors import (
 )
 from maestro_git.formats import NAME_RE, classify, parse_file
 from maestro_git.git import GitRepo
+from maestro_git.git import init_repository as init_git
 from maestro_git.models import Severity, SourceFile, Template
 from maestro_git.settings import CONFIG_FILE, Limits, Settings
 from maestro_git.validate import validate_file
@@ -166,16 +167,18 @@ class InitResult:
 
     root: Path
     created: tuple[str, ...]  # repository-relative paths created or changed, in order
-    is_git_repo: bool  # whether `root` is inside a git repository
+    is_git_repo: bool  # whether `root` is inside a git repository (always True afterwards)
+    git_initialized: bool = False  # whether this call ran `git init`
 
 
-def init_repository(path: Path) -> InitResult:
+def init_repository(path: Path, branch: str = "main") -> InitResult:
     """Scaffold a persona repository at `path`; existing files are never overwritten.
 
     Creates `personas/` and `persona_sets/` (each with a `.gitkeep`), `templates/` with the
     built-in templates, `maestro.toml` with every default written out and commented, and adds
     `.maestro/` (local state) to `.gitignore`. Running it again only fills in what is missing.
-    It does not run `git init`: `is_git_repo` in the result says whether that is still needed.
+    When `path` is not inside a git repository yet, it runs `git init` with `branch` as the
+    initial branch (`git_initialized` in the result says so); nothing is committed.
     """
     root = path.resolve()
     if root.exists() and not root.is_dir():
@@ -206,10 +209,11 @@ def init_repository(path: Path) -> InitResult:
         created.append(".gitignore")
     try:
         GitRepo(root)
-        is_git = True
+        initialized = False
     except GitError:
-        is_git = False
-    return InitResult(root, tuple(created), is_git)
+        init_git(root, branch)
+        initialized = True
+    return InitResult(root, tuple(created), True, initialized)
 
 
 # -- new ----------------------------------------------------------------------------------

@@ -38,15 +38,15 @@ def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixtu
     assert "Example:" in out
 
 
-def test_init_scaffolds_and_says_git_init_is_next(tmp_path: Path,
+def test_init_scaffolds_and_initializes_git(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["init", str(tmp_path / "p")]) == 0
     captured = capsys.readouterr()
     assert "created maestro.toml" in captured.out
-    assert "run 'git init' there" in captured.err
+    assert "initialized a git repository (branch main)" in captured.out
     assert main(["init", str(tmp_path / "p"), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["created"] == [] and data["is_git_repo"] is False
+    assert data["created"] == [] and data["git_initialized"] is False
 
 
 def test_init_on_a_file_is_a_usage_error(tmp_path: Path,

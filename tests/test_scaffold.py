@@ -52,7 +52,8 @@ def test_init_produces_a_repository_that_checks_clean(tmp_path: Path) -> None:
         builtin_templates())
     assert ".maestro/" in (root / ".gitignore").read_text().splitlines()
     assert (root / "maestro.toml").read_text() == DEFAULT_CONFIG
-    assert "maestro.toml" in result.created and not result.is_git_repo
+    assert "maestro.toml" in result.created and result.git_initialized
+    assert (root / ".git").is_dir()
     snap = _snapshot(root)
     assert len(snap.templates) == len(builtin_templates())
     assert _errors(snap) == []
@@ -80,7 +81,7 @@ def test_init_appends_to_an_existing_gitignore(tmp_path: Path) -> None:
 
 
 def test_init_knows_a_git_repository(git_repo: GitRepoFactory) -> None:
-    assert init_repository(git_repo.path).is_git_repo
+    assert not init_repository(git_repo.path).git_initialized
 
 
 def test_init_refuses_a_file(tmp_path: Path) -> None:

@@ -52,24 +52,25 @@ def init(app: AppContext, path: Path | None, fmt: str) -> None:
 
     Creates personas/, persona_sets/, templates/ (with the built-in templates), maestro.toml
     (every default written out and commented) and adds .maestro/ to .gitignore. Existing files
-    are kept; running it again only adds what is missing. It does not run 'git init'.
+    are kept; running it again only adds what is missing. Outside a git repository it also
+    runs 'git init' (initial branch: --branch, default main). Nothing is committed.
 
     \b
     Example:
-      maestro init my-personas && cd my-personas && git init
+      maestro init my-personas && cd my-personas && git add -A && git commit -m "personas"
     """
-    result = init_repository(path or app.settings.repo_path)
+    result = init_repository(path or app.settings.repo_path, app.settings.branch)
     if fmt == "json":
         click.echo(to_json({"root": str(result.root), "created": result.created,
-                            "is_git_repo": result.is_git_repo}))
+                            "git_initialized": result.git_initialized}))
         return
     for rel in result.created:
         app.echo(f"created {rel}")
     if not result.created:
         app.echo(f"{result.root} is already a persona repository: nothing to add")
-    if not result.is_git_repo:
-        app.echo(f"{result.root} is not a git repository yet: run 'git init' there to start "
-                 "versioning it", err=True)
+    if result.git_initialized:
+        app.echo(f"initialized a git repository (branch {app.settings.branch}): commit the "
+                 "files to start versioning them")
 
 
 @cli.command()
