@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
