@@ -101,10 +101,16 @@ def _render_sync(app: AppContext, report: SyncReport, fmt: str) -> None:
     if report.head is None:
         app.echo(f"branch {app.settings.branch} has no commit; nothing to mirror")
         return
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    parts = [f"mirrored {count(report.commits, 'commit')}",
+             count(report.entities, "change")]
+    if report.errors:
+        parts.append(f"{count(report.errors, 'invalid file')} kept at the last good state "
+                     "(see sync_errors, or run 'maestro check')")
     note = " (history was rewritten: reconciled)" if report.rewritten else ""
-    app.echo(f"mirrored {report.commits} commits, {report.entities} changes, "
-             f"{report.errors} invalid files kept at their last good state; "
-             f"at {report.head[:7]}{note}")
+    app.echo(", ".join(parts) + f"; at {report.head[:7]}{note}")
 
 
 @cli.command("sync")
