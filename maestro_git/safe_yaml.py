@@ -25,14 +25,41 @@ __all__ = ["MAX_NESTING", "load_frontmatter"]
 MAX_NESTING = 32  # frontmatter deeper than this is refused
 
 try:
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+    _Base: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
     warnings.warn(
         "PyYAML was built without libyaml: frontmatter parsing is about 8x slower",
         RuntimeWarning,
         stacklevel=1,
     )
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_RESOLVED_MAX = 4096  # plain scalars remembered by the resolver cache
+_RESOLVED_LEN = 32  # only short ones (keys, booleans, versions, tags) repeat
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """The safe loader with a memo of implicit scalar tags.
+
+    The C composer calls the Python resolver for every scalar (a quarter of the composing
+    time). For a safe loader (no path resolvers) a plain scalar's tag depends on its text
+    only, and a quoted one is always a string, so short plain texts are remembered."""
+
+    _resolved: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
+            if not implicit[0]:
+                return _STR_TAG
+            resolved = self._resolved
+            tag = resolved.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(value) <= _RESOLVED_LEN and len(resolved) < _RESOLVED_MAX:
+                    resolved[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
 
 
 def _problem(rule: str, path: str, message: str, fix: str, line: int | None = None,
@@ -68,7 +95,6 @@ class _Unusual(Exception):
     """A tag the fast builder leaves to PyYAML's constructor (!!set, !!omap, merge keys)."""
 
 
-_STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -109,19 +135,41 @@ class _Builder:
             constructor = self.loader.yaml_constructors.get(tag) or \
                 self.loader.yaml_constructors[None]
             return constructor(self.loader, node)
+        # Plain string children (most nodes) are taken inline, without a call per node; the
+        # checks are the same as build()'s.
+        seen = self.seen
+        inline = depth < MAX_NESTING
         if isinstance(node, yaml.MappingNode) and tag == _MAP_TAG:
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.build(key_node, depth + 1)
+                if inline and key_node.tag == _STR_TAG and id(key_node) not in seen \
+                        and isinstance(key_node, yaml.ScalarNode):
+                    seen.add(id(key_node))
+                    key = key_node.value
+                else:
+                    key = self.build(key_node, depth + 1)
                 if key in out:
                     raise self.refuse(
                         key_node, "duplicate-field",
                         f"frontmatter key '{key}' appears more than once",
                         "keep one of the entries (YAML would silently use the last)")
-                out[key] = self.build(value_node, depth + 1)
+                if inline and value_node.tag == _STR_TAG and id(value_node) not in seen \
+                        and isinstance(value_node, yaml.ScalarNode):
+                    seen.add(id(value_node))
+                    out[key] = value_node.value
+                else:
+                    out[key] = self.build(value_node, depth + 1)
             return out
         if isinstance(node, yaml.SequenceNode) and tag == _SEQ_TAG:
-            return [self.build(child, depth + 1) for child in node.value]
+            items: list[Any] = []
+            for child in node.value:
+                if inline and child.tag == _STR_TAG and id(child) not in seen \
+                        and isinstance(child, yaml.ScalarNode):
+                    seen.add(id(child))
+                    items.append(child.value)
+                else:
+                    items.append(self.build(child, depth + 1))
+            return items
         raise _Unusual
 
     def build_checked(self, root: yaml.Node, loader: Any) -> Any:

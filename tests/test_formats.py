@@ -75,6 +75,23 @@ def test_alias_bomb_is_refused_without_expanding() -> None:
     assert (record, rules) == (None, ["yaml-alias"])
 
 
+def test_an_alias_of_a_plain_string_is_refused() -> None:
+    record, rules = parse("personas/a/x.md", "---\na: &x foo\nb: [*x]\n---\n# B\n")
+    assert (record, rules) == (None, ["yaml-alias"])
+
+
+def test_plain_and_quoted_scalars_keep_their_types_file_after_file() -> None:
+    text = ('---\ndisplay_name: "true"\nactive: true\ndescription: \'12\'\n'
+            'metadata: {count: 12, label: "12", flag: off, when: 2024-05-01}\n---\n# B\n')
+    for _ in range(3):  # later files read the tags the first one resolved
+        record, rules = parse("personas/a/x.md", text)
+        assert rules == []
+        assert isinstance(record, Persona)
+        assert (record.display_name, record.active, record.description) == ("true", True, "12")
+        assert record.metadata == {"count": 12, "label": "12", "flag": False,
+                                   "when": "2024-05-01"}
+
+
 def test_deep_nesting_is_refused() -> None:
     record, rules = parse("personas/a/x.md", "---\na: " + "[" * 200 + "]" * 200 + "\n---\n")
     assert record is None and rules == ["frontmatter-type"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -195,6 +197,7 @@ def test_messages_name_the_problem_and_its_place() -> None:
     '<a href=" java\tscript:x">a</a>\n', '<a href="&#106;avascript:x">a</a>\n',
     "<svg onload=alert(1)>\n", '<object data="data:text/html,x"></object>\n',
     '<form action="https://x"><input></form>\n', "[x](&#106;avascript:alert(1))\n",
+    "[x](JavaScript:alert(1))\n", "Links: [x](DATA:text/html,x) and more\n",
 ])
 def test_dangerous_html_variants_are_found(body: str) -> None:
     assert "dangerous-html" in rules({"personas/a/x.md": md(body=BODY + body)})
@@ -358,3 +361,11 @@ def test_check_passes_on_a_clean_repository(tmp_path: Path,
     (tmp_path / "personas/acme").mkdir(parents=True)
     (tmp_path / "personas/acme/helper.md").write_text(md())
     assert main(["--repo", str(tmp_path), "check"]) == 0
+
+
+def test_importing_the_validator_leaves_markdown_it_for_bodies_that_need_it() -> None:
+    code = ("import sys, maestro_git.validate, maestro_git.snapshot; "
+            "print('markdown_it' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
