@@ -65,3 +65,21 @@ def test_search_accepts_a_phrase_beside_a_boolean_operator() -> None:
 
     _check_query('tag:coding OR "pull request"')
     _check_query('"pull request" OR tag:coding')
+
+
+def test_list_sort_choices_are_the_mirrors_sorts() -> None:
+    from maestro_git.cli.files import SORT_NAMES
+    from maestro_git.query import SORTS
+
+    assert set(SORT_NAMES) == set(SORTS)
+
+
+def test_check_starts_without_the_database_search_or_watch_layers() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, maestro_git.cli.files; "
+            "print(sorted(m for m in ('psycopg', 'whoosh', 'watchdog') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

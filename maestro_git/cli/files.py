@@ -7,17 +7,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
 from maestro_git.inherit import resolve
-from maestro_git.listing import PersonaView, Source, get_persona, list_personas
 from maestro_git.models import Persona, PersonaSet, Template
 from maestro_git.output import format_problems, table, to_json, to_jsonable
-from maestro_git.query import SORTS, PersonaFilters
 from maestro_git.scaffold import (
     find_template,
     format_files,
@@ -29,6 +27,9 @@ from maestro_git.snapshot import Snapshot, build_snapshot
 from maestro_git.validate import unknown_rules
 from maestro_git.worktree import read_worktree
 from maestro_git.writeback import render_document
+
+if TYPE_CHECKING:
+    from maestro_git import listing
 
 
 def _relative(root: Path, path: Path) -> str:
@@ -227,6 +228,11 @@ def _source_text(app: AppContext, record: Persona | Template | PersonaSet) -> st
     return path.read_text(encoding="utf-8", errors="replace")
 
 
+# The mirror's sort orders (maestro_git.query.SORTS; tests/test_cli.py keeps them equal). Kept
+# here so that `maestro check` does not import the database layer at start-up.
+SORT_NAMES = ("applied", "created", "key", "last-applied", "name", "owner", "updated")
+Source = Literal["auto", "mirror", "worktree"]
+
 _SOURCE = click.option(
     "--source", type=click.Choice(["auto", "mirror", "worktree"]), default="auto",
     show_default=True,
@@ -254,6 +260,8 @@ def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) ->
       maestro show clinic_booking_research --format json
     """
     if "/" in key:
+        from maestro_git.listing import get_persona
+
         view = get_persona(app.settings, key, resolved, source)
         if view is not None:
             _render_mirrored(view, fmt)
@@ -277,7 +285,7 @@ def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) ->
     click.echo(text, nl=not text.endswith("\n"))
 
 
-def _render_mirrored(view: PersonaView, fmt: str) -> None:
+def _render_mirrored(view: listing.PersonaView, fmt: str) -> None:
     if fmt == "json":
         data: dict[str, Any] = {"kind": "persona", "source": view.source, **view.record,
                                 "body": view.body}
@@ -308,7 +316,7 @@ def _render_mirrored(view: PersonaView, fmt: str) -> None:
 @click.option("--text", help="A substring of the key, display name or description.")
 @click.option("--since", "since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
               default=None, help="Only personas changed since this date (mirror only).")
-@click.option("--sort", type=click.Choice(sorted(SORTS)), default="key", show_default=True,
+@click.option("--sort", type=click.Choice(SORT_NAMES), default="key", show_default=True,
               help="Sort order (updated/created/applied/last-applied need the mirror).")
 @click.option("--desc", "descending", is_flag=True, default=None, help="Reverse the order.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
@@ -331,6 +339,9 @@ def list_(app: AppContext, tags: tuple[str, ...], owner: str | None, active: boo
       maestro list --owner acme --tag python --format json
       maestro list --sort applied --limit 10 --source mirror
     """
+    from maestro_git.listing import list_personas
+    from maestro_git.query import PersonaFilters
+
     filters = PersonaFilters(
         tags=tags, owner=owner, active=active, parent=parent, text=text,
         updated_since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since,
