@@ -1,13 +1,13 @@
-"""The only module that imports pygit2: reading commits, trees and diffs; writing commits.
+"""The git layer's handle and its reads: commits, trees, diffs, the history of one file.
+
+The git layer is this module and `maestro_git.git_write`, the only package modules that import
+pygit2 (besides the benchmark generator). `GitRepo` is the handle on one repository (one
+`pygit2.Repository`; one `GitRepo` per thread); its write methods (`write_commit`,
+`dirty_paths`, `sync_worktree`) are carried out by `git_write`, which also defines `Identity`
+and `StaleHeadError` (re-exported here).
 
 Reads never need a checkout: files come straight from a commit's tree (only the content
-folders are walked). One `GitRepo` (one `pygit2.Repository`) per thread.
-
-Writes never need a checkout either (`write_commit`): the new tree is built in memory from the
-base commit's tree, rebuilding only the subtrees on the changed paths, and the branch ref is
-moved with compare-and-swap. libgit2's `create_commit(ref, ...)` refuses a first parent that is
-no longer the branch tip and checks it under the ref's lock file, so the swap is atomic across
-threads and processes; a lost swap raises `StaleHeadError` carrying the current tip.
+folders are walked). Writes never need one either: see `git_write`.
 
 `file_history` walks only the commits that touch one path (comparing tree entry ids, never
 diffing whole trees), follows renames, and simplifies merges the way `git log -- PATH` does.
@@ -15,23 +15,18 @@ diffing whole trees), follows renames, and simplifies merges the way `git log --
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
-import re
-import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
 
 import pygit2
-from pygit2.enums import DeltaStatus, FileMode, ObjectType, SortMode
+from pygit2.enums import DeltaStatus, ObjectType, SortMode
 
-from maestro_git.errors import ConfigError, GitError, NotFoundError
+from maestro_git import git_write
+from maestro_git.errors import GitError, NotFoundError
+from maestro_git.git_write import Identity, StaleHeadError
 from maestro_git.models import SourceFile
 from maestro_git.worktree import CONTENT_DIRS
 
@@ -48,7 +43,6 @@ __all__ = [
 pygit2.settings.cache_object_limit(ObjectType.TREE, 1 << 20)
 
 _LINK_MODE = pygit2.enums.FileMode.LINK
-_IDENTITY_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+)>\s*$")
 
 
 @dataclass(frozen=True)
@@ -77,26 +71,6 @@ class TreeDelta:
 
 
 @dataclass(frozen=True)
-class Identity:
-    """Who a commit is by: a name and an e-mail address."""
-
-    name: str
-    email: str
-
-    @classmethod
-    def parse(cls, text: str) -> Identity:
-        """`Name <email>` as an identity; a `ConfigError` when it is not in that shape."""
-        match = _IDENTITY_RE.match(text)
-        if not match or not match["name"]:
-            raise ConfigError(f"'{text}' is not an identity",
-                              hint="write it as 'Full Name <name@example.com>'")
-        return cls(match["name"], match["email"])
-
-    def __str__(self) -> str:
-        return f"{self.name} <{self.email}>"
-
-
-@dataclass(frozen=True)
 class FileVersion:
     """One commit that changed a tracked file (a step of `GitRepo.file_history`)."""
 
@@ -105,14 +79,6 @@ class FileVersion:
     old_path: str | None  # the path in the (first differing) parent; None when added here
     blob: str | None  # the blob id at this commit; None when deleted
     status: Literal["added", "modified", "renamed", "deleted"]
-
-
-class StaleHeadError(GitError):
-    """The branch moved (or its ref was locked) while a write was being prepared."""
-
-    def __init__(self, branch: str, current: str | None) -> None:
-        super().__init__(f"branch '{branch}' moved to {current} during the write")
-        self.current = current
 
 
 def _signature_time(sig: pygit2.Signature) -> datetime:
@@ -350,7 +316,7 @@ class GitRepo:
                 return str(d.old_file.path)
         return None
 
-    # -- writing -------------------------------------------------------------------------
+    # -- writing (carried out by maestro_git.git_write) -----------------------------------
     def write_commit(self, branch: str, base: str | None, changes: Mapping[str, bytes | None],
                      author: Identity, committer: Identity, message: str) -> str:
         """Commit `changes` (path -> new bytes, or None to delete) on top of `base` and move
@@ -360,65 +326,7 @@ class GitRepo:
         by another writer at this instant); nothing is changed then except an unreferenced
         commit object, which `git gc` collects.
         """
-        ref = f"refs/heads/{branch}"
-        base_tree = self._commit(base).tree if base is not None else None
-        blobs: dict[str, tuple[pygit2.Oid, int] | None] = {
-            path: None if data is None else (self.repo.create_blob(data), FileMode.BLOB)
-            for path, data in changes.items()}
-        tree_id = self._build_tree(base_tree, blobs)
-        if tree_id is None:
-            tree_id = self.repo.TreeBuilder().write()
-        when = datetime.now(UTC)
-        author_sig = pygit2.Signature(author.name, author.email, int(when.timestamp()), 0)
-        committer_sig = pygit2.Signature(committer.name, committer.email,
-                                         int(when.timestamp()), 0)
-        if base is None:
-            oid = self.repo.create_commit(None, author_sig, committer_sig, message, tree_id, [])
-            try:
-                self.repo.references.create(ref, oid)
-            except (pygit2.AlreadyExistsError, ValueError, pygit2.GitError, OSError) as exc:
-                raise StaleHeadError(branch, self.head(branch)) from exc
-            return str(oid)
-        try:
-            oid = self.repo.create_commit(ref, author_sig, committer_sig, message, tree_id,
-                                          [pygit2.Oid(hex=base)])
-        except (pygit2.GitError, OSError) as exc:  # a held lock file surfaces as OSError
-            current = self.head(branch)
-            if current is None:
-                raise GitError(f"branch '{branch}' was deleted during the write") from exc
-            text = str(exc)
-            if current != base or "lock" in text or "first parent" in text:
-                raise StaleHeadError(branch, current) from exc
-            raise GitError(f"cannot commit on '{branch}': {text}") from exc
-        return str(oid)
-
-    def _build_tree(self, tree: pygit2.Tree | None,
-                    changes: Mapping[str, tuple[pygit2.Oid, int] | None]) -> pygit2.Oid | None:
-        """A new tree: `tree` with `changes` applied; only changed subtrees are rebuilt.
-        None when the result is empty (so emptied folders disappear, as in git)."""
-        builder = self.repo.TreeBuilder(tree) if tree is not None else self.repo.TreeBuilder()
-        nested: dict[str, dict[str, tuple[pygit2.Oid, int] | None]] = {}
-        for path, value in changes.items():
-            name, sep, rest = path.partition("/")
-            if sep:
-                nested.setdefault(name, {})[rest] = value
-            elif value is None:
-                if builder.get(name) is not None:
-                    builder.remove(name)
-            else:
-                builder.insert(name, value[0], value[1])
-        for name, sub in nested.items():
-            existing = tree[name] if tree is not None and name in tree else None
-            subtree = existing if isinstance(existing, pygit2.Tree) else None
-            sub_id = self._build_tree(subtree, sub)
-            if sub_id is None:
-                if builder.get(name) is not None:
-                    builder.remove(name)
-            else:
-                builder.insert(name, sub_id, FileMode.TREE)
-        if len(builder) == 0:
-            return None
-        return builder.write()
+        return git_write.write_commit(self, branch, base, changes, author, committer, message)
 
     # -- the working tree ------------------------------------------------------------------
     @property
@@ -440,71 +348,16 @@ class GitRepo:
         """Those of `paths` whose working-tree file or index entry differs from `base`
         (and, when given, also from `current`: a file another writer already committed and
         wrote out is not a user's uncommitted change)."""
-        root = Path(self.repo.workdir)
-        index = self.repo.index
-        index.read(False)
-        dirty = []
-        for path in paths:
-            expected = {None if c is None else self.blob_id(c, path) for c in (base, current)
-                        if c is not None or base is None}
-            full = root / path
-            on_disk = str(pygit2.hashfile(str(full))) if full.is_file() else None
-            staged = str(index[path].id) if path in index else None
-            if on_disk not in expected or staged not in expected:
-                dirty.append(path)
-        return dirty
+        return git_write.dirty_paths(self, paths, base, current)
 
     def sync_worktree(self, commit: str, paths: Sequence[str]) -> None:
         """Write `paths` as they are at `commit` into the working tree and the index (deleting
         those that are absent there). Other paths are not touched."""
-        root = Path(self.repo.workdir)
-        tree = self._commit(commit).tree
-        with self._worktree_lock():
-            index = self.repo.index
-            index.read(True)
-            for path in paths:
-                full = root / path
-                blob = _entry_id(tree, path)
-                if blob is None:
-                    if full.is_file() or full.is_symlink():
-                        full.unlink()
-                        _prune_empty_dirs(full.parent, root)
-                    if path in index:
-                        index.remove(path)
-                else:
-                    _atomic_write(full, self.read_blob(blob))
-                    index.add(path)
-            self._write_index(index)
+        git_write.sync_worktree(self, commit, paths)
 
-    def _write_index(self, index: pygit2.Index) -> None:
-        deadline = time.monotonic() + 5.0
-        while True:
-            try:
-                index.write()
-                return
-            except (pygit2.GitError, OSError) as exc:  # index.lock held by a git command
-                if time.monotonic() > deadline:
-                    raise GitError(f"cannot update the git index: {exc}",
-                                   hint="is a git command running in this repository?"
-                                   ) from exc
-                time.sleep(0.02)
-
-    @contextmanager
-    def _worktree_lock(self) -> Iterator[None]:
-        """Serialises index updates by maestro writers (threads and processes)."""
-        lock_path = Path(self.repo.path) / "maestro-worktree.lock"
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                    break
-                except OSError as exc:  # pragma: no cover - signal interruption
-                    if exc.errno != errno.EINTR:
-                        raise
-            yield
-        finally:
-            os.close(fd)
+    def tree(self, commit_id: str) -> pygit2.Tree:
+        """The root tree of a commit (for the git layer's own modules)."""
+        return self._commit(commit_id).tree
 
     def _commit(self, commit_id: str) -> pygit2.Commit:
         try:
@@ -540,25 +393,6 @@ def _file_version(commit: str, path: str, blob: str | None,
         return FileVersion(commit, path, None, blob, "added")
     status: Literal["modified", "renamed"] = "renamed" if old_path != path else "modified"
     return FileVersion(commit, path, old_path, blob, status)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _prune_empty_dirs(folder: Path, root: Path) -> None:
-    while folder != root and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-        folder = folder.parent
 
 
 def _in_content(path: str) -> bool:
