@@ -14,7 +14,7 @@ everywhere (snapshot diffs, mirror upserts, verify).
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,7 +39,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How much a problem matters. `error` blocks mirroring and makes `maestro check` exit 1."""
 
     ERROR = "error"
@@ -181,7 +181,7 @@ class Version(_Frozen):
     action: str  # created | updated | renamed | deleted | rolled_back
 
 
-class ChangeAction(str, Enum):
+class ChangeAction(StrEnum):
     ADDED = "added"
     MODIFIED = "modified"
     REMOVED = "removed"
