@@ -46,6 +46,7 @@ __all__ = [
     "descendants",
     "find_cycles",
     "resolve",
+    "resolve_bodies",
 ]
 
 DEFAULT_MAX_DEPTH = 8
@@ -205,6 +206,47 @@ def resolve(key: str, personas: Mapping[str, Persona],
     for ancestor in found.chain[1:]:
         body = compose(body, personas[ancestor].body)
     return ResolvedPersona(key=key, chain=found.chain, body=body)
+
+
+def resolve_bodies(keys: Iterable[str], personas: Mapping[str, Persona],
+                   max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, str]:
+    """key -> effective body (as `resolve(key).body`) for every key of `keys` whose chain
+    resolves; keys that do not exist, or whose chain has a missing parent, a cycle or more
+    than `max_depth` links, are left out.
+
+    Each persona on the way is composed once, over its parent's memoised body, so resolving
+    a whole repository costs one `compose` per persona instead of one per chain link.
+    """
+    # key -> (links, effective body), or None when its chain does not resolve.
+    done: dict[str, tuple[int, str] | None] = {}
+    out: dict[str, str] = {}
+    for key in keys:
+        if key not in personas:
+            continue
+        walk: list[str] = []  # from `key` up to the first known or root ancestor
+        on_walk: set[str] = set()
+        current: str | None = key
+        above: tuple[int, str] | None = (-1, "")  # what the top of the walk composes over
+        while current is not None:
+            if current in done:
+                above = done[current]
+                break
+            if current not in personas or current in on_walk:  # missing parent, or a cycle
+                above = None
+                break
+            on_walk.add(current)
+            walk.append(current)
+            current = personas[current].extends or None
+        for name in reversed(walk):
+            entry: tuple[int, str] | None = None
+            if above is not None and above[0] < max_depth:
+                body = personas[name].body
+                entry = (0, body) if above[0] < 0 else (above[0] + 1, compose(above[1], body))
+            done[name] = above = entry
+        result = done[key]
+        if result is not None:
+            out[key] = result[1]
+    return out
 
 
 def children_index(personas: Mapping[str, Persona]) -> dict[str, set[str]]:

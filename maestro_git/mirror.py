@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from psycopg import sql
+from psycopg import Cursor, sql
 from psycopg.types.json import Jsonb
 
 from maestro_git import events as events_mod
@@ -104,6 +105,13 @@ def _frontmatter(rec: Persona | Template) -> dict[str, Any]:
     if rec.metadata:
         out["metadata"] = rec.metadata
     return out
+
+
+def _frontmatter_json(rec: Persona | Template) -> Jsonb:
+    return Jsonb(_frontmatter(rec))
+
+
+_NO_DETAILS = Jsonb({})
 
 
 def _json(value: Any) -> Jsonb | None:
@@ -257,7 +265,7 @@ def _persona_row(rec: Persona, pid: uuid.UUID, parent_id: uuid.UUID | None, reso
                  info: CommitInfo) -> tuple[Any, ...]:
     return (pid, rec.key, rec.owner, rec.name, rec.path, rec.display_name, rec.description,
             rec.body, resolved, rec.version, rec.extends, parent_id, list(rec.tags),
-            rec.active, Jsonb(rec.metadata), Jsonb(_frontmatter(rec)), rec.content_hash,
+            rec.active, Jsonb(rec.metadata), _frontmatter_json(rec), rec.content_hash,
             _sha(resolved), rec.size_bytes, info.id, info.time, info.time)
 
 
@@ -297,12 +305,15 @@ _VERSION_ACTION = {ChangeAction.ADDED: "created", ChangeAction.MODIFIED: "update
 
 
 def _copy(conn: Connection, table: str, cols: Sequence[str],
-          rows: Iterable[Sequence[Any]]) -> None:
+          rows: Iterable[Sequence[Any]]) -> int:
     stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in cols))
+    n = 0
     with conn.cursor() as cur, cur.copy(stmt) as copy:
         for row in rows:
             copy.write_row(row)
+            n += 1
+    return n
 
 
 def _drop_gin_indexes(conn: Connection) -> list[str]:
@@ -316,16 +327,37 @@ def _drop_gin_indexes(conn: Connection) -> list[str]:
     return [d for _, d in rows]
 
 
-def _write(conn: Connection, stmt: str, rows: list[tuple[Any, ...]], bulk: bool,
-           table: str, cols: Sequence[str]) -> int:
+class _Counts:
+    """Rows written, counted once the statements' results are in.
+
+    In pipeline mode a cursor's `rowcount` is known only after the pipeline syncs, so the
+    writes keep their cursors here and the totals are read at the end."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, int] = {}
+        self.cursors: dict[str, list[Cursor[Any]]] = {}
+
+    def add(self, what: str, n: int) -> None:
+        self.known[what] = self.known.get(what, 0) + n
+
+    def later(self, what: str, cur: Cursor[Any]) -> None:
+        self.cursors.setdefault(what, []).append(cur)
+
+    def total(self, what: str) -> int:
+        return self.known.get(what, 0) + sum(max(c.rowcount, 0)
+                                             for c in self.cursors.get(what, ()))
+
+
+def _write(conn: Connection, counts: _Counts, what: str, stmt: str,
+           rows: list[tuple[Any, ...]], bulk: bool, table: str, cols: Sequence[str]) -> None:
     if not rows:
-        return 0
+        return
     if bulk:
-        _copy(conn, table, cols, rows)
-        return len(rows)
-    with conn.cursor() as cur:
-        cur.executemany(stmt, rows)
-        return max(cur.rowcount, 0)
+        counts.add(what, _copy(conn, table, cols, rows))
+        return
+    cur = conn.cursor()
+    cur.executemany(stmt, rows)
+    counts.later(what, cur)
 
 
 def apply_commit(
@@ -344,6 +376,7 @@ def apply_commit(
     version_keys: frozenset[str] | None = None,
     extra_notifications: Sequence[events_mod.EntityEvent] = (),
     bulk: bool = False,
+    durable: bool = True,
 ) -> ApplyResult:
     """Mirror one commit in one transaction.
 
@@ -359,165 +392,32 @@ def apply_commit(
     - `version_keys`: persona keys that get a `persona_versions` row (None: every changed
       persona).
     - `bulk`: the mirror is empty: COPY the rows and rebuild the GIN indexes afterwards.
+    - `durable`: False lets the commit return before its WAL reaches the disk
+      (`synchronous_commit = off` for this transaction only). A crash may then lose this
+      transaction, but never part of it: the mirror stays at an earlier commit boundary and
+      the syncer replays from there. The syncer passes False for every commit of a catch-up
+      but the last, whose synchronous commit also makes the earlier ones durable.
+
+    Outside a bulk load the statements go through one pipeline: the transaction costs one
+    or two round trips to the server however many statements it holds.
     """
-    resolved = resolved or {}
-    old_ids = old_ids or {}
-    old_personas = old_effective.personas if old_effective is not None else {}
-    personas = new_effective.personas
-    n_rows = n_versions = n_events = 0
+    counts = _Counts()
     errors: list[Problem] = []
-    with conn.transaction():
+    batch: AbstractContextManager[object] = nullcontext() if bulk else conn.pipeline()
+    with batch, conn.transaction():
+        if not durable or bulk:
+            conn.execute("SET LOCAL synchronous_commit = off")
         gin = _drop_gin_indexes(conn) if bulk else []
-
-        removed_personas = [c.key for c in changes
-                            if c.kind == "persona" and c.action is ChangeAction.REMOVED]
-        removed_templates = [c.key for c in changes
-                             if c.kind == "template" and c.action is ChangeAction.REMOVED]
-        removed_sets = [c.key for c in changes
-                        if c.kind == "persona_set" and c.action is ChangeAction.REMOVED]
-        for c in changes:  # renamed templates and sets are keyed by name: drop the old key
-            if c.action is ChangeAction.RENAMED and c.old_key is not None:
-                if c.kind == "template":
-                    removed_templates.append(c.old_key)
-                elif c.kind == "persona_set":
-                    removed_sets.append(c.old_key)
-        if not bulk:
-            for table, col, keys in (("personas", "key", removed_personas),
-                                     ("persona_templates", "name", removed_templates),
-                                     ("persona_sets", "key", removed_sets)):
-                if keys:
-                    cur = conn.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
-                        sql.Identifier(table), sql.Identifier(col)), (keys,))
-                    n_rows += max(cur.rowcount, 0)
-            # A key whose row id changed (an id added or edited in place): move its history.
-            for c in changes:
-                if c.kind != "persona" or c.action is not ChangeAction.MODIFIED:
-                    continue
-                before, after = old_ids.get(c.key), ids.get(c.key)
-                if before is not None and after is not None and before != after:
-                    conn.execute("UPDATE personas SET id = %s WHERE id = %s", (after, before))
-                    conn.execute(
-                        "UPDATE persona_versions v SET persona_id = %s WHERE persona_id = %s "
-                        "AND NOT EXISTS (SELECT 1 FROM persona_versions w WHERE "
-                        "w.persona_id = %s AND w.commit = v.commit)", (after, before, after))
-                    conn.execute(
-                        "UPDATE persona_usage SET persona_id = %s WHERE persona_id = %s AND "
-                        "NOT EXISTS (SELECT 1 FROM persona_usage WHERE persona_id = %s)",
-                        (after, before, after))
-
-        # Current rows.
-        persona_rows: list[tuple[Any, ...]] = []
-        template_rows: list[tuple[Any, ...]] = []
-        set_recs: list[PersonaSet] = []
-        changed_persona_keys: set[str] = set()
-        for c in changes:
-            if c.action is ChangeAction.REMOVED:
-                continue
-            if c.kind == "persona":
-                p = personas[c.key]
-                changed_persona_keys.add(c.key)
-                parent = ids.get(p.extends) if p.extends else None
-                persona_rows.append(_persona_row(p, ids[c.key], parent,
-                                                 resolved.get(c.key, p.body), info))
-            elif c.kind == "template":
-                template_rows.append(_template_row(new_effective.templates[c.key], info))
-            else:
-                set_recs.append(new_effective.sets[c.key])
-        n_rows += _write(conn, _PERSONA_UPSERT, persona_rows, bulk, "personas", _PERSONA_COLS)
-        n_rows += _write(conn, _TEMPLATE_UPSERT, template_rows, bulk, "persona_templates",
-                         _TEMPLATE_COLS)
-        if set_recs:
-            if bulk:
-                _copy(conn, "persona_sets", _SET_COLS, [_set_row(s, info) for s in set_recs])
-                _copy(conn, "persona_set_members", _MEMBER_COLS,
-                      [m for s in set_recs for m in _member_rows(s)])
-                n_rows += len(set_recs)
-            else:
-                for s in set_recs:
-                    if conn.execute(_SET_UPSERT, _set_row(s, info)).fetchone() is None:
-                        continue  # unchanged (a replay)
-                    n_rows += 1
-                    conn.execute("DELETE FROM persona_set_members WHERE set_key = %s",
-                                 (s.name,))
-                    with conn.cursor() as cur:
-                        cur.executemany(
-                            f"INSERT INTO persona_set_members ({', '.join(_MEMBER_COLS)}) "
-                            f"VALUES ({', '.join(['%s'] * len(_MEMBER_COLS))})",
-                            _member_rows(s))
-
-        if not bulk and changed_persona_keys:
-            # Children of a persona that (re)appeared point at it again.
-            conn.execute(
-                "UPDATE personas c SET parent_id = p.id FROM personas p WHERE "
-                "p.key = ANY(%s) AND c.parent_key = p.key AND c.parent_id IS DISTINCT FROM p.id",
-                (sorted(changed_persona_keys),))
-        # Descendants whose resolved content changed although their file did not.
-        descendant_rows = [(text, _sha(text), key) for key, text in resolved.items()
-                           if key not in changed_persona_keys and key in personas]
-        if descendant_rows:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "UPDATE personas SET resolved_content = %s, resolved_hash = %s "
-                    "WHERE key = %s AND resolved_hash IS DISTINCT FROM %s",
-                    [(t, h, k, h) for t, h, k in descendant_rows])
-
-        # Versions: one row per changed persona and commit.
-        actions = {(e.kind, e.key): e.action for e in events}
-        version_rows: list[tuple[Any, ...]] = []
-        for c in changes:
-            if c.kind != "persona" or (version_keys is not None and c.key not in version_keys):
-                continue
-            action = actions.get(("persona", c.key), _VERSION_ACTION[c.action])
-            if action not in ("created", "updated", "renamed", "deleted", "rolled_back"):
-                action = _VERSION_ACTION[c.action]
-            if c.action is ChangeAction.REMOVED:
-                old = old_personas.get(c.key)
-                pid = old_ids.get(c.key)
-                if pid is None:
-                    continue
-                version_rows.append((pid, c.key, old.path if old else c.old_path or "",
-                                     info.id, "deleted", None, None, None, None,
-                                     info.author_name, info.author_email, info.time,
-                                     info.message))
-            else:
-                p = personas[c.key]
-                version_rows.append((ids[c.key], c.key, p.path, info.id, action, p.version,
-                                     p.body, Jsonb(_frontmatter(p)), p.content_hash,
-                                     info.author_name, info.author_email, info.time,
-                                     info.message))
-        n_versions = _write(conn, _VERSION_INSERT, version_rows, bulk, "persona_versions",
-                            _VERSION_COLS)
-        event_rows = [(e.commit, e.action, e.kind, e.key, e.old_key, e.actor_name,
-                       e.actor_email, e.time, e.message, Jsonb({})) for e in events]
-        n_events = _write(conn, _EVENT_INSERT, event_rows, bulk, "audit_events", _EVENT_COLS)
-
-        # sync_errors: refresh the given paths; rows of this very commit are kept (replay).
+        _write_rows(conn, counts, info, changes, new_effective, ids, old_ids or {},
+                    resolved or {}, bulk)
+        _write_history(conn, counts, info, changes, old_effective, new_effective, events,
+                       ids, old_ids or {}, version_keys, bulk)
         if problems:
-            paths = sorted(problems)
-            conn.execute("DELETE FROM sync_errors WHERE path = ANY(%s) AND commit <> %s",
-                         (paths, info.id))
-            kept = {r[0] for r in conn.execute(
-                "SELECT DISTINCT path FROM sync_errors WHERE commit = %s AND path = ANY(%s)",
-                (info.id, paths))}
-            error_rows: list[tuple[Any, ...]] = []
-            for path in paths:
-                for prob in problems[path]:
-                    if prob.severity is Severity.ERROR:
-                        errors.append(prob)
-                        if path not in kept:
-                            error_rows.append((prob.path, info.id, prob.rule,
-                                               prob.severity.value, prob.line, prob.column,
-                                               prob.message, prob.fix))
-            if error_rows:
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        'INSERT INTO sync_errors (path, commit, rule, severity, line, "column", '
-                        "message, fix) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", error_rows)
+            errors = _write_errors(conn, info, problems)
         conn.execute(
             "INSERT INTO sync_state (branch, commit) VALUES (%s, %s) ON CONFLICT (branch) "
             "DO UPDATE SET commit = excluded.commit, mirrored_at = now() "
             "WHERE sync_state.commit IS DISTINCT FROM excluded.commit", (branch, info.id))
-
         if gin:
             conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks at CREATE INDEX
         for definition in gin:
@@ -525,4 +425,164 @@ def apply_commit(
         if bulk:
             conn.execute("ANALYZE personas")
         n_notes = events_mod.notify(conn, [*events, *extra_notifications])
-    return ApplyResult(info.id, n_rows, n_versions, n_events, n_notes, tuple(errors))
+    return ApplyResult(info.id, counts.total("rows"), counts.total("versions"),
+                       counts.total("events"), n_notes, tuple(errors))
+
+
+def _write_rows(conn: Connection, counts: _Counts, info: CommitInfo,
+                changes: Sequence[Change], new_effective: Snapshot,
+                ids: Mapping[str, uuid.UUID], old_ids: Mapping[str, uuid.UUID],
+                resolved: Mapping[str, str], bulk: bool) -> None:
+    """Current rows: deletions, id moves, upserts, parent links and resolved contents."""
+    personas = new_effective.personas
+    if not bulk:
+        removed: dict[str, list[str]] = {"persona": [], "template": [], "persona_set": []}
+        for c in changes:
+            if c.action is ChangeAction.REMOVED:
+                removed[c.kind].append(c.key)
+            elif c.action is ChangeAction.RENAMED and c.old_key is not None \
+                    and c.kind != "persona":  # templates and sets are keyed by name
+                removed[c.kind].append(c.old_key)
+        for kind, table, col in (("persona", "personas", "key"),
+                                 ("template", "persona_templates", "name"),
+                                 ("persona_set", "persona_sets", "key")):
+            if removed[kind]:
+                counts.later("rows", conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
+                        sql.Identifier(table), sql.Identifier(col)), (removed[kind],)))
+        # A key whose row id changed (an id added or edited in place): move its history.
+        for c in changes:
+            if c.kind != "persona" or c.action is not ChangeAction.MODIFIED:
+                continue
+            before, after = old_ids.get(c.key), ids.get(c.key)
+            if before is not None and after is not None and before != after:
+                conn.execute("UPDATE personas SET id = %s WHERE id = %s", (after, before))
+                conn.execute(
+                    "UPDATE persona_versions v SET persona_id = %s WHERE persona_id = %s "
+                    "AND NOT EXISTS (SELECT 1 FROM persona_versions w WHERE "
+                    "w.persona_id = %s AND w.commit = v.commit)", (after, before, after))
+                conn.execute(
+                    "UPDATE persona_usage SET persona_id = %s WHERE persona_id = %s AND "
+                    "NOT EXISTS (SELECT 1 FROM persona_usage WHERE persona_id = %s)",
+                    (after, before, after))
+
+    persona_rows: list[tuple[Any, ...]] = []
+    template_rows: list[tuple[Any, ...]] = []
+    set_recs: list[PersonaSet] = []
+    changed_persona_keys: set[str] = set()
+    for c in changes:
+        if c.action is ChangeAction.REMOVED:
+            continue
+        if c.kind == "persona":
+            p = personas[c.key]
+            changed_persona_keys.add(c.key)
+            parent = ids.get(p.extends) if p.extends else None
+            persona_rows.append(_persona_row(p, ids[c.key], parent,
+                                             resolved.get(c.key, p.body), info))
+        elif c.kind == "template":
+            template_rows.append(_template_row(new_effective.templates[c.key], info))
+        else:
+            set_recs.append(new_effective.sets[c.key])
+    _write(conn, counts, "rows", _PERSONA_UPSERT, persona_rows, bulk, "personas",
+           _PERSONA_COLS)
+    _write(conn, counts, "rows", _TEMPLATE_UPSERT, template_rows, bulk, "persona_templates",
+           _TEMPLATE_COLS)
+    if set_recs:
+        if bulk:
+            counts.add("rows", _copy(conn, "persona_sets", _SET_COLS,
+                                     [_set_row(s, info) for s in set_recs]))
+            _copy(conn, "persona_set_members", _MEMBER_COLS,
+                  [m for s in set_recs for m in _member_rows(s)])
+        else:
+            for s in set_recs:
+                if conn.execute(_SET_UPSERT, _set_row(s, info)).fetchone() is None:
+                    continue  # unchanged (a replay)
+                counts.add("rows", 1)
+                conn.execute("DELETE FROM persona_set_members WHERE set_key = %s", (s.name,))
+                conn.cursor().executemany(
+                    f"INSERT INTO persona_set_members ({', '.join(_MEMBER_COLS)}) "
+                    f"VALUES ({', '.join(['%s'] * len(_MEMBER_COLS))})", _member_rows(s))
+
+    if not bulk and changed_persona_keys:
+        # Children of a persona that (re)appeared point at it again.
+        conn.execute(
+            "UPDATE personas c SET parent_id = p.id FROM personas p WHERE "
+            "p.key = ANY(%s) AND c.parent_key = p.key AND c.parent_id IS DISTINCT FROM p.id",
+            (sorted(changed_persona_keys),))
+    # Descendants whose resolved content changed although their file did not.
+    descendant_rows = [(text, _sha(text), key) for key, text in resolved.items()
+                       if key not in changed_persona_keys and key in personas]
+    if descendant_rows:
+        conn.cursor().executemany(
+            "UPDATE personas SET resolved_content = %s, resolved_hash = %s "
+            "WHERE key = %s AND resolved_hash IS DISTINCT FROM %s",
+            [(t, h, k, h) for t, h, k in descendant_rows])
+
+
+def _write_history(conn: Connection, counts: _Counts, info: CommitInfo,
+                   changes: Sequence[Change], old_effective: Snapshot | None,
+                   new_effective: Snapshot, events: Sequence[AuditEvent],
+                   ids: Mapping[str, uuid.UUID], old_ids: Mapping[str, uuid.UUID],
+                   version_keys: frozenset[str] | None, bulk: bool) -> None:
+    """Versions (one row per changed persona and commit) and audit events."""
+    old_personas = old_effective.personas if old_effective is not None else {}
+    personas = new_effective.personas
+    actions = {(e.kind, e.key): e.action for e in events}
+    version_rows: list[tuple[Any, ...]] = []
+    for c in changes:
+        if c.kind != "persona" or (version_keys is not None and c.key not in version_keys):
+            continue
+        action = actions.get(("persona", c.key), _VERSION_ACTION[c.action])
+        if action not in ("created", "updated", "renamed", "deleted", "rolled_back"):
+            action = _VERSION_ACTION[c.action]
+        if c.action is ChangeAction.REMOVED:
+            old = old_personas.get(c.key)
+            pid = old_ids.get(c.key)
+            if pid is None:
+                continue
+            version_rows.append((pid, c.key, old.path if old else c.old_path or "",
+                                 info.id, "deleted", None, None, None, None,
+                                 info.author_name, info.author_email, info.time,
+                                 info.message))
+        else:
+            p = personas[c.key]
+            version_rows.append((ids[c.key], c.key, p.path, info.id, action, p.version,
+                                 p.body, _frontmatter_json(p), p.content_hash,
+                                 info.author_name, info.author_email, info.time,
+                                 info.message))
+    _write(conn, counts, "versions", _VERSION_INSERT, version_rows, bulk, "persona_versions",
+           _VERSION_COLS)
+    event_rows = [(e.commit, e.action, e.kind, e.key, e.old_key, e.actor_name,
+                   e.actor_email, e.time, e.message, _NO_DETAILS) for e in events]
+    _write(conn, counts, "events", _EVENT_INSERT, event_rows, bulk, "audit_events",
+           _EVENT_COLS)
+
+
+def _write_errors(conn: Connection, info: CommitInfo,
+                  problems: Mapping[str, Sequence[Problem]]) -> list[Problem]:
+    """Refresh `sync_errors` for the given paths; rows of this very commit are kept (a
+    replay). Returns the errors recorded."""
+    errors: list[Problem] = []
+    paths = sorted(problems)
+    failing = [p for p in paths
+               if any(prob.severity is Severity.ERROR for prob in problems[p])]
+    conn.execute("DELETE FROM sync_errors WHERE path = ANY(%s) AND commit <> %s",
+                 (paths, info.id))
+    kept: set[str] = set()
+    if failing:  # only then is the answer needed (and the pipeline waited for)
+        kept = {r[0] for r in conn.execute(
+            "SELECT DISTINCT path FROM sync_errors WHERE commit = %s AND path = ANY(%s)",
+            (info.id, failing))}
+    error_rows: list[tuple[Any, ...]] = []
+    for path in failing:
+        for prob in problems[path]:
+            if prob.severity is Severity.ERROR:
+                errors.append(prob)
+                if path not in kept:
+                    error_rows.append((prob.path, info.id, prob.rule, prob.severity.value,
+                                       prob.line, prob.column, prob.message, prob.fix))
+    if error_rows:
+        conn.cursor().executemany(
+            'INSERT INTO sync_errors (path, commit, rule, severity, line, "column", '
+            "message, fix) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", error_rows)
+    return errors
