@@ -3,15 +3,20 @@ invalid commits, replay, rewritten history."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pygit2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from maestro_git import db, sync
+from maestro_git import db, inherit, sync
 from maestro_git.db import Connection
+from maestro_git.errors import InheritanceError
+from maestro_git.models import Persona
 from maestro_git.settings import Settings
 from maestro_git.sync import MirroredCommit, Syncer
 from tests.factories import GitRepoFactory, persona_md
@@ -275,3 +280,25 @@ def test_syncer_picks_up_new_commits_incrementally(git_repo: GitRepoFactory,
 def test_empty_branch_mirrors_nothing(tmp_path: Path, database_url: str) -> None:
     repo = GitRepoFactory.create(tmp_path / "empty")
     assert sync.sync(_settings(repo, database_url)).head is None
+
+
+# -- the pure helpers the syncer's speed rests on (equal to the plain definitions) -------------
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.sampled_from("abcdefghxy") | st.none(),
+                       max_size=8),
+       st.integers(min_value=0, max_value=4))
+def test_resolve_bodies_equals_resolve_for_every_chain(links: dict[str, str | None],
+                                                       depth: int) -> None:
+    """Chains, cycles, missing parents and too-deep chains: memoised resolution gives
+    `resolve`'s body or leaves the key out where `resolve` raises."""
+    personas = {f"o/{k}": Persona(owner="o", name=k, path=f"personas/o/{k}.md",
+                                  body=f"# {k}\n## {k} part\ntext {k}\n## shared\n{k}\n",
+                                  extends=f"o/{parent}" if parent else None)
+                for k, parent in links.items()}
+    expected = {}
+    for key in personas:
+        with contextlib.suppress(InheritanceError):
+            expected[key] = inherit.resolve(key, personas, depth).body
+    keys = [*personas, "o/missing"]
+    assert inherit.resolve_bodies(keys, personas, depth) == expected
+    assert inherit.resolve_bodies(reversed(keys), personas, depth) == expected
