@@ -32,19 +32,32 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from whoosh import fields, highlight, index, qparser, writing
+from whoosh import fields, index, qparser, writing
 from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemmingAnalyzer
-from whoosh.query import And, Phrase, Query, QueryError, Term
+from whoosh.lang.porter import stem
+from whoosh.query import And, AndNot, Not, Phrase, Prefix, Query, QueryError, Term
 from whoosh.reading import EmptyReader, MultiReader, SegmentReader
 from whoosh.searching import Searcher
 
 from maestro_git.errors import SearchError
-from maestro_git.models import Change, ChangeAction, Persona, PersonaSet, PersonaSetMember, Template
+from maestro_git.models import Change, ChangeAction
+from maestro_git.search_docs import META_UID as _META_UID
+from maestro_git.search_docs import (
+    HitKind,
+    IndexStatus,
+    SearchHit,
+    indexable,
+    member_terms,
+    record_docs,
+    shown,
+)
+from maestro_git.search_docs import uid as _uid
+from maestro_git.search_text import Matcher, check_query, snippet
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot
 
@@ -64,10 +77,7 @@ MERGE_THRESHOLD = 8  # segments; above it a background merge of the small ones s
 MULTIPROCESS_MIN_DOCS = 2000  # below this a single writer is faster than forking workers
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
-_META_UID = "__meta__"
 _CHECK_STRIDE = 64  # `check` reads every 64th stored document (a damaged block fails there)
-
-HitKind = Literal["persona", "template", "persona_set", "set_member"]
 
 _NAME_ANALYZER = RegexTokenizer(r"[^\W_]+") | LowercaseFilter()  # code_reviewer -> code reviewer
 _TEXT = StemmingAnalyzer()
@@ -109,29 +119,6 @@ FIELDS: tuple[str, ...] = tuple(sorted(
 
 
 @dataclass(frozen=True)
-class SearchHit:
-    """One search result. For a set member, `key` is its set's key and `member` its name."""
-
-    kind: HitKind
-    key: str
-    title: str
-    score: float
-    snippet: str
-    member: str | None = None
-
-
-@dataclass(frozen=True)
-class IndexStatus:
-    """What `maestro index status` reports."""
-
-    path: str
-    exists: bool
-    commit: str | None
-    documents: int
-    segments: int
-    healthy: bool
-    reason: str = ""
-
 
 class MirroredLike(Protocol):
     """What `update` needs from `sync.MirroredCommit` (a sync listener's argument)."""
@@ -149,128 +136,8 @@ class MirroredLike(Protocol):
 SnapshotSource = Snapshot | Callable[[], Snapshot]
 
 
-# -- documents (pure) ------------------------------------------------------------------------
 
-def _flatten(value: Any, out: list[str], prefix: str = "") -> None:
-    """Every scalar of a JSON-like value as text, keys included (`occupation nurse`)."""
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _flatten(v, out, str(k))
-    elif isinstance(value, list | tuple):
-        for v in value:
-            _flatten(v, out, prefix)
-    elif value is None or isinstance(value, bool):
-        return
-    else:
-        out.append(f"{prefix.replace('_', ' ')} {value}".strip())
-
-
-_FEMALE = {"female", "f", "woman", "w"}
-_MALE = {"male", "m", "man"}
-
-
-def member_terms(data: Mapping[str, Any]) -> list[str]:
-    """Words a person would search for that the member's JSON implies but does not spell:
-    the age's decade (`54` -> `50s fifties`) and pronouns from `gender`/`sex`."""
-    words: list[str] = []
-    age = data.get("age")
-    if isinstance(age, int | float) and not isinstance(age, bool) and 0 < age < 130:
-        decade = int(age) // 10 * 10
-        names = {20: "twenties", 30: "thirties", 40: "forties", 50: "fifties", 60: "sixties",
-                 70: "seventies", 80: "eighties", 90: "nineties"}
-        words.append(f"{decade}s")
-        if decade in names:
-            words.append(names[decade])
-    gender = str(data.get("gender") or data.get("sex") or "").strip().lower()
-    if gender in _FEMALE:
-        words += ["she", "her", "woman", "female"]
-    elif gender in _MALE:
-        words += ["he", "his", "him", "man", "male"]
-    return words
-
-
-def _uid(kind: str, key: str, member: str | None = None) -> str:
-    return f"{kind}:{key}" if member is None else f"{kind}:{key}#{member}"
-
-
-def _document_doc(rec: Persona | Template) -> dict[str, Any]:
-    meta: list[str] = []
-    _flatten(rec.metadata, meta)
-    category = rec.category if isinstance(rec, Template) else rec.metadata.get("category")
-    doc: dict[str, Any] = {
-        "uid": _uid(rec.kind, rec.key), "kind": rec.kind, "key": rec.key,
-        "name": rec.name, "display_name": rec.display_name or "",
-        "description": rec.description or "", "tags": ",".join(rec.tags),
-        "active": rec.active, "metadata": "\n".join(meta), "content": rec.body,
-        "hash": rec.content_hash,
-    }
-    if isinstance(rec, Persona):
-        doc["owner"] = rec.owner
-    if isinstance(category, str) and category:
-        doc["category"] = category
-    if rec.extends:
-        doc["extends"] = rec.extends
-    return doc
-
-
-def _member_doc(pset: PersonaSet, member: PersonaSetMember) -> dict[str, Any]:
-    text: list[str] = []
-    _flatten({k: v for k, v in member.persona_data.items() if k != "name"}, text)
-    data = member.persona_data
-    doc: dict[str, Any] = {
-        "uid": _uid("set_member", pset.key, member.name), "kind": "set_member",
-        "key": pset.key, "member": member.name, "name": member.name,
-        "display_name": member.name, "set": pset.key,
-        "content": "\n".join(text),
-        "metadata": " ".join(member_terms(data)),
-        "hash": pset.content_hash,
-    }
-    if member.validation_status:
-        doc["status"] = member.validation_status
-    age = data.get("age")
-    if isinstance(age, int) and not isinstance(age, bool):
-        doc["age"] = age
-    return doc
-
-
-def _set_docs(pset: PersonaSet) -> Iterator[dict[str, Any]]:
-    meta: list[str] = []
-    _flatten(pset.metadata, meta)
-    yield {
-        "uid": _uid("persona_set", pset.key), "kind": "persona_set", "key": pset.key,
-        "name": pset.key, "display_name": pset.title or pset.key,
-        "description": pset.description or "", "set": pset.key,
-        "status": pset.status or "", "metadata": "\n".join(meta),
-        "content": "\n".join(m.name for m in pset.members), "hash": pset.content_hash,
-    }
-    for member in pset.members:
-        yield _member_doc(pset, member)
-
-
-def _record_docs(rec: Persona | Template | PersonaSet) -> Iterator[dict[str, Any]]:
-    if isinstance(rec, PersonaSet):
-        yield from _set_docs(rec)
-    else:
-        yield _document_doc(rec)
-
-
-def _shown(snapshot: Snapshot, rec: Persona | Template | PersonaSet) -> bool:
-    """Whether readers see `rec`: a valid file's record, or the last good record an
-    effective snapshot (`sync.MirroredCommit.snapshot`) keeps for a file that is invalid now,
-    but never the record parsed from an invalid file."""
-    parsed = snapshot.files.get(rec.path)
-    if parsed is None or snapshot.is_valid(rec.path):
-        return True
-    return parsed.record is not rec and parsed.content_hash != rec.content_hash
-
-
-def _indexable(snapshot: Snapshot) -> Iterator[Persona | Template | PersonaSet]:
-    """The records a snapshot shows to readers (see `_shown`)."""
-    for table in (snapshot.personas, snapshot.templates, snapshot.sets):
-        for rec in table.values():
-            if _shown(snapshot, rec):
-                yield rec
-
+# -- helpers -------------------------------------------------------------------------------
 
 def _renew_deletions(reader: Any, segment: Any) -> None:
     """Point a reused segment reader at its segment's current deletion set."""
@@ -301,37 +168,9 @@ def _commit_id(commit: Any) -> str | None:
 
 # -- query parsing ---------------------------------------------------------------------------
 
-_FIELD_RE = re.compile(r"(?:^|[\s(+-])(\w+):")
-_OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
-
-
 def _check_query(text: str) -> None:
     """Reject what Whoosh would silently turn into nothing, with a one-line reason."""
-    if not text.strip():
-        raise SearchError("empty search query", hint='try e.g. maestro search "code review"')
-    if text.count('"') % 2:
-        raise SearchError("unbalanced quotes in the query", hint='close the phrase: "…"')
-    depth = 0
-    for ch in text:
-        depth += (ch == "(") - (ch == ")")
-        if depth < 0:
-            break
-    if depth != 0:
-        raise SearchError("unbalanced parentheses in the query")
-    if text.count("[") != text.count("]") or text.count("{") != text.count("}"):
-        raise SearchError("unbalanced range brackets in the query",
-                          hint="write a range as age:[50 TO 59]")
-    outside = re.sub(r'"[^"]*"', "PHRASE", text)  # a phrase is an operand (and a value)
-    for name in _FIELD_RE.findall(outside):
-        if name not in FIELDS:
-            raise SearchError(f"unknown field '{name}' in the query",
-                              hint="fields: " + ", ".join(FIELDS))
-    if re.search(r"\w+:(\s|$)", outside):
-        raise SearchError("a field in the query has no value", hint="write e.g. tag:coding")
-    words = outside.split()
-    if words and (words[-1] in _OPERATORS or words[0] in _OPERATORS - {"NOT"}):
-        raise SearchError("a boolean operator in the query has nothing on one side",
-                          hint="write e.g. coding AND review")
+    check_query(text, FIELDS)
 
 
 def _errors(q: Query) -> list[str]:
@@ -378,17 +217,65 @@ def _positional_phrases(q: Query) -> Query:
     return q.apply(_positional_phrases)
 
 
-_SNIPPET_FIELDS = ("content", "description", "display_name")
+# -- snippets --------------------------------------------------------------------------------
+
 _PLAIN_WORDS = re.compile(r"^[\w\s'.,-]+$")
+_STEMS: dict[str, str] = {}
 
 
-class _Marker(highlight.Formatter):  # type: ignore[misc]
-    """Matched terms as `**term**`, fragments joined with ` … `."""
+def _stemmed(token: str) -> str:
+    """A token as `_TEXT` indexes it (lower case, then Porter stem), cached."""
+    found = _STEMS.get(token)
+    if found is None:
+        if len(_STEMS) > 200_000:
+            _STEMS.clear()
+        found = _STEMS[token] = stem(token.lower())
+    return found
 
-    between = " … "
 
-    def format_token(self, text: str, token: Any, replace: bool = False) -> str:
-        return "**" + str(highlight.get_text(text, token, replace)) + "**"
+# The fields a snippet comes from, in order, each with its tokenizer and normaliser at
+# indexing (`_TEXT`'s and `_NAME_ANALYZER`'s), so a snippet marks exactly the indexed words.
+_TEXT_TOKENS = re.compile(r"\w+(?:\.?\w+)*")
+_SNIPPET_FIELDS: dict[str, tuple[re.Pattern[str], Callable[[str], str]]] = {
+    "content": (_TEXT_TOKENS, _stemmed),
+    "description": (_TEXT_TOKENS, _stemmed),
+    "display_name": (re.compile(r"[^\W_]+"), str.lower),
+}
+
+
+def _positive_leaves(q: Query) -> Iterator[Query]:
+    """The leaf queries a hit matched (not those under NOT)."""
+    if isinstance(q, Not):
+        return
+    if isinstance(q, AndNot):
+        yield from _positive_leaves(q.a)
+    elif q.is_leaf():
+        yield q
+    else:
+        for child in q.children():
+            yield from _positive_leaves(child)
+
+
+def _matchers(q: Query) -> dict[str, Matcher]:
+    """For each snippet field the query searched, what to mark in it."""
+    terms: dict[str, set[str]] = {}
+    prefixes: dict[str, list[str]] = {}
+    for leaf in _positive_leaves(q):
+        name = leaf.field()
+        if name not in _SNIPPET_FIELDS:
+            continue
+        if isinstance(leaf, Prefix):
+            prefixes.setdefault(name, []).append(str(leaf.text))
+        elif isinstance(leaf, Phrase):
+            terms.setdefault(name, set()).update(str(w) for w in leaf.words)
+        elif isinstance(leaf, Term):
+            terms.setdefault(name, set()).add(_text(leaf.text))
+    found = {}
+    for name, (tokens, normalize) in _SNIPPET_FIELDS.items():
+        if name in terms or name in prefixes:
+            found[name] = Matcher(frozenset(terms.get(name, ())),
+                                  tuple(prefixes.get(name, ())), tokens, normalize)
+    return found
 
 
 # -- the index -------------------------------------------------------------------------------
@@ -562,7 +449,7 @@ class SearchIndex:
         The new index is written beside the old one and swapped in, so concurrent readers
         keep the old one until they refresh.
         """
-        docs = [d for rec in _indexable(snapshot) for d in _record_docs(rec)]
+        docs = [d for rec in indexable(snapshot) for d in record_docs(rec)]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._write_lock, self._lockfile():
             build = self.path.parent / f"{self.path.name}.build-{uuid.uuid4().hex[:8]}"
@@ -641,10 +528,10 @@ class SearchIndex:
             deletes.extend(_deletions(change.kind, change.key))
             return
         rec = snapshot.record(change.kind, change.key)
-        if rec is None or not _shown(snapshot, rec):
+        if rec is None or not shown(snapshot, rec):
             return  # an invalid file: readers keep its last good state
         deletes.extend(_deletions(rec.kind, rec.key))
-        adds.extend(_record_docs(rec))
+        adds.extend(record_docs(rec))
 
     def update(self, mirrored: MirroredLike) -> int:
         """A sync listener: index what one mirrored commit changed (see `apply`).
@@ -672,7 +559,7 @@ class SearchIndex:
     def reconcile(self, snapshot: Snapshot) -> int:
         """Bring an index of another commit up to `snapshot` by comparing content hashes;
         only documents that differ are written. Returns the number of entities changed."""
-        wanted = {_uid(rec.kind, rec.key): rec for rec in _indexable(snapshot)}
+        wanted = {_uid(rec.kind, rec.key): rec for rec in indexable(snapshot)}
         with self._open().searcher() as searcher:
             reader = searcher.reader()
             uids = reader.column_reader("uid")
@@ -827,28 +714,25 @@ class SearchIndex:
             # and scores every match. The meta document has no text, so only `*` or
             # `kind:meta` reach it; it is dropped here.
             results = searcher.search(q, limit=limit + 1)
-            results.fragmenter = highlight.ContextFragmenter(maxchars=160, surround=50)
-            results.formatter = _Marker()
-            # Highlighting re-analyses stored text: only in fields the query searched.
-            queried = {leaf.field() for leaf in q.leaves()}
-            marked = [f for f in _SNIPPET_FIELDS if f in queried]
-            return [self._hit(h, marked) for h in results if h.get("kind") != "meta"][:limit]
+            found = [(h.fields(), h.score) for h in results]
+        marks = _matchers(q)
+        return [self._hit(stored, score, marks) for stored, score in found
+                if stored.get("kind") != "meta"][:limit]
 
     @staticmethod
-    def _hit(hit: Any, marked: Sequence[str]) -> SearchHit:
-        fields_ = hit.fields()
-        snippet = ""
-        for name in marked:
-            if fields_.get(name):
-                snippet = hit.highlights(name, top=2)
-                if snippet:
+    def _hit(stored: dict[str, Any], score: float, marks: dict[str, Matcher]) -> SearchHit:
+        text = ""
+        for name, matcher in marks.items():
+            if stored.get(name):
+                text = snippet(stored[name], matcher)
+                if text:
                     break
-        if not snippet:
-            snippet = (fields_.get("description") or fields_.get("content") or "")[:160]
-        title = fields_.get("display_name") or fields_.get("name") or fields_["key"]
-        return SearchHit(kind=fields_["kind"], key=fields_["key"], title=title,
-                         score=round(float(hit.score), 4),
-                         snippet=" ".join(snippet.split()), member=fields_.get("member"))
+        if not text:
+            text = (stored.get("description") or stored.get("content") or "")[:160]
+        title = stored.get("display_name") or stored.get("name") or stored["key"]
+        return SearchHit(kind=stored["kind"], key=stored["key"], title=title,
+                         score=round(float(score), 4),
+                         snippet=" ".join(text.split()), member=stored.get("member"))
 
     def close(self) -> None:
         self.wait_for_merge()
