@@ -49,8 +49,7 @@ __all__ = [
     "write_backup",
 ]
 
-FORMAT = "maestro-backup"
-VERSION = 1
+FORMAT = "maestro-backup"  # the `format` value that marks a backup file
 
 
 class _Frozen(BaseModel):
@@ -80,8 +79,8 @@ class Backup(_Frozen):
     """The backup file: `{"format": "maestro-backup", "version": 1, "created_at", "branch",
     "head", "mirror_commit", "personas": [...], "usage": [...]}`."""
 
-    format: Literal["maestro-backup"] = FORMAT
-    version: Literal[1] = VERSION
+    format: Literal["maestro-backup"] = "maestro-backup"
+    version: Literal[1] = 1
     created_at: datetime
     branch: str
     head: str | None  # the branch head when the backup was made

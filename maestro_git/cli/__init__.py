@@ -8,6 +8,7 @@ Each command parses options, makes one library call and renders the result with
 - `cli/mirror.py`    db, sync, verify, rebuild                       (PostgreSQL mirror)
 - `cli/daemon.py`    daemon                                          (the sync daemon)
 - `cli/find.py`      search, sets, index                             (search and queries)
+- `cli/transfer.py`  import, export, backup, restore                (moving data in and out)
 
 `main()` is the one error handler: a `MaestroError` becomes `error: <reason>` on stderr and its
 exit code; no traceback reaches a user for a user's mistake.
@@ -64,6 +65,7 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("db", "sync", "verify", "rebuild"), "mirror"),
     **dict.fromkeys(("search", "sets", "index"), "find"),
     "daemon": "daemon",
+    **dict.fromkeys(("import", "export", "backup", "restore"), "transfer"),
 }
 
 

@@ -1,0 +1,196 @@
+"""Import, export, backup and restore: moving personas and usage counters in and out."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import cast
+
+import click
+
+from maestro_git.cli import AppContext, cli, format_option, pass_app
+from maestro_git.errors import UsageError
+from maestro_git.output import format_problems, table, to_json
+
+
+@cli.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--owner", help="Owner folder for imported personas (personas/OWNER/...); "
+              "default: the frontmatter's owner.")
+@click.option("--name", help="Name of the imported entity (one file only); default: the "
+              "frontmatter's name, else the file name.")
+@click.option("--template-category", metavar="C",
+              help="Import as a template (templates/NAME.md) with this category.")
+@click.option("--dry-run", is_flag=True, help="Convert and validate, write nothing.")
+@click.option("--commit", "commit", is_flag=True,
+              help="Commit the imported files (one compare-and-swap commit on the branch) "
+                   "instead of writing them into the working tree.")
+@click.option("--author", help="Commit author 'Name <email>' (with --commit).")
+@click.option("-m", "--message", help="Commit message (with --commit).")
+@format_option("text", "json")
+@pass_app
+def import_cmd(app: AppContext, paths: tuple[Path, ...], owner: str | None, name: str | None,
+               template_category: str | None, dry_run: bool, commit: bool,
+               author: str | None, message: str | None, fmt: str) -> None:
+    """Bring existing system instructions and persona sets into the repository.
+
+    PATHS are instruction files (GEMINI.md, CLAUDE.md, AGENTS.md, .cursorrules,
+    .github/copilot-instructions.md, any Markdown) and persona-set JSON files
+    (default_personas.json, default_personas_<set>.json, default_personas/<set>.json), or
+    folders of them. Each persona gets a fresh id and version 1.0.0; its body is kept byte for
+    byte. Everything is validated first: on any error nothing is written, and an existing key
+    is never overwritten.
+
+    \b
+    Example:
+      maestro import ~/src/app/GEMINI.md --owner acme --name app_assistant
+      maestro import default_personas_set1.json --commit
+    """
+    from maestro_git.importer import describe, import_paths
+
+    result = import_paths(app.settings, paths, owner=owner, name=name,
+                          template_category=template_category, dry_run=dry_run,
+                          commit=commit, author=author, message=message)
+    if fmt == "json":
+        click.echo(to_json({"written": result.written, "commit": result.commit,
+                            "items": describe(result.items), "problems": result.problems}))
+        return
+    verb = "would import" if dry_run else "imported"
+    for item in result.items:
+        app.echo(f"{verb} {item.source} -> {item.path}")
+    if result.problems:
+        click.echo(format_problems(result.problems))
+    if result.commit:
+        app.echo(f"committed {result.commit[:7]} on {app.settings.branch}")
+    elif result.written:
+        app.echo("review the files, then commit them (git add, git commit)")
+
+
+@cli.command("export")
+@click.argument("key", required=False)
+@click.option("--all", "all_dir", type=click.Path(file_okay=False, path_type=Path),
+              metavar="DIR", help="Export every valid persona, template and set into DIR.")
+@click.option("--resolved", is_flag=True,
+              help="The effective instruction, with the extends chain applied.")
+@click.option("--frontmatter", is_flag=True,
+              help="Markdown with the shareable frontmatter (name, owner, display_name, "
+                   "tags, ...), for 'maestro import' elsewhere.")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default=None,
+              help="md (default for personas and templates) or json (default for sets).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@click.option("--rev", metavar="REV", help="Read from this commit instead of the working tree.")
+@pass_app
+def export_cmd(app: AppContext, key: str | None, all_dir: Path | None, resolved: bool,
+               frontmatter: bool, fmt: str | None, output: Path | None, rev: str | None
+               ) -> None:
+    """Export KEY (a persona OWNER/NAME, a template or a persona set) for use elsewhere.
+
+    A persona exports as its instruction (Markdown, ready to save as GEMINI.md or AGENTS.md)
+    or as its JSON record; a persona set as its JSON, the persona-set service's shape. With
+    --all DIR, everything is written into DIR in the repository layout.
+
+    \b
+    Example:
+      maestro export acme/python_reviewer --resolved -o AGENTS.md
+      maestro export clinic_booking_research -o default_personas/clinic.json
+      maestro export --all shared/ --rev v1.2
+    """
+    from maestro_git.exporter import ExportFormat, export_all, export_entity, write_export
+
+    if all_dir is not None:
+        if key is not None or output is not None or fmt == "json" or frontmatter:
+            raise UsageError("--all takes a folder and writes files with frontmatter",
+                             hint="drop KEY, -o, --format and --frontmatter")
+        result = export_all(app.settings, all_dir, resolved=resolved, rev=rev)
+        app.echo(f"exported {len(result.written)} files into {all_dir}"
+                 + (f" ({len(result.skipped)} invalid skipped: "
+                    f"{', '.join(result.skipped)})" if result.skipped else ""))
+        return
+    if key is None:
+        raise UsageError("export needs a KEY or --all DIR",
+                         hint="maestro export acme/reviewer, or maestro export --all out/")
+    data = export_entity(app.settings, key, fmt=cast("ExportFormat | None", fmt),
+                         resolved=resolved, frontmatter=frontmatter, rev=rev)
+    if output is None:
+        click.echo(data, nl=False)
+    else:
+        write_export(output, data)
+        app.echo(f"wrote {output}", err=True)
+
+
+@cli.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@format_option("text", "json")
+@pass_app
+def backup_cmd(app: AppContext, file: Path, fmt: str) -> None:
+    """Save what git cannot hold: the mirror's usage counters, with the head they belong to.
+
+    The content itself is backed up by git (push the repository to a remote). FILE gets the
+    branch head, every persona's key, id and content hash, and every persona_usage row.
+
+    \b
+    Example:
+      maestro backup usage.json
+    """
+    from maestro_git import db
+    from maestro_git.backup import create_backup, write_backup
+
+    with db.connect(app.settings) as conn:
+        backup = create_backup(app.settings, conn)
+    write_backup(file, backup)
+    if fmt == "json":
+        click.echo(to_json({"file": str(file), "head": backup.head,
+                            "personas": len(backup.personas), "usage": len(backup.usage)}))
+        return
+    head = backup.head[:7] if backup.head else "an empty branch"
+    app.echo(f"backed up {len(backup.usage)} usage rows and {len(backup.personas)} personas "
+             f"at {head} to {file}")
+
+
+@cli.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@format_option("text", "json")
+@pass_app
+def restore_cmd(app: AppContext, file: Path, fmt: str) -> None:
+    """Load the usage counters of a backup into the mirror, then verify it against git.
+
+    Rows are matched by persona id; the larger count and the later time win, so restoring is
+    safe to repeat. Run it after 'maestro sync' on a new database (or after 'maestro
+    rebuild'). Exits 1 when the mirror still differs from git.
+
+    \b
+    Example:
+      maestro sync && maestro restore usage.json
+    """
+    from maestro_git import db
+    from maestro_git.backup import read_backup, restore_usage
+
+    backup = read_backup(file)
+    with db.connect(app.settings) as conn:
+        report = restore_usage(app.settings, conn, backup)
+    drift = [dataclasses.asdict(d) for d in report.verify.drift]
+    if fmt == "json":
+        click.echo(to_json({"restored": report.restored, "remapped": report.remapped,
+                            "orphaned": list(report.orphaned),
+                            "head_known": report.head_known, "drift": drift,
+                            "ok": report.verify.ok}))
+    else:
+        app.echo(f"restored {report.restored} usage rows"
+                 + (f" ({report.remapped} moved to their key's current id)"
+                    if report.remapped else ""))
+        if report.orphaned:
+            click.echo(f"warning: {len(report.orphaned)} rows belong to no persona in the "
+                       "mirror (kept; run 'maestro sync' first?)", err=True)
+        if not report.head_known:
+            click.echo(f"warning: the backup's head {backup.head} is not in this repository "
+                       "(fetch it, or the counters may belong to another repository)",
+                       err=True)
+        if drift:
+            click.echo(table(drift, ["problem", "kind", "key", "detail"]))
+            app.echo(f"{len(drift)} differences between the mirror and git; run "
+                     "'maestro sync' or 'maestro rebuild' (usage is kept)", err=True)
+        else:
+            app.echo("mirror matches git")
+    if not report.verify.ok:
+        raise click.exceptions.Exit(1)
