@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from maestro_git import db, inherit, sync
 from maestro_git.db import Connection
-from maestro_git.errors import InheritanceError
+from maestro_git.errors import DatabaseError, InheritanceError
 from maestro_git.models import Persona
 from maestro_git.settings import Settings
 from maestro_git.sync import MirroredCommit, Syncer
@@ -302,3 +302,26 @@ def test_resolve_bodies_equals_resolve_for_every_chain(links: dict[str, str | No
     keys = [*personas, "o/missing"]
     assert inherit.resolve_bodies(keys, personas, depth) == expected
     assert inherit.resolve_bodies(reversed(keys), personas, depth) == expected
+
+
+def test_failed_commit_is_retried_from_the_state_before_it(git_repo: GitRepoFactory,
+                                                           database_url: str) -> None:
+    """The syncer patches its id maps in place; a commit whose transaction fails must not
+    leave them half-patched (here: the deleted persona's 'deleted' version would be lost)."""
+    git_repo.commit({"personas/acme/gone.md": persona_md("Gone"),
+                     "personas/acme/stay.md": persona_md("Stay")}, "add")
+    settings = _settings(git_repo, database_url)
+    with _conn(database_url) as conn, Syncer(settings, conn) as syncer:
+        syncer.catch_up()
+        deleted = git_repo.commit({"personas/acme/gone.md": None}, "delete")
+        conn.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE EXCEPTION 'refused'; END $$")
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON audit_events "
+                     "FOR EACH ROW EXECUTE FUNCTION refuse()")
+        with pytest.raises(DatabaseError, match="refused"):
+            syncer.catch_up()
+        conn.execute("DROP TRIGGER refuse ON audit_events")
+        assert syncer.catch_up().commits == 1
+        assert _rows(conn, "SELECT key, action FROM persona_versions WHERE commit = %s",
+                     deleted) == [("acme/gone", "deleted")]
+        assert _rows(conn, "SELECT key FROM personas") == [("acme/stay",)]
