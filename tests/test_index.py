@@ -306,3 +306,15 @@ def test_sync_listener_keeps_the_index_at_the_mirrored_commit(
     ix.rebuild(seen[-1].snapshot)
     assert _keys(ix.search("tag:coding")) == ["acme/code_reviewer"]
     assert _keys(ix.search("haiku")) == ["acme/poet"]
+
+
+@pytest.mark.parametrize("field", ["name", "display_name", "description", "metadata", "content"])
+def test_fast_postings_equal_the_analyzers(field: str) -> None:
+    from whoosh import fields
+
+    from maestro_git.index import SCHEMA
+
+    texts = ["# Code Reviewer\n\nYou review code_reviewer's PRs, e.g. v1.2.0 and 3.14 — a lot.",
+             "The the AND of to be", "café naïve Ünïcode __x__ a b", "x", ""]
+    for text in texts:
+        assert list(SCHEMA[field].index(text)) == list(fields.TEXT.index(SCHEMA[field], text))
