@@ -425,6 +425,7 @@ class SearchIndex:
         self._write_lock = threading.RLock()  # in-process writers; never held by a reader
         self._ix: Any = None
         self._searcher: Any = None
+        self._searcher_at: tuple[int, int] = (-1, -1)  # (index directory inode, generation)
         self._merge_thread: threading.Thread | None = None
 
     # -- opening and status --------------------------------------------------------------
@@ -720,15 +721,22 @@ class SearchIndex:
 
         Not Whoosh's `Searcher.refresh`: it keeps readers of segments a merge removed (so
         document numbers no longer match a writer's) and reuses a segment's reader with that
-        segment's old deletion set (so a deleted document is still found)."""
+        segment's old deletion set (so a deleted document is still found). Nor its
+        `up_to_date`, which compares generation numbers only: a rebuild (here or in another
+        process) swaps in a new directory whose generations count from 1 again, and a writer
+        deleting by a stale reader's document numbers deletes the wrong documents or fails
+        with "No document ID"."""
         ix = self._open()
+        directory = os.stat(self.path).st_ino
         old = self._searcher
-        if old is not None and old.up_to_date():
+        if old is not None and self._searcher_at == (directory, ix.latest_generation()):
             return old
         toc = ix._read_toc()
         reusable: dict[str | None, Any] = {}
-        if old is not None:
+        if old is not None and self._searcher_at[0] == directory:
             reusable = {getattr(r, "_segid", None): r for r, _ in old.reader().leaf_readers()}
+        elif old is not None:
+            old.close()
         readers = []
         for seg in toc.segments:
             reader = reusable.pop(seg.segment_id(), None)
@@ -746,6 +754,7 @@ class SearchIndex:
         else:
             combined = MultiReader(readers, generation=toc.generation)
         self._searcher = Searcher(combined, fromindex=ix)
+        self._searcher_at = (directory, toc.generation)
         return self._searcher
 
     def search(self, text: str, limit: int = 10) -> list[SearchHit]:

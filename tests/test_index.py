@@ -318,3 +318,24 @@ def test_fast_postings_equal_the_analyzers(field: str) -> None:
              "The the AND of to be", "café naïve Ünïcode __x__ a b", "x", ""]
     for text in texts:
         assert list(SCHEMA[field].index(text)) == list(fields.TEXT.index(SCHEMA[field], text))
+
+
+def test_update_after_another_process_rebuilt_the_index(
+        indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
+    """A rebuild elsewhere swaps in a new index whose generation can equal the one this
+    reader saw: its document numbers must not be used to delete from the new index."""
+    repo, ix = indexed
+    assert _keys(ix.search("quarterly")) == ["globex/analyst"]  # a reader at generation 1
+    before = _snapshot(repo)
+    repo.commit({"personas/acme/story_writer.md": None, "persona_sets/clinic.json": None})
+    smaller = _snapshot(repo)
+    SearchIndex(Settings(repo_path=repo.path)).rebuild(smaller)  # "another process"
+    repo.commit({"personas/globex/analyst.md": persona_md(
+        "Business Analyst", body="# Analyst\n\nYou build churn models.\n")})
+    after = _snapshot(repo)
+    ix.apply(diff_snapshots(smaller, after), after)
+    assert before.commit != after.commit
+    assert _keys(ix.search("churn")) == ["globex/analyst"]
+    assert ix.search("quarterly") == []
+    assert _keys(ix.search("tag:coding")) == ["acme/code_reviewer"]
+    assert ix.search("nurse") == []
