@@ -10,8 +10,9 @@ Rules of this module:
   timeout). Readers never take it: Whoosh segments are immutable and a searcher sees the last
   committed generation.
 - Incremental updates commit without merging segments (the p95 of a Whoosh commit is the
-  merge); small segments are merged in a background thread once there are more than
-  `MERGE_THRESHOLD`. `rebuild` writes a fresh index beside the old one with a multiprocess
+  merge); once there are more than `MERGE_THRESHOLD` segments, the small ones are merged in a
+  background thread when updates pause for `MERGE_IDLE` seconds (a merge holds the writer
+  lock, so one during a burst would stall the next update), or at once at `MERGE_CEILING`. `rebuild` writes a fresh index beside the old one with a multiprocess
   writer and swaps it in, so readers never see a half-built index.
 - A missing, corrupted or stale index is detected by `ensure` and rebuilt, with a log line.
   A malformed query raises `SearchError` with a one-line reason.
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from whoosh import fields, formats, index, qparser, writing
+from whoosh import fields, formats, index, qparser
 from whoosh.analysis import STOP_WORDS, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.lang.porter import stem
@@ -78,7 +79,10 @@ __all__ = [
 log = logging.getLogger("maestro_git.index")
 
 SCHEMA_VERSION = 2
-MERGE_THRESHOLD = 8  # segments; above it a background merge of the small ones starts
+MERGE_THRESHOLD = 8  # segments; above it a background merge of the small ones is scheduled
+SMALL_SEGMENT = 1000  # documents; segments below it (or a tenth of the largest) are merged
+MERGE_IDLE = 0.5  # seconds without an update before that merge starts
+MERGE_CEILING = 64  # segments; at this many it starts at once, even during a burst
 MULTIPROCESS_MIN_DOCS = 2000  # below this a single writer is faster than forking workers
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
@@ -227,6 +231,22 @@ def _skip_to(self: Any, targetid: int) -> None:
 
 
 W3LeafMatcher.skip_to = _skip_to  # the pinned whoosh-reloaded 2.7.5; same results, faster
+
+
+def _merge_small(writer: Any, segments: list[Any]) -> list[Any]:
+    """A Whoosh merge policy: every small segment (incremental updates write one per
+    commit) into one, leaving the large ones a rebuild wrote. Whoosh's MERGE_SMALL merges
+    only a few of them per call, so a burst of updates kept dozens of segments."""
+    largest = max((seg.doc_count_all() for seg in segments), default=0)
+    limit = max(SMALL_SEGMENT, largest // 10)
+    small = [seg for seg in segments if seg.doc_count_all() < limit]
+    if len(small) < 2:
+        return segments
+    for seg in small:
+        reader = SegmentReader(writer.storage, writer.schema, seg)
+        writer.add_reader(reader)
+        reader.close()
+    return [seg for seg in segments if seg not in small]
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -427,6 +447,7 @@ class SearchIndex:
         self._searcher: Any = None
         self._searcher_at: tuple[int, int] = (-1, -1)  # (index directory inode, generation)
         self._merge_thread: threading.Thread | None = None
+        self._merging = False
 
     # -- opening and status --------------------------------------------------------------
     def _lockfile(self) -> _WriteLock:
@@ -590,8 +611,8 @@ class SearchIndex:
                 writer.cancel()
                 raise
             segments = len(ix._segments())
-        if segments > MERGE_THRESHOLD:
-            self.merge_in_background()
+        if segments > MERGE_THRESHOLD:  # merge when writes pause, or now if there are many
+            self.merge_in_background(0.0 if segments >= MERGE_CEILING else MERGE_IDLE)
         return len(adds) - 1
 
     @staticmethod
@@ -693,25 +714,44 @@ class SearchIndex:
             if optimize:
                 writer.commit(optimize=True)
             else:
-                writer.commit(mergetype=writing.MERGE_SMALL)
+                writer.commit(mergetype=_merge_small)
 
-    def merge_in_background(self) -> None:
-        """Start a merge of small segments in a daemon thread, unless one is running."""
+    def merge_in_background(self, delay: float = 0.0) -> None:
+        """Merge small segments in a daemon thread after `delay` seconds, unless a merge is
+        running. A merge still waiting is postponed by `delay` again: a burst of updates
+        (each would wait for the writer lock a merge holds) merges once, when it ends."""
         with self._lock:
-            if self._merge_thread is not None and self._merge_thread.is_alive():
-                return
-            self._merge_thread = threading.Thread(target=self._merge_quietly,
-                                                  name="maestro-index-merge", daemon=True)
-            self._merge_thread.start()
+            thread = self._merge_thread
+            if thread is not None and thread.is_alive():
+                if self._merging or not isinstance(thread, threading.Timer):
+                    return
+                thread.cancel()
+            timer = threading.Timer(delay, self._merge_quietly)
+            timer.name, timer.daemon = "maestro-index-merge", True
+            self._merge_thread = timer
+            timer.start()
 
     def _merge_quietly(self) -> None:
+        with self._lock:
+            self._merging = True
         try:
             self.merge()
         except Exception:  # a cache: a failed merge leaves a slower, still correct index
             log.exception("background merge of the search index failed")
+        finally:
+            self._merging = False
 
     def wait_for_merge(self, timeout: float | None = None) -> None:
-        thread = self._merge_thread
+        """Wait for a background merge, running one that is still waiting at once."""
+        with self._lock:
+            thread = self._merge_thread
+            if isinstance(thread, threading.Timer) and thread.is_alive() and not self._merging:
+                thread.cancel()
+                thread = None
+                self._merge_thread = threading.Thread(target=self._merge_quietly,
+                                                      name="maestro-index-merge", daemon=True)
+                self._merge_thread.start()
+                thread = self._merge_thread
         if thread is not None:
             thread.join(timeout)
 

@@ -339,3 +339,22 @@ def test_update_after_another_process_rebuilt_the_index(
     assert ix.search("quarterly") == []
     assert _keys(ix.search("tag:coding")) == ["acme/code_reviewer"]
     assert ix.search("nurse") == []
+
+
+def test_a_burst_of_updates_merges_once_when_it_pauses(
+        indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
+    import maestro_git.index as index_module
+
+    monkeypatch.setattr(index_module, "MERGE_THRESHOLD", 2)
+    monkeypatch.setattr(index_module, "MERGE_IDLE", 60.0)  # the burst never pauses
+    repo, ix = indexed
+    before = _snapshot(repo)
+    for i in range(6):
+        repo.commit({f"personas/acme/p{i}.md": persona_md(f"P{i}", body=f"# P\n\nword{i}\n")})
+        after = _snapshot(repo)
+        ix.apply(diff_snapshots(before, after), after)
+        before = after
+    assert ix.status().segments == 7  # the rebuild's segment and one per update
+    ix.wait_for_merge(timeout=30)  # runs the waiting merge now
+    assert ix.status().segments == 1  # every small segment, in one merge
+    assert [_keys(ix.search(f"word{i}")) for i in range(6)] == [[f"acme/p{i}"] for i in range(6)]
