@@ -42,13 +42,14 @@ from typing import Any, Protocol
 
 from whoosh import fields, formats, index, qparser
 from whoosh.analysis import STOP_WORDS, LowercaseFilter, RegexTokenizer, StemmingAnalyzer
-from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, W3PerDocReader, _lenfield
 from whoosh.lang.porter import stem
 from whoosh.matching import ReadTooFar
 from whoosh.query import And, AndNot, Not, Phrase, Prefix, Query, QueryError, Term
 from whoosh.reading import EmptyReader, MultiReader, SegmentReader
 from whoosh.searching import Searcher
 from whoosh.system import pack_uint
+from whoosh.util.numeric import byte_to_length
 
 from maestro_git.errors import SearchError
 from maestro_git.models import Change, ChangeAction
@@ -111,19 +112,25 @@ def _name_terms(text: str) -> tuple[list[str], int]:
     return [t.lower() for t in _NAME_TOKENS.findall(text)], 0
 
 
+_TERMS: dict[str, str] = {}  # token -> its term, "" for a stop word
+
+
+def _term(token: str) -> str:
+    lower = token.lower()
+    term = "" if len(lower) < 2 or lower in _STOP_WORDS else _stemmed(lower)
+    if len(_TERMS) > 200_000:
+        _TERMS.clear()
+    _TERMS[token] = term
+    return term
+
+
 def _text_terms(text: str) -> tuple[list[str], int]:
     """What `_TEXT` indexes for `text`: its terms (stop words dropped) and the first one's
     position (Whoosh's StopFilter keeps the first kept token's position, then counts on)."""
-    terms: list[str] = []
-    first = 0
-    for i, token in enumerate(_TEXT_TOKENS.findall(text)):
-        lower = token.lower()
-        if len(lower) < 2 or lower in _STOP_WORDS:
-            continue
-        if not terms:
-            first = i
-        terms.append(_stemmed(lower))
-    return terms, first
+    get = _TERMS.get
+    mapped = [m if (m := get(t)) is not None else _term(t) for t in _TEXT_TOKENS.findall(text)]
+    first = next((i for i, term in enumerate(mapped) if term), 0)
+    return [term for term in mapped if term], first
 
 
 class _FastText(fields.TEXT):  # type: ignore[misc]
@@ -152,8 +159,20 @@ class _FastText(fields.TEXT):  # type: ignore[misc]
             else:
                 found.append(pos)
         encode = fmt.encode
-        return [(w.encode("utf-8"), len(p), len(p) * boost, encode(p))
+        return [(w.encode("utf-8"), len(p), len(p) * boost,
+                 _single_position(p[0], encode) if len(p) == 1 else encode(p))
                 for w, p in positions.items()]
+
+
+_SINGLE_POSITIONS: dict[int, bytes] = {}
+
+
+def _single_position(pos: int, encode: Callable[[list[int]], bytes]) -> bytes:
+    """`Positions.encode([pos])`, cached: most terms occur once in a document."""
+    found = _SINGLE_POSITIONS.get(pos)
+    if found is None:
+        found = _SINGLE_POSITIONS[pos] = encode([pos])
+    return found
 
 
 _FAST_FORMATS = (formats.Frequency, formats.Positions)
@@ -230,7 +249,26 @@ def _skip_to(self: Any, targetid: int) -> None:
         self._i = bisect.bisect_left(self._ids, targetid, self._i)
 
 
-W3LeafMatcher.skip_to = _skip_to  # the pinned whoosh-reloaded 2.7.5; same results, faster
+def _doc_field_length(self: Any, docnum: int, fieldname: str, default: int = 0) -> int | None:
+    """`W3PerDocReader.doc_field_length` from the length column read once into memory:
+    Whoosh seeks and reads the file for every posting it writes at a commit (a third of a
+    rebuild's commit) and for every document it scores. A segment's lengths never change."""
+    if docnum > self._doccount:
+        raise IndexError(f"Asked for docnum {docnum!r} of {self._doccount}")
+    cache = self.__dict__.setdefault("_lengths_in_memory", {})
+    column = cache.get(fieldname, cache)
+    if column is cache:
+        reader = self._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+        column = cache[fieldname] = None if reader is None else bytes(reader)
+    if column is None:
+        return default
+    lbyte = column[docnum]
+    return byte_to_length(lbyte) if lbyte else None  # None for 0, as Whoosh does
+
+
+# The pinned whoosh-reloaded 2.7.5; same results, faster (tests pin both).
+W3LeafMatcher.skip_to = _skip_to
+W3PerDocReader.doc_field_length = _doc_field_length
 
 
 def _merge_small(writer: Any, segments: list[Any]) -> list[Any]:
