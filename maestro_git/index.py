@@ -21,19 +21,13 @@ Rules of this module:
 from __future__ import annotations
 
 import bisect
-import contextlib
 import dataclasses
-import errno
-import fcntl
-import gc
 import logging
 import os
 import re
 import shutil
 import threading
-import time
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -64,6 +58,7 @@ from maestro_git.search_docs import (
     shown,
 )
 from maestro_git.search_docs import uid as _uid
+from maestro_git.search_files import WriteLock, collect_leaked_files, leaks_ignored
 from maestro_git.search_text import Matcher, check_query, snippet
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot
@@ -415,56 +410,6 @@ def _matchers(q: Query) -> dict[str, Matcher]:
 
 # -- the index -------------------------------------------------------------------------------
 
-def _collect_leaked_files() -> None:
-    """Whoosh leaves files open when a damaged segment fails to load; close them now, quietly,
-    rather than as ResourceWarnings at some later garbage collection."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-
-
-@contextlib.contextmanager
-def _leaks_ignored() -> Iterator[None]:
-    """Around code that may meet a damaged index: its leaked files are closed quietly."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        yield
-
-
-class _WriteLock:
-    """An exclusive lock file beside the index (fcntl), shared by processes and threads."""
-
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-        self._fd: int | None = None
-
-    def __enter__(self) -> _WriteLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or \
-                        time.monotonic() > deadline:
-                    os.close(fd)
-                    raise SearchError("another process is writing the search index",
-                                      hint="wait for it, or stop the other maestro daemon"
-                                      ) from exc
-                time.sleep(0.01)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
 class SearchIndex:
     """The Whoosh index of one repository (`settings.resolved_index_dir`).
 
@@ -488,8 +433,8 @@ class SearchIndex:
         self._merging = False
 
     # -- opening and status --------------------------------------------------------------
-    def _lockfile(self) -> _WriteLock:
-        return _WriteLock(self.path.parent / (self.path.name + ".lock"), self.writer_timeout)
+    def _lockfile(self) -> WriteLock:
+        return WriteLock(self.path.parent / (self.path.name + ".lock"), self.writer_timeout)
 
     def exists(self) -> bool:
         return self.path.is_dir() and index.exists_in(str(self.path))
@@ -500,13 +445,13 @@ class SearchIndex:
                 raise SearchError(f"no search index at {self.path.name}",
                                   hint="run 'maestro index rebuild' (or 'maestro sync')")
             failure = ""
-            with _leaks_ignored():
+            with leaks_ignored():
                 try:
                     self._ix = index.open_dir(str(self.path))
                 except Exception as exc:
                     failure = f"{type(exc).__name__}: {exc}"
             if self._ix is None:
-                _collect_leaked_files()
+                collect_leaked_files()
                 raise SearchError(f"the search index is unreadable ({failure})",
                                   hint="run 'maestro index rebuild'")
         return self._ix
@@ -530,11 +475,11 @@ class SearchIndex:
     def check(self) -> str | None:
         """Why the index cannot be used as it is (missing, corrupted, old schema), or None."""
         problem: str | None = None
-        with _leaks_ignored():
+        with leaks_ignored():
             problem = self._probe()
         if problem is not None:
             self._reset()
-            _collect_leaked_files()
+            collect_leaked_files()
         return problem
 
     def _probe(self) -> str | None:
@@ -842,12 +787,12 @@ class SearchIndex:
         the documents with the most of them are returned instead.
         """
         q = parse_query(text)
-        with _leaks_ignored():
+        with leaks_ignored():
             hits, failure = self._search_once(text, q, limit)
         if hits is not None:
             return hits
         self._reset()
-        _collect_leaked_files()
+        collect_leaked_files()
         if self.source is None:
             raise SearchError(f"the search index is unreadable ({failure})",
                               hint="run 'maestro index rebuild'")
