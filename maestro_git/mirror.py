@@ -562,6 +562,12 @@ def _write_history(conn: Connection, counts: _Counts, info: CommitInfo,
            _EVENT_COLS)
 
 
+def invalid_paths(conn: Connection) -> tuple[str, ...]:
+    """Files whose errors keep them at their last good state in the mirror, sorted."""
+    rows = conn.execute("SELECT DISTINCT path FROM sync_errors ORDER BY path").fetchall()
+    return tuple(row[0] for row in rows)
+
+
 def _write_errors(conn: Connection, info: CommitInfo,
                   problems: Mapping[str, Sequence[Problem]]) -> list[Problem]:
     """Refresh `sync_errors` for the given paths; rows of this very commit are kept (a

@@ -26,6 +26,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -90,6 +91,7 @@ class SyncReport:
     errors: int = 0  # files with errors at the commits mirrored (their last good state kept)
     rewritten: bool = False
     steps: tuple[CommitSummary, ...] = ()
+    invalid_paths: tuple[str, ...] = ()  # files invalid at the head now (`sync` fills it)
 
 
 @dataclass
@@ -472,6 +474,7 @@ def sync(settings: Settings, *, head_only: bool = False,
     try:
         db.migrate(conn)
         with db.WriterLock(conn), Syncer(settings, conn, listeners) as syncer:
-            return syncer.catch_up(head_only=head_only, progress=progress)
+            report = syncer.catch_up(head_only=head_only, progress=progress)
+        return dataclasses.replace(report, invalid_paths=mirror.invalid_paths(conn))
     finally:
         conn.close()

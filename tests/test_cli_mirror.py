@@ -78,3 +78,18 @@ def test_sync_exits_7_while_a_daemon_holds_the_writer_lock(
         code, _, err = _run(capsys, "--repo", str(git_repo.path), "--database-url",
                             database_url, "sync", "--no-index")
     assert code == 7 and "error:" in err
+
+
+def test_sync_names_the_files_invalid_at_the_head_only(
+    git_repo: GitRepoFactory, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--repo", str(git_repo.path), "--database-url", database_url, "sync", "--no-index"]
+    git_repo.commit({"personas/acme/a.md": persona_md()}, "add a")
+    git_repo.commit({"personas/acme/a.md": "---\ntags: [unclosed\n---\nbody\n"}, "break a")
+    assert main(args) == 0
+    assert "1 invalid file kept at the last good state: personas/acme/a.md" in (
+        capsys.readouterr().out)
+    git_repo.commit({"personas/acme/a.md": persona_md(version="1.0.1")}, "fix a")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mirrored 1 commit, 1 change;") and "invalid" not in out

@@ -106,9 +106,11 @@ def _render_sync(app: AppContext, report: SyncReport, fmt: str) -> None:
 
     parts = [f"mirrored {count(report.commits, 'commit')}",
              count(report.entities, "change")]
-    if report.errors:
-        parts.append(f"{count(report.errors, 'invalid file')} kept at the last good state "
-                     "(see sync_errors, or run 'maestro check')")
+    if report.invalid_paths:
+        parts.append(f"{count(len(report.invalid_paths), 'invalid file')} kept at the last "
+                     f"good state: {', '.join(report.invalid_paths[:3])}"
+                     + (" …" if len(report.invalid_paths) > 3 else "")
+                     + " (see sync_errors, or run 'maestro check')")
     note = " (history was rewritten: reconciled)" if report.rewritten else ""
     app.echo(", ".join(parts) + f"; at {report.head[:7]}{note}")
 
