@@ -26,9 +26,11 @@ from typing import Any, TypeVar
 import click
 
 from maestro_git.errors import MaestroError
+from maestro_git.models import Problem
+from maestro_git.output import format_problems, to_json
 from maestro_git.settings import Settings, load_settings
 
-__all__ = ["AppContext", "cli", "format_option", "main", "pass_app"]
+__all__ = ["AppContext", "cli", "format_option", "main", "pass_app", "report_problems"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,6 +69,23 @@ COMMAND_MODULES: dict[str, str] = {
     "daemon": "daemon",
     **dict.fromkeys(("import", "export", "backup", "restore"), "transfer"),
 }
+
+
+def report_problems(app: AppContext, problems: Sequence[Problem], fmt: str, summary: str,
+                    **json_fields: Any) -> None:
+    """Print problems as text, JSON (`json_fields` plus error count and problems) or GitHub
+    annotations, then `summary` on stderr (text only); exit 1 when any is an error."""
+    errors = sum(1 for p in problems if p.severity.value == "error")
+    if fmt == "json":
+        click.echo(to_json({**json_fields, "errors": errors, "problems": problems}))
+    else:
+        out = format_problems(problems, fmt)
+        if out:
+            click.echo(out)
+        if fmt == "text":
+            app.echo(f"{summary}, {errors} errors, {len(problems) - errors} warnings", err=True)
+    if errors:
+        raise click.exceptions.Exit(1)
 
 
 class LazyGroup(click.Group):

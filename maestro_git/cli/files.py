@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from maestro_git.cli import AppContext, cli, format_option, pass_app
+from maestro_git.cli import AppContext, cli, format_option, pass_app, report_problems
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
 from maestro_git.inherit import resolve
 from maestro_git.models import Persona, PersonaSet, Template
-from maestro_git.output import format_problems, table, to_json, to_jsonable
+from maestro_git.output import table, to_json, to_jsonable
 from maestro_git.scaffold import (
     find_template,
     format_files,
@@ -144,19 +144,8 @@ def check(app: AppContext, paths: tuple[Path, ...], against: str | None, fmt: st
         problems = [p for p in problems
                     if any(w in (".", "") or p.path == w
                            or p.path.startswith(w.rstrip("/") + "/") for w in wanted)]
-    errors = sum(1 for p in problems if p.severity.value == "error")
-    if fmt == "json":
-        click.echo(to_json({"files": len(snap.files), "errors": errors,
-                            "problems": problems}))
-    else:
-        out = format_problems(problems, fmt)
-        if out:
-            click.echo(out)
-        if fmt == "text":
-            app.echo(f"{len(snap.files)} files checked, {errors} errors, "
-                     f"{len(problems) - errors} warnings", err=True)
-    if errors:
-        raise click.exceptions.Exit(1)
+    report_problems(app, problems, fmt, f"{len(snap.files)} files checked",
+                    files=len(snap.files))
 
 
 @cli.command()

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.output import format_problems, table, to_json
+from maestro_git.cli import AppContext, cli, format_option, pass_app, report_problems
+from maestro_git.output import table, to_json
 from maestro_git.repository import Repository
 
 _DATES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
@@ -161,18 +161,8 @@ def review(app: AppContext, against: str | None, fmt: str) -> None:
     semver there (rule version-not-raised). Exits 1 on any error.
     """
     base_commit, problems = Repository(app.settings).review(against)
-    errors = sum(1 for p in problems if p.severity.value == "error")
-    if fmt == "json":
-        click.echo(to_json({"base": base_commit, "errors": errors, "problems": problems}))
-    else:
-        out = format_problems(problems, fmt)
-        if out:
-            click.echo(out)
-        if fmt == "text":
-            app.echo(f"reviewed against {base_commit[:7]}: {errors} errors, "
-                     f"{len(problems) - errors} warnings", err=True)
-    if errors:
-        raise click.exceptions.Exit(1)
+    report_problems(app, problems, fmt, f"reviewed against {base_commit[:7]}",
+                    base=base_commit)
 
 
 @cli.command()
