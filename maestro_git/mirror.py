@@ -5,7 +5,8 @@ Rules of this module:
   `sync_state` cursor and the NOTIFYs commit together or not at all, so a crash leaves the
   mirror at a commit boundary.
 - Idempotent: upserts skip rows whose hashes did not change (`WHERE … IS DISTINCT FROM`),
-  versions and audit events are `ON CONFLICT DO NOTHING`, `sync_errors` rows of the same
+  versions and audit events are `ON CONFLICT DO NOTHING` (each table's columns, statement
+  and row builder live in `mirror_tables`), `sync_errors` rows of the same
   commit are kept; replaying a commit writes nothing.
 - Bulk first load (`bulk=True`, an empty mirror): rows go in with COPY and the GIN indexes of
   the loaded tables are dropped before and rebuilt after, in the same transaction (building a
@@ -18,7 +19,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -28,9 +28,9 @@ from types import MappingProxyType
 from typing import Any
 
 from psycopg import Cursor, sql
-from psycopg.types.json import Jsonb
 
 from maestro_git import events as events_mod
+from maestro_git import mirror_tables as tables
 from maestro_git.db import Connection
 from maestro_git.git import CommitInfo
 from maestro_git.models import (
@@ -89,35 +89,6 @@ def persona_uuid(key: str, frontmatter_id: str | None) -> uuid.UUID:
         except ValueError:
             pass
     return uuid.uuid5(PERSONA_NAMESPACE, f"persona:{key}")
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _frontmatter(rec: Persona | Template) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in ("id", "display_name", "description", "version", "extends", "category"):
-        value = getattr(rec, name, None)
-        if value is not None:
-            out[name] = value
-    if rec.tags:
-        out["tags"] = list(rec.tags)
-    out["active"] = rec.active
-    if rec.metadata:
-        out["metadata"] = rec.metadata
-    return out
-
-
-def _frontmatter_json(rec: Persona | Template) -> Jsonb:
-    return Jsonb(_frontmatter(rec))
-
-
-_NO_DETAILS = Jsonb({})
-
-
-def _json(value: Any) -> Jsonb | None:
-    return None if value is None else Jsonb(value)
 
 
 # -- reading the mirror back ------------------------------------------------------------------
@@ -209,97 +180,6 @@ class ApplyResult:
     audit_events: int = 0
     notifications: int = 0
     errors: tuple[Problem, ...] = field(default_factory=tuple)  # recorded in sync_errors
-
-
-_PERSONA_COLS = ("id", "key", "owner", "name", "path", "display_name", "description",
-                 "content", "resolved_content", "version", "parent_key", "parent_id", "tags",
-                 "active", "metadata", "frontmatter", "content_hash", "resolved_hash",
-                 "size_bytes", "commit", "created_at", "updated_at")
-_PERSONA_UPSERT = (
-    f"INSERT INTO personas ({', '.join(_PERSONA_COLS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_PERSONA_COLS))}) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _PERSONA_COLS if c not in ("id", "created_at"))
-    + " WHERE personas.content_hash IS DISTINCT FROM excluded.content_hash"
-      " OR personas.key IS DISTINCT FROM excluded.key"
-      " OR personas.resolved_hash IS DISTINCT FROM excluded.resolved_hash"
-      " OR personas.parent_id IS DISTINCT FROM excluded.parent_id")
-
-_TEMPLATE_COLS = ("name", "path", "id", "display_name", "description", "content", "category",
-                  "version", "tags", "is_system_template", "metadata", "content_hash",
-                  "size_bytes", "commit", "created_at", "updated_at")
-_TEMPLATE_UPSERT = (
-    f"INSERT INTO persona_templates ({', '.join(_TEMPLATE_COLS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_TEMPLATE_COLS))}) ON CONFLICT (name) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _TEMPLATE_COLS if c not in ("name", "created_at"))
-    + " WHERE persona_templates.content_hash IS DISTINCT FROM excluded.content_hash"
-      " OR persona_templates.path IS DISTINCT FROM excluded.path")
-
-_SET_COLS = ("key", "path", "name", "description", "rqe_scores", "diversity_score",
-             "validation_scores", "generation_cycle", "status", "metadata", "member_count",
-             "content_hash", "size_bytes", "commit", "created_at", "updated_at")
-_SET_UPSERT = (
-    f"INSERT INTO persona_sets ({', '.join(_SET_COLS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_SET_COLS))}) ON CONFLICT (key) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _SET_COLS if c not in ("key", "created_at"))
-    + " WHERE persona_sets.content_hash IS DISTINCT FROM excluded.content_hash"
-      " OR persona_sets.path IS DISTINCT FROM excluded.path RETURNING key")
-
-_MEMBER_COLS = ("set_key", "position", "name", "persona_data", "image_url", "image_prompt",
-                "similarity_score", "validation_status")
-
-_VERSION_COLS = ("persona_id", "key", "path", "commit", "action", "version", "content",
-                 "frontmatter", "content_hash", "author_name", "author_email", "committed_at",
-                 "message")
-_VERSION_INSERT = (
-    f"INSERT INTO persona_versions ({', '.join(_VERSION_COLS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_VERSION_COLS))}) "
-    "ON CONFLICT ON CONSTRAINT persona_versions_once_per_commit DO NOTHING")
-
-_EVENT_COLS = ("commit", "action", "kind", "key", "old_key", "actor_name", "actor_email",
-               "occurred_at", "message", "details")
-_EVENT_INSERT = (
-    f"INSERT INTO audit_events ({', '.join(_EVENT_COLS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_EVENT_COLS))}) "
-    "ON CONFLICT ON CONSTRAINT audit_events_once DO NOTHING")
-
-
-def _persona_row(rec: Persona, pid: uuid.UUID, parent_id: uuid.UUID | None, resolved: str,
-                 info: CommitInfo) -> tuple[Any, ...]:
-    return (pid, rec.key, rec.owner, rec.name, rec.path, rec.display_name, rec.description,
-            rec.body, resolved, rec.version, rec.extends, parent_id, list(rec.tags),
-            rec.active, Jsonb(rec.metadata), _frontmatter_json(rec), rec.content_hash,
-            _sha(resolved), rec.size_bytes, info.id, info.time, info.time)
-
-
-def _template_row(rec: Template, info: CommitInfo) -> tuple[Any, ...]:
-    tid: uuid.UUID | None = None
-    if rec.id:
-        try:
-            tid = uuid.UUID(rec.id)
-        except ValueError:
-            tid = None
-    return (rec.name, rec.path, tid, rec.display_name, rec.description, rec.body, rec.category,
-            rec.version, list(rec.tags), rec.name in SYSTEM_TEMPLATES, Jsonb(rec.metadata),
-            rec.content_hash, rec.size_bytes, info.id, info.time, info.time)
-
-
-def _set_row(rec: PersonaSet, info: CommitInfo) -> tuple[Any, ...]:
-    return (rec.name, rec.path, rec.title or rec.name, rec.description, _json(rec.rqe_scores),
-            _json(rec.diversity_score), _json(rec.validation_scores), rec.generation_cycle,
-            rec.status, Jsonb(rec.metadata), len(rec.members), rec.content_hash, rec.size_bytes,
-            info.id, info.time, info.time)
-
-
-def _member_rows(rec: PersonaSet) -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = []
-    seen: set[str] = set()
-    for position, m in enumerate(rec.members):
-        if m.name in seen:  # (set_key, name) is the key; a duplicate name keeps the first
-            continue
-        seen.add(m.name)
-        rows.append((rec.name, position, m.name, Jsonb(m.persona_data), m.image_url,
-                     m.image_prompt, _json(m.similarity_score), m.validation_status))
-    return rows
 
 
 _VERSION_ACTION = {ChangeAction.ADDED: "created", ChangeAction.MODIFIED: "updated",
@@ -478,34 +358,35 @@ def _write_rows(conn: Connection, counts: _Counts, info: CommitInfo,
         if c.kind == "persona":
             persona_recs.append(personas[c.key])
         elif c.kind == "template":
-            template_rows.append(_template_row(new_effective.templates[c.key], info))
+            rec = new_effective.templates[c.key]
+            template_rows.append(tables.template_row(rec, info, rec.name in SYSTEM_TEMPLATES))
         else:
             set_recs.append(new_effective.sets[c.key])
     changed_persona_keys = {p.key for p in persona_recs}
-    persona_rows = (_persona_row(p, ids[p.key], ids.get(p.extends) if p.extends else None,
-                                 resolved.get(p.key, p.body), info) for p in persona_recs)
+    persona_rows = (tables.persona_row(p, ids[p.key],
+                                       ids.get(p.extends) if p.extends else None,
+                                       resolved.get(p.key, p.body), info)
+                    for p in persona_recs)
     if bulk and persona_recs:  # a generator: rows are built while the server works
-        counts.add("rows", _copy(conn, "personas", _PERSONA_COLS, persona_rows))
+        counts.add("rows", _copy(conn, "personas", tables.PERSONA_COLUMNS, persona_rows))
     else:
-        _write(conn, counts, "rows", _PERSONA_UPSERT, list(persona_rows), bulk, "personas",
-               _PERSONA_COLS)
-    _write(conn, counts, "rows", _TEMPLATE_UPSERT, template_rows, bulk, "persona_templates",
-           _TEMPLATE_COLS)
+        _write(conn, counts, "rows", tables.PERSONA_UPSERT, list(persona_rows), bulk, "personas",
+               tables.PERSONA_COLUMNS)
+    _write(conn, counts, "rows", tables.TEMPLATE_UPSERT, template_rows, bulk, "persona_templates",
+           tables.TEMPLATE_COLUMNS)
     if set_recs:
         if bulk:
-            counts.add("rows", _copy(conn, "persona_sets", _SET_COLS,
-                                     [_set_row(s, info) for s in set_recs]))
-            _copy(conn, "persona_set_members", _MEMBER_COLS,
-                  [m for s in set_recs for m in _member_rows(s)])
+            counts.add("rows", _copy(conn, "persona_sets", tables.SET_COLUMNS,
+                                     [tables.set_row(s, info) for s in set_recs]))
+            _copy(conn, "persona_set_members", tables.MEMBER_COLUMNS,
+                  [m for s in set_recs for m in tables.member_rows(s)])
         else:
             for s in set_recs:
-                if conn.execute(_SET_UPSERT, _set_row(s, info)).fetchone() is None:
+                if conn.execute(tables.SET_UPSERT, tables.set_row(s, info)).fetchone() is None:
                     continue  # unchanged (a replay)
                 counts.add("rows", 1)
                 conn.execute("DELETE FROM persona_set_members WHERE set_key = %s", (s.name,))
-                conn.cursor().executemany(
-                    f"INSERT INTO persona_set_members ({', '.join(_MEMBER_COLS)}) "
-                    f"VALUES ({', '.join(['%s'] * len(_MEMBER_COLS))})", _member_rows(s))
+                conn.cursor().executemany(tables.MEMBER_INSERT, tables.member_rows(s))
 
     if not bulk and changed_persona_keys:
         # Children of a persona that (re)appeared point at it again.
@@ -514,7 +395,7 @@ def _write_rows(conn: Connection, counts: _Counts, info: CommitInfo,
             "p.key = ANY(%s) AND c.parent_key = p.key AND c.parent_id IS DISTINCT FROM p.id",
             (sorted(changed_persona_keys),))
     # Descendants whose resolved content changed although their file did not.
-    descendant_rows = [(text, _sha(text), key) for key, text in resolved.items()
+    descendant_rows = [(text, tables.sha(text), key) for key, text in resolved.items()
                        if key not in changed_persona_keys and key in personas]
     if descendant_rows:
         conn.cursor().executemany(
@@ -544,22 +425,16 @@ def _write_history(conn: Connection, counts: _Counts, info: CommitInfo,
             pid = old_ids.get(c.key)
             if pid is None:
                 continue
-            version_rows.append((pid, c.key, old.path if old else c.old_path or "",
-                                 info.id, "deleted", None, None, None, None,
-                                 info.author_name, info.author_email, info.time,
-                                 info.message))
+            version_rows.append(tables.deleted_version_row(
+                pid, c.key, old.path if old else c.old_path or "", info))
         else:
-            p = personas[c.key]
-            version_rows.append((ids[c.key], c.key, p.path, info.id, action, p.version,
-                                 p.body, _frontmatter_json(p), p.content_hash,
-                                 info.author_name, info.author_email, info.time,
-                                 info.message))
-    _write(conn, counts, "versions", _VERSION_INSERT, version_rows, bulk, "persona_versions",
-           _VERSION_COLS)
-    event_rows = [(e.commit, e.action, e.kind, e.key, e.old_key, e.actor_name,
-                   e.actor_email, e.time, e.message, _NO_DETAILS) for e in events]
-    _write(conn, counts, "events", _EVENT_INSERT, event_rows, bulk, "audit_events",
-           _EVENT_COLS)
+            version_rows.append(tables.version_row(ids[c.key], c.key, personas[c.key], action,
+                                                   info))
+    _write(conn, counts, "versions", tables.VERSION_INSERT, version_rows, bulk, "persona_versions",
+           tables.VERSION_COLUMNS)
+    event_rows = [tables.event_row(e) for e in events]
+    _write(conn, counts, "events", tables.EVENT_INSERT, event_rows, bulk, "audit_events",
+           tables.EVENT_COLUMNS)
 
 
 def invalid_paths(conn: Connection) -> tuple[str, ...]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
-from maestro_git import db, mirror, sync
+from maestro_git import db, mirror, mirror_tables, sync
+from maestro_git.git import CommitInfo
+from maestro_git.models import AuditEvent, Persona, PersonaSet, PersonaSetMember, Template
 from maestro_git.settings import Settings
 from tests.factories import GitRepoFactory, persona_md
 
@@ -53,3 +56,37 @@ def test_adding_an_id_later_keeps_the_history(git_repo: GitRepoFactory,
         assert conn.execute("SELECT id::text FROM personas").fetchall() == [(new_id,)]
         assert conn.execute("SELECT count(*) FROM persona_versions WHERE persona_id = %s",
                             (new_id,)).fetchone() == (2,)
+
+
+def test_upsert_keeps_key_and_created_at_and_updates_only_a_changed_row() -> None:
+    text = mirror_tables.upsert("t", ("k", "a", "h", "created_at"), key="k",
+                                keep=("created_at",), changed=("h", "a"), returning="k")
+    assert text == (
+        "INSERT INTO t (k, a, h, created_at) VALUES (%s, %s, %s, %s) ON CONFLICT (k) "
+        "DO UPDATE SET a = excluded.a, h = excluded.h WHERE t.h IS DISTINCT FROM excluded.h "
+        "OR t.a IS DISTINCT FROM excluded.a RETURNING k")
+    assert mirror_tables.insert("t", ("a", "b"), skip_duplicates_of="t_once") == (
+        "INSERT INTO t (a, b) VALUES (%s, %s) ON CONFLICT ON CONSTRAINT t_once DO NOTHING")
+
+
+def test_row_builders_match_their_tables_columns() -> None:
+    info = CommitInfo("c" * 40, (), "Ann", "ann@x", "Ann", "ann@x",
+                      datetime(2024, 1, 1, tzinfo=UTC), "msg")
+    persona = Persona(owner="acme", name="a", path="personas/acme/a.md", display_name="A",
+                      description="d", body="# A\n", content_hash="h", size_bytes=4)
+    template = Template(name="t", path="templates/t.md", body="# T\n", content_hash="h",
+                        size_bytes=4)
+    pset = PersonaSet(name="crew", path="persona_sets/crew.json", content_hash="h",
+                      size_bytes=2, members=(PersonaSetMember(name="Zed", persona_data={}),
+                                             PersonaSetMember(name="Zed", persona_data={})))
+    event = AuditEvent(commit=info.id, action="created", kind="persona", key="acme/a",
+                       actor_name="Ann", actor_email="ann@x", time=info.time, message="msg")
+    pid = uuid.uuid4()
+    t = mirror_tables
+    assert len(t.persona_row(persona, pid, None, "# A\n", info)) == len(t.PERSONA_COLUMNS)
+    assert len(t.template_row(template, info, False)) == len(t.TEMPLATE_COLUMNS)
+    assert len(t.set_row(pset, info)) == len(t.SET_COLUMNS)
+    assert [len(r) for r in t.member_rows(pset)] == [len(t.MEMBER_COLUMNS)]  # first Zed only
+    assert len(t.version_row(pid, "acme/a", persona, "created", info)) == len(t.VERSION_COLUMNS)
+    assert len(t.deleted_version_row(pid, "acme/a", "p.md", info)) == len(t.VERSION_COLUMNS)
+    assert len(t.event_row(event)) == len(t.EVENT_COLUMNS)
