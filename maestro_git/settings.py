@@ -8,7 +8,7 @@ reads the environment or the toml file again.
 ```toml
 [limits]
 max_content_bytes = 50000      # persona body size (the seed's token-overflow guard)
-max_tokens = 12500             # estimated tokens of the body (bytes / 4)
+max_tokens = 12500             # estimated tokens of the body (1 per 4 ASCII chars, 1 per other char)
 max_file_bytes = 1000000       # any file; larger files are refused before parsing
 max_frontmatter_bytes = 16384  # YAML frontmatter
 max_tags = 20
