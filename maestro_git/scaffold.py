@@ -56,7 +56,7 @@ DEFAULT_CONFIG = """\
 
 [limits]
 max_content_bytes = 50000      # persona body size in bytes (guards against token overflow)
-max_tokens = 12500             # estimated tokens of the body (bytes / 4)
+max_tokens = 12500             # estimated tokens of the body (1 per 4 ASCII chars, 1 per other char)
 max_file_bytes = 1000000       # any file; larger files are refused before parsing
 max_frontmatter_bytes = 16384  # the YAML frontmatter of a persona or template
 max_tags = 20                  # tags per persona
