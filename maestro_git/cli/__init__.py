@@ -67,6 +67,7 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("db", "sync", "verify", "rebuild"), "mirror"),
     **dict.fromkeys(("search", "sets", "index"), "find"),
     "daemon": "daemon",
+    "owners": "owners",
     **dict.fromkeys(("import", "export", "backup", "restore"), "transfer"),
 }
 
