@@ -508,9 +508,9 @@ class SearchIndex:
             # `kind:meta` reach it; it is dropped here.
             results = searcher.search(q, limit=limit + 1)
             found = [(h.fields(), h.score) for h in results]
-        marks = matchers(q)
-        return [self._hit(stored, score, marks) for stored, score in found
-                if stored.get("kind") != "meta"][:limit]
+        marks = matchers(q)  # snippets only for the hits returned (one was asked extra)
+        kept = [(stored, score) for stored, score in found if stored.get("kind") != "meta"]
+        return [self._hit(stored, score, marks) for stored, score in kept[:limit]]
 
     @staticmethod
     def _hit(stored: dict[str, Any], score: float, marks: dict[str, Matcher]) -> SearchHit:

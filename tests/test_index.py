@@ -358,3 +358,20 @@ def test_a_burst_of_updates_merges_once_when_it_pauses(
     ix.wait_for_merge(timeout=30)  # runs the waiting merge now
     assert ix.status().segments == 1  # every small segment, in one merge
     assert [_keys(ix.search(f"word{i}")) for i in range(6)] == [[f"acme/p{i}"] for i in range(6)]
+
+
+def test_cached_posting_blocks_give_the_hits_of_a_cold_read(
+        indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
+    import maestro_git.search_engine as engine
+
+    _, ix = indexed
+    queries = ["review", "code reviewer", '"peer-reviewed sources"', "tag:coding", "nurse 50s",
+               "fiction OR revenue", "writ*"]
+    cold = []
+    for q in queries:
+        engine._BLOCKS.clear()
+        cold.append(ix.search(q))
+    assert any(cold) and engine._BLOCKS  # the blocks read are kept
+    assert [ix.search(q) for q in queries] == cold  # now served from the cache
+    monkeypatch.setattr(engine, "BLOCK_CACHE_BYTES", 1)  # a full cache is emptied, not wrong
+    assert [ix.search(q) for q in queries] == cold
