@@ -116,7 +116,8 @@ class _Builder:
             node.start_mark)
         return _Refused(_problem(rule, self.path, message, fix, line=line, column=col))
 
-    def build(self, node: yaml.Node, depth: int = 0) -> Any:
+    def visit(self, node: yaml.Node, depth: int) -> None:
+        """Refuse a node seen before (an alias) or nested deeper than MAX_NESTING."""
         if id(node) in self.seen:
             raise self.refuse(node, "yaml-alias",
                               "YAML anchors and aliases are not allowed in frontmatter",
@@ -126,6 +127,9 @@ class _Builder:
             raise self.refuse(node, "frontmatter-type",
                               f"frontmatter is nested more than {MAX_NESTING} levels deep",
                               "flatten the frontmatter values")
+
+    def build(self, node: yaml.Node, depth: int = 0) -> Any:
+        self.visit(node, depth)
         tag = node.tag
         if isinstance(node, yaml.ScalarNode):
             if tag == _STR_TAG:
@@ -177,16 +181,7 @@ class _Builder:
         stack = [(root, 0)]
         while stack:
             node, depth = stack.pop()
-            if id(node) in self.seen:
-                raise self.refuse(node, "yaml-alias",
-                                  "YAML anchors and aliases are not allowed in frontmatter",
-                                  "write the value out in full instead of using &anchor / "
-                                  "*alias")
-            self.seen.add(id(node))
-            if depth > MAX_NESTING:
-                raise self.refuse(node, "frontmatter-type",
-                                  f"frontmatter is nested more than {MAX_NESTING} levels deep",
-                                  "flatten the frontmatter values")
+            self.visit(node, depth)
             if isinstance(node, yaml.MappingNode):
                 stack.extend((n, depth + 1) for pair in node.value for n in pair)
             elif isinstance(node, yaml.SequenceNode):
