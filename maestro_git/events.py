@@ -6,7 +6,8 @@
   `{"action": "updated", "kind": "persona", "key": "acme/reviewer", "commit": "<sha>"}`
   (`"old_key"` is added for renames). `action` is an audit action (`created`, `updated`,
   `renamed`, `deleted`, `rolled_back`, `history_rewritten`) or `resolved`: a persona whose
-  file did not change but whose resolved content did, because an ancestor changed.
+  file did not change but whose resolved content did, because an ancestor changed. A commit
+  with more than `NOTIFY_MAX_EVENTS` events sends one `reloaded` notification instead.
 - `run_hooks(settings, events)` runs the hooks of `maestro.toml` after the commit is mirrored:
   each shell command once per mirrored commit, with the events as JSON Lines on stdin (one
   object per line, the same objects as the NOTIFY payloads) and `MAESTRO_COMMIT` in its
@@ -36,6 +37,7 @@ from maestro_git.settings import Settings
 __all__ = [
     "HOOK_GROUP",
     "HOOK_TIMEOUT_SECONDS",
+    "NOTIFY_MAX_EVENTS",
     "EntityEvent",
     "load_hook",
     "notify",
@@ -47,6 +49,7 @@ log = logging.getLogger("maestro_git.events")
 HOOK_GROUP = "maestro_git.hooks"
 HOOK_TIMEOUT_SECONDS = 10.0
 _MAX_PAYLOAD = 7900
+NOTIFY_MAX_EVENTS = 1000  # above this, one `reloaded` notification for the whole commit
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,19 @@ def _as_entity(event: EntityEvent | AuditEvent) -> EntityEvent:
 def notify(conn: Connection, events: Iterable[EntityEvent | AuditEvent]) -> int:
     """NOTIFY `maestro_events` once per event, in one round trip; returns how many.
 
+    A commit with more than `NOTIFY_MAX_EVENTS` events (a first load, a bulk import) sends
+    one `{"action": "reloaded", "kind": "repository", "key": "*", "commit": …, "count": n}`
+    instead: a listener reloads what it holds, rather than taking thousands of messages.
     Call it inside the transaction that applies the changes: PostgreSQL delivers the
     notifications when (and only if) that transaction commits.
     """
-    payloads = [_as_entity(e).to_json() for e in events]
+    entities = [_as_entity(e) for e in events]
+    if len(entities) > NOTIFY_MAX_EVENTS:
+        payloads = [json.dumps({"action": "reloaded", "kind": "repository", "key": "*",
+                                "commit": entities[-1].commit, "count": len(entities)},
+                               separators=(",", ":"))]
+    else:
+        payloads = [e.to_json() for e in entities]
     if payloads:
         conn.execute(sql.SQL("SELECT count(pg_notify({}, p)) FROM unnest(%s::text[]) AS p")
                      .format(sql.Literal(NOTIFY_CHANNEL)), (payloads,))

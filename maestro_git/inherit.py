@@ -126,8 +126,26 @@ class _Section:
     text: str
 
 
+_ATX_LINES = re.compile(_ATX.pattern, re.MULTILINE)
+# Fences, and every line break but "\n" that `str.splitlines` knows: bodies without them
+# split with one regex scan; the others go line by line.
+_SLOW_PATH = re.compile("```|~~~|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def _split_sections(body: str) -> tuple[str, list[_Section]]:
     """(preamble, sections) of a Markdown body; headings inside fenced code are ignored."""
+    if _SLOW_PATH.search(body) is None:
+        starts = list(_ATX_LINES.finditer(body))
+        if not starts:
+            return body, []
+        ends = [m.start() for m in starts[1:]] + [len(body)]
+        return body[:starts[0].start()], [
+            _Section(len(m.group(1)), " ".join((m.group(2) or "").split()).casefold(),
+                     body[m.start():end]) for m, end in zip(starts, ends, strict=True)]
+    return _split_lines(body)
+
+
+def _split_lines(body: str) -> tuple[str, list[_Section]]:
     preamble: list[str] = []
     sections: list[tuple[int, str, list[str]]] = []
     fence: str | None = None

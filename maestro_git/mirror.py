@@ -8,10 +8,10 @@ Rules of this module:
   versions and audit events are `ON CONFLICT DO NOTHING` (each table's columns, statement
   and row builder live in `mirror_tables`), `sync_errors` rows of the same
   commit are kept; replaying a commit writes nothing.
-- Bulk first load (`bulk=True`, an empty mirror): rows go in with COPY and the GIN indexes of
-  the loaded tables are dropped before and rebuilt after, in the same transaction (building a
-  GIN index once is about twice as fast as maintaining it row by row). Persona rows are
-  built while COPY streams them, so the server's tsvector work overlaps the Python side.
+- Bulk first load (`bulk=`, an empty mirror, see `mirror_bulk`): rows go in with COPY and
+  the GIN indexes of the loaded tables are dropped before and rebuilt after, in the same
+  transaction. Most persona rows were already streamed while the files parsed, so the
+  server's tsvector work overlaps the Python side.
 - Any other commit: its statements go through one pipeline (one or two round trips).
 - `load_state` reads the mirror back as records, so a restarted syncer diffs against what the
   database holds (including the last good state of files that are invalid now).
@@ -20,7 +20,7 @@ Rules of this module:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,8 @@ from maestro_git import events as events_mod
 from maestro_git import mirror_tables as tables
 from maestro_git.db import Connection
 from maestro_git.git import CommitInfo
+from maestro_git.mirror_bulk import BulkLoad, copy_rows
+from maestro_git.mirror_tables import PERSONA_NAMESPACE, persona_uuid
 from maestro_git.models import (
     AuditEvent,
     Change,
@@ -48,6 +50,7 @@ from maestro_git.snapshot import Snapshot
 
 __all__ = [
     "ApplyResult",
+    "PERSONA_NAMESPACE",
     "MirrorState",
     "apply_commit",
     "clear_derived",
@@ -57,12 +60,8 @@ __all__ = [
     "read_cursor",
 ]
 
-# uuid5 namespace for personas without a usable frontmatter `id` (see `persona_uuid`).
-PERSONA_NAMESPACE = uuid.UUID("6f1c3c1e-2f7a-5b8e-9a51-6d6165737472")
-
 _DERIVED_TABLES = ("persona_set_members", "persona_sets", "persona_versions", "personas",
                    "persona_templates", "audit_events", "sync_errors", "sync_state")
-_BULK_TABLES = ("personas", "persona_templates", "persona_set_members")
 
 
 def _system_templates() -> frozenset[str]:
@@ -75,20 +74,6 @@ def _system_templates() -> frozenset[str]:
 
 
 SYSTEM_TEMPLATES = _system_templates()
-
-
-def persona_uuid(key: str, frontmatter_id: str | None) -> uuid.UUID:
-    """A persona's row id: its frontmatter `id` when that is a UUID, else uuid5 of its key.
-
-    (The syncer also keeps a key's existing row id across renames detected by git, so an
-    id-less persona keeps its history when it moves.)
-    """
-    if frontmatter_id:
-        try:
-            return uuid.UUID(frontmatter_id)
-        except ValueError:
-            pass
-    return uuid.uuid5(PERSONA_NAMESPACE, f"persona:{key}")
 
 
 # -- reading the mirror back ------------------------------------------------------------------
@@ -186,29 +171,6 @@ _VERSION_ACTION = {ChangeAction.ADDED: "created", ChangeAction.MODIFIED: "update
                    ChangeAction.RENAMED: "renamed", ChangeAction.REMOVED: "deleted"}
 
 
-def _copy(conn: Connection, table: str, cols: Sequence[str],
-          rows: Iterable[Sequence[Any]]) -> int:
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in cols))
-    n = 0
-    with conn.cursor() as cur, cur.copy(stmt) as copy:
-        for row in rows:
-            copy.write_row(row)
-            n += 1
-    return n
-
-
-def _drop_gin_indexes(conn: Connection) -> list[str]:
-    """Drop the GIN indexes of the bulk-loaded tables; returns their definitions."""
-    rows = conn.execute(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-        "AND tablename = ANY(%s) AND indexdef LIKE '%% USING gin %%'",
-        (list(_BULK_TABLES),)).fetchall()
-    for name, _ in rows:
-        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-    return [d for _, d in rows]
-
-
 class _Counts:
     """Rows written, counted once the statements' results are in.
 
@@ -231,11 +193,12 @@ class _Counts:
 
 
 def _write(conn: Connection, counts: _Counts, what: str, stmt: str,
-           rows: list[tuple[Any, ...]], bulk: bool, table: str, cols: Sequence[str]) -> None:
+           rows: list[tuple[Any, ...]], bulk: BulkLoad | None, table: str,
+           cols: Sequence[str]) -> None:
     if not rows:
         return
-    if bulk:
-        counts.add(what, _copy(conn, table, cols, rows))
+    if bulk is not None:
+        counts.add(what, copy_rows(conn, table, cols, rows))
         return
     cur = conn.cursor()
     cur.executemany(stmt, rows)
@@ -257,7 +220,7 @@ def apply_commit(
     resolved: Mapping[str, str] | None = None,
     version_keys: frozenset[str] | None = None,
     extra_notifications: Sequence[events_mod.EntityEvent] = (),
-    bulk: bool = False,
+    bulk: BulkLoad | None = None,
     durable: bool = True,
 ) -> ApplyResult:
     """Mirror one commit in one transaction.
@@ -273,7 +236,9 @@ def apply_commit(
       a changed persona missing here gets its own body.
     - `version_keys`: persona keys that get a `persona_versions` row (None: every changed
       persona).
-    - `bulk`: the mirror is empty: COPY the rows and rebuild the GIN indexes afterwards.
+    - `bulk`: the mirror is empty and this first load runs inside that `BulkLoad` (which
+      may already hold streamed persona rows): COPY the rows, copy the versions server-side
+      and rebuild the GIN indexes afterwards (`mirror_bulk`).
     - `durable`: False lets the commit return before its WAL reaches the disk
       (`synchronous_commit = off` for this transaction only). A crash may then lose this
       transaction, but never part of it: the mirror stays at an earlier commit boundary and
@@ -285,11 +250,11 @@ def apply_commit(
     """
     counts = _Counts()
     errors: list[Problem] = []
-    batch: AbstractContextManager[object] = nullcontext() if bulk else conn.pipeline()
+    batch: AbstractContextManager[object] = (nullcontext() if bulk is not None
+                                               else conn.pipeline())
     with batch, conn.transaction():
-        if not durable or bulk:
+        if not durable or bulk is not None:
             conn.execute("SET LOCAL synchronous_commit = off")
-        gin = _drop_gin_indexes(conn) if bulk else []
         _write_rows(conn, counts, info, changes, new_effective, ids, old_ids or {},
                     resolved or {}, bulk)
         _write_history(conn, counts, info, changes, old_effective, new_effective, events,
@@ -300,10 +265,8 @@ def apply_commit(
             "INSERT INTO sync_state (branch, commit) VALUES (%s, %s) ON CONFLICT (branch) "
             "DO UPDATE SET commit = excluded.commit, mirrored_at = now() "
             "WHERE sync_state.commit IS DISTINCT FROM excluded.commit", (branch, info.id))
-        if gin:
-            conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks at CREATE INDEX
-        for definition in gin:
-            conn.execute(definition.encode("utf-8"))
+        if bulk is not None:
+            bulk.rebuild_indexes()
         # No ANALYZE here (0.4-0.6 s of a 10k load, mostly tsvector statistics): the loaded
         # rows trigger autovacuum's autoanalyze within a minute, and until then the
         # planner's defaults still choose the key, GIN and owner indexes.
@@ -315,10 +278,10 @@ def apply_commit(
 def _write_rows(conn: Connection, counts: _Counts, info: CommitInfo,
                 changes: Sequence[Change], new_effective: Snapshot,
                 ids: Mapping[str, uuid.UUID], old_ids: Mapping[str, uuid.UUID],
-                resolved: Mapping[str, str], bulk: bool) -> None:
+                resolved: Mapping[str, str], bulk: BulkLoad | None) -> None:
     """Current rows: deletions, id moves, upserts, parent links and resolved contents."""
     personas = new_effective.personas
-    if not bulk:
+    if bulk is None:
         removed: dict[str, list[str]] = {"persona": [], "template": [], "persona_set": []}
         for c in changes:
             if c.action is ChangeAction.REMOVED:
@@ -363,23 +326,25 @@ def _write_rows(conn: Connection, counts: _Counts, info: CommitInfo,
         else:
             set_recs.append(new_effective.sets[c.key])
     changed_persona_keys = {p.key for p in persona_recs}
+    streamed = bulk.keep_streamed(persona_recs, ids) if bulk is not None else set()
     persona_rows = (tables.persona_row(p, ids[p.key],
                                        ids.get(p.extends) if p.extends else None,
                                        resolved.get(p.key, p.body), info)
-                    for p in persona_recs)
-    if bulk and persona_recs:  # a generator: rows are built while the server works
-        counts.add("rows", _copy(conn, "personas", tables.PERSONA_COLUMNS, persona_rows))
+                    for p in persona_recs if p.key not in streamed)
+    if bulk is not None:  # a generator: rows are built while the server works
+        counts.add("rows", len(streamed) + copy_rows(conn, "personas", tables.PERSONA_COLUMNS,
+                                                     persona_rows))
     else:
         _write(conn, counts, "rows", tables.PERSONA_UPSERT, list(persona_rows), bulk, "personas",
                tables.PERSONA_COLUMNS)
     _write(conn, counts, "rows", tables.TEMPLATE_UPSERT, template_rows, bulk, "persona_templates",
            tables.TEMPLATE_COLUMNS)
     if set_recs:
-        if bulk:
-            counts.add("rows", _copy(conn, "persona_sets", tables.SET_COLUMNS,
-                                     [tables.set_row(s, info) for s in set_recs]))
-            _copy(conn, "persona_set_members", tables.MEMBER_COLUMNS,
-                  [m for s in set_recs for m in tables.member_rows(s)])
+        if bulk is not None:
+            counts.add("rows", copy_rows(conn, "persona_sets", tables.SET_COLUMNS,
+                                         [tables.set_row(s, info) for s in set_recs]))
+            copy_rows(conn, "persona_set_members", tables.MEMBER_COLUMNS,
+                      [m for s in set_recs for m in tables.member_rows(s)])
         else:
             for s in set_recs:
                 if conn.execute(tables.SET_UPSERT, tables.set_row(s, info)).fetchone() is None:
@@ -388,7 +353,7 @@ def _write_rows(conn: Connection, counts: _Counts, info: CommitInfo,
                 conn.execute("DELETE FROM persona_set_members WHERE set_key = %s", (s.name,))
                 conn.cursor().executemany(tables.MEMBER_INSERT, tables.member_rows(s))
 
-    if not bulk and changed_persona_keys:
+    if bulk is None and changed_persona_keys:
         # Children of a persona that (re)appeared point at it again.
         conn.execute(
             "UPDATE personas c SET parent_id = p.id FROM personas p WHERE "
@@ -408,12 +373,13 @@ def _write_history(conn: Connection, counts: _Counts, info: CommitInfo,
                    changes: Sequence[Change], old_effective: Snapshot | None,
                    new_effective: Snapshot, events: Sequence[AuditEvent],
                    ids: Mapping[str, uuid.UUID], old_ids: Mapping[str, uuid.UUID],
-                   version_keys: frozenset[str] | None, bulk: bool) -> None:
+                   version_keys: frozenset[str] | None, bulk: BulkLoad | None) -> None:
     """Versions (one row per changed persona and commit) and audit events."""
     old_personas = old_effective.personas if old_effective is not None else {}
     personas = new_effective.personas
     actions = {(e.kind, e.key): e.action for e in events}
     version_rows: list[tuple[Any, ...]] = []
+    server_side: dict[str, list[str]] = {}  # a bulk load copies these from `personas`
     for c in changes:
         if c.kind != "persona" or (version_keys is not None and c.key not in version_keys):
             continue
@@ -427,9 +393,13 @@ def _write_history(conn: Connection, counts: _Counts, info: CommitInfo,
                 continue
             version_rows.append(tables.deleted_version_row(
                 pid, c.key, old.path if old else c.old_path or "", info))
+        elif bulk is not None:
+            server_side.setdefault(action, []).append(c.key)
         else:
             version_rows.append(tables.version_row(ids[c.key], c.key, personas[c.key], action,
                                                    info))
+    if bulk is not None:
+        counts.add("versions", bulk.insert_versions(server_side))
     _write(conn, counts, "versions", tables.VERSION_INSERT, version_rows, bulk, "persona_versions",
            tables.VERSION_COLUMNS)
     event_rows = [tables.event_row(e) for e in events]

@@ -24,6 +24,7 @@ from maestro_git.models import AuditEvent, Persona, PersonaSet, Template
 
 __all__ = [
     "EVENT_COLUMNS",
+    "PERSONA_NAMESPACE",
     "EVENT_INSERT",
     "MEMBER_COLUMNS",
     "MEMBER_INSERT",
@@ -40,6 +41,7 @@ __all__ = [
     "insert",
     "member_rows",
     "persona_row",
+    "persona_uuid",
     "set_row",
     "sha",
     "template_row",
@@ -115,6 +117,24 @@ VERSION_INSERT = insert("persona_versions", VERSION_COLUMNS,
 EVENT_COLUMNS = ("commit", "action", "kind", "key", "old_key", "actor_name", "actor_email",
                  "occurred_at", "message", "details")
 EVENT_INSERT = insert("audit_events", EVENT_COLUMNS, skip_duplicates_of="audit_events_once")
+
+
+# uuid5 namespace for personas without a usable frontmatter `id` (see `persona_uuid`).
+PERSONA_NAMESPACE = uuid.UUID("6f1c3c1e-2f7a-5b8e-9a51-6d6165737472")
+
+
+def persona_uuid(key: str, frontmatter_id: str | None) -> uuid.UUID:
+    """A persona's row id: its frontmatter `id` when that is a UUID, else uuid5 of its key.
+
+    (The syncer also keeps a key's existing row id across renames detected by git, so an
+    id-less persona keeps its history when it moves.)
+    """
+    if frontmatter_id:
+        try:
+            return uuid.UUID(frontmatter_id)
+        except ValueError:
+            pass
+    return uuid.uuid5(PERSONA_NAMESPACE, f"persona:{key}")
 
 
 # -- rows, in the column order above ----------------------------------------------------------

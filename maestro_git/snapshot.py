@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import chain
 from types import MappingProxyType
@@ -344,9 +344,11 @@ def _parse(src: SourceFile, settings: Settings) -> ParsedFile:
 
 
 def _read(sources: Iterable[SourceFile], settings: Settings, idx: _Index,
-          touched: set[str]) -> None:
+          touched: set[str], on_parsed: Callable[[ParsedFile], None] | None = None) -> None:
     for src in sources:
         parsed = _parse(src, settings)
+        if on_parsed is not None:
+            on_parsed(parsed)
         touched.add(src.path)
         idx.files.pop(src.path, None)
         idx.assets.pop(src.path, None)
@@ -354,12 +356,17 @@ def _read(sources: Iterable[SourceFile], settings: Settings, idx: _Index,
 
 
 def build_snapshot(sources: Iterable[SourceFile], settings: Settings,
-                   commit: str | None = None) -> Snapshot:
+                   commit: str | None = None, *,
+                   on_parsed: Callable[[ParsedFile], None] | None = None) -> Snapshot:
     """Parse and validate every file maestro reads among `sources` (every file under the
-    content folders: personas, templates and sets are parsed, the rest kept as assets)."""
+    content folders: personas, templates and sets are parsed, the rest kept as assets).
+
+    `on_parsed` is called with each file's parse result (its own problems only: cross-file
+    rules run after the last file) as soon as it is parsed; a first load streams rows with
+    it (`mirror_bulk`)."""
     idx = _Index()
     touched: set[str] = set()
-    _read(sources, settings, idx, touched)
+    _read(sources, settings, idx, touched, on_parsed)
     return _derive(None, idx, touched, settings, commit)
 
 

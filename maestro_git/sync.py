@@ -32,11 +32,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from maestro_git import audit, db, inherit, mirror
+from maestro_git import audit, db, inherit, mirror, mirror_bulk
 from maestro_git.events import EntityEvent, run_hooks
 from maestro_git.formats import classify
 from maestro_git.git import CommitInfo, GitRepo
@@ -343,16 +344,39 @@ class Syncer:
     def _step(self, state: _State, step: _Step, *, durable: bool = True
               ) -> tuple[MirroredCommit, mirror.ApplyResult]:
         info = self.git.commit_info(step.commit)
+        # A first load opens its transaction before the parse and streams rows as files
+        # parse (`mirror_bulk`); any other commit is parsed first and applied in one go.
+        load = mirror_bulk.BulkLoad(self.conn, info) if step.bulk else None
+        try:
+            with db.translate_errors(f"mirroring commit {step.commit[:7]}"), \
+                    (load if load is not None else nullcontext()):
+                raw, new_eff, changes, events, paths = self._prepare(state, step, info, load)
+                result, descendants, extra = self._apply(state, step, info, raw, new_eff,
+                                                         changes, events, paths, durable, load)
+        except BaseException:
+            self._state = None  # patched in place: reload from the database next time
+            raise
+        state.commit, state.raw, state.eff = step.commit, raw, new_eff
+        done = MirroredCommit(info, changes, events, new_eff, tuple(descendants))
+        self._after(done, extra)
+        return done, result
+
+    def _prepare(self, state: _State, step: _Step, info: CommitInfo,
+                 load: mirror_bulk.BulkLoad | None
+                 ) -> tuple[Snapshot, Snapshot, list[Change], list[AuditEvent], set[str]]:
+        """The commit's parse, new effective state, changes and audit events."""
         old_eff = state.eff
         if step.full or state.raw is None:
-            raw = build_snapshot(self.git.files_at(step.commit), self.settings, step.commit)
+            raw = build_snapshot(self.git.files_at(step.commit), self.settings, step.commit,
+                                 on_parsed=load.offer if load is not None else None)
+            if load is not None:
+                load.end_stream()
             paths = set(raw.files) | {r.path for t in (old_eff.personas, old_eff.templates,
                                                        old_eff.sets) for r in t.values()}
             renames: dict[str, str] = {}
             base = state.commit if state.commit and self.git.has_commit(state.commit) else None
             if base is not None:
                 renames = self.git.changed_files(base, step.commit).renames
-            touched = set(paths)
         else:
             delta = self.git.changed_files(state.commit, step.commit)
             raw = update_snapshot(state.raw, delta.changed, delta.removed, self.settings,
@@ -374,20 +398,11 @@ class Syncer:
                 actor_email=info.committer_email, time=datetime.now(UTC),
                 message=f"{step.rewritten_from[:7]} is no longer on {self.settings.branch}; "
                         f"reconciled at {step.commit[:7]}"))
-        try:
-            result, descendants, extra = self._apply(state, step, info, raw, new_eff,
-                                                     changes, events, paths, durable)
-        except BaseException:
-            self._state = None  # patched in place: reload from the database next time
-            raise
-        state.commit, state.raw, state.eff = step.commit, raw, new_eff
-        done = MirroredCommit(info, changes, events, new_eff, tuple(descendants))
-        self._after(done, extra)
-        return done, result
+        return raw, new_eff, changes, events, paths
 
     def _apply(self, state: _State, step: _Step, info: CommitInfo, raw: Snapshot,
                new_eff: Snapshot, changes: list[Change], events: list[AuditEvent],
-               paths: set[str], durable: bool
+               paths: set[str], durable: bool, load: mirror_bulk.BulkLoad | None
                ) -> tuple[mirror.ApplyResult, list[str], list[EntityEvent]]:
         """Ids, inheritance and the database transaction of one commit. Patches `state`'s
         id maps and children index in place (the caller drops the state on failure)."""
@@ -411,13 +426,10 @@ class Syncer:
             if found or step.full or (state.raw is not None and p in state.raw.invalid_paths):
                 problems[p] = found
         extra = [EntityEvent("resolved", "persona", k, step.commit) for k in descendants]
-        with db.translate_errors(f"mirroring commit {step.commit[:7]}"):
-            result = mirror.apply_commit(
-                self.conn, info, changes, old_eff, new_eff, events, problems,
-                branch=self.settings.branch, ids=state.ids, old_ids=old_ids,
-                resolved=resolved,
-                version_keys=version_keys, extra_notifications=extra, bulk=step.bulk,
-                durable=durable)
+        result = mirror.apply_commit(
+            self.conn, info, changes, old_eff, new_eff, events, problems,
+            branch=self.settings.branch, ids=state.ids, old_ids=old_ids, resolved=resolved,
+            version_keys=version_keys, extra_notifications=extra, bulk=load, durable=durable)
         return result, descendants, extra
 
     def _after(self, done: MirroredCommit, extra: Sequence[EntityEvent]) -> None:

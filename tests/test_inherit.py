@@ -116,3 +116,14 @@ def test_children_and_descendants() -> None:
     assert descendants("a/root", personas) == ["a/b", "a/c", "a/d"]
     assert descendants("a/x", personas) == ["a/y"]
     assert descendants("a/d", personas) == []
+
+
+@pytest.mark.parametrize("body", [
+    "", "plain text\nno headings\n", "# Title\n\nIntro.\n## Rules  ##\nBe brief.\n#no\n",
+    "pre\n   ### Deep   Title \t\n text\n#\n# \n", "# A\n```\n# not a heading\n```\n## B\n",
+    "# A\r\n\r\ntext\r\n## B\r\n", "# A\u2028## B\nline\n", "~~~\n# code\n~~~\n# Real\n",
+])
+def test_section_split_fast_path_matches_the_line_by_line_split(body: str) -> None:
+    from maestro_git.inherit import _split_lines, _split_sections
+
+    assert _split_sections(body) == _split_lines(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from maestro_git import db, mirror, mirror_tables, sync
+from maestro_git import db, mirror, mirror_tables, sync, verify
 from maestro_git.git import CommitInfo
 from maestro_git.models import AuditEvent, Persona, PersonaSet, PersonaSetMember, Template
 from maestro_git.settings import Settings
@@ -35,6 +35,48 @@ def test_bulk_first_load_rebuilds_the_full_text_indexes(git_repo: GitRepoFactory
         versions = conn.execute("SELECT count(*) FROM persona_versions").fetchone()
     assert after == before  # every GIN index dropped for the load is back
     assert hits == (60,) and tags == (60,) and versions == (60,) and members == (1,)
+
+
+def _persona_rows(url: str) -> list[tuple[object, ...]]:
+    with db.connect(url) as conn:
+        return conn.execute(
+            "SELECT key, id, parent_id, content_hash, resolved_hash, search_vector::text "
+            "FROM personas ORDER BY key").fetchall()
+
+
+def test_streamed_first_load_holds_what_a_row_by_row_load_holds(
+        git_repo: GitRepoFactory, database_url: str, embedded_database_url: str) -> None:
+    # Rows stream while files parse, before cross-file rules run: a shared id (an error only
+    # cross-file rules see), a child whose parent parses later, and plain personas.
+    shared = str(uuid.uuid4())
+    git_repo.commit({
+        "personas/acme/a.md": persona_md("A", id=shared, body="# A\n\nYou audit.\n"),
+        "personas/acme/b.md": persona_md("B", id=shared, body="# B\n\nYou build.\n"),
+        "personas/acme/c.md": persona_md("C", extends="zed/root",
+                                         body="# C\n\nYou check.\n"),
+        "personas/zed/root.md": persona_md("Root", body="# Root\n\nYou are careful.\n"),
+        "personas/zed/plain.md": persona_md("Plain", tags=["ops"]),
+    }, "first")
+    bulk_url, rowwise_url = embedded_database_url, database_url
+    for url in (bulk_url, rowwise_url):
+        with db.connect(url) as conn:
+            db.migrate(conn)
+    with db.connect(rowwise_url) as conn:  # not empty: mirrored row by row, no streaming
+        conn.execute("INSERT INTO audit_events (commit, action, kind, key, actor_name, "
+                     "actor_email, occurred_at, message) VALUES ('0', 'created', 'persona', "
+                     "'x/y', 'n', 'e', now(), 'm')")
+    for url in (bulk_url, rowwise_url):
+        sync.sync(Settings(repo_path=git_repo.path, database_url=url))
+    rows = _persona_rows(bulk_url)
+    assert rows == _persona_rows(rowwise_url)
+    assert [r[0] for r in rows] == ["acme/c", "zed/plain", "zed/root"]  # a and b refused
+    with db.connect(bulk_url) as conn:
+        errors = {r[0] for r in conn.execute("SELECT path FROM sync_errors WHERE rule = "
+                                             "'duplicate-id'")}
+        versions = conn.execute("SELECT count(*) FROM persona_versions").fetchone()
+        report = verify.verify(Settings(repo_path=git_repo.path, database_url=bulk_url), conn)
+    assert errors == {"personas/acme/a.md", "personas/acme/b.md"}
+    assert versions == (3,) and report.ok
 
 
 def test_persona_uuid_prefers_frontmatter_id_else_key() -> None:
