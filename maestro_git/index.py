@@ -16,8 +16,8 @@ Rules of this module:
   merge); once there are more than `MERGE_THRESHOLD` segments, the small ones are merged in a
   background thread when updates pause for `MERGE_IDLE` seconds (a merge holds the writer
   lock, so one during a burst would stall the next update), or at once at `MERGE_CEILING`.
-  `rebuild` writes a fresh index beside the old one with a multiprocess writer and swaps it
-  in, so readers never see a half-built index.
+  `rebuild` writes a fresh index beside the old one (`search_bulk`: one segment per process)
+  and swaps it in, so readers never see a half-built index.
 - A missing, corrupted or stale index is detected by `ensure` and rebuilt, with a log line.
   A malformed query raises `SearchError` with a one-line reason.
 """
@@ -39,6 +39,7 @@ from whoosh.query import Query, QueryError, Term
 
 from maestro_git.errors import SearchError
 from maestro_git.models import Change, ChangeAction
+from maestro_git.search_bulk import write_segments
 from maestro_git.search_docs import META_UID as _META_UID
 from maestro_git.search_docs import (
     HitKind,
@@ -85,7 +86,7 @@ log = logging.getLogger("maestro_git.index")
 MERGE_THRESHOLD = 8  # segments; above it a background merge of the small ones is scheduled
 MERGE_IDLE = 0.5  # seconds without an update before that merge starts
 MERGE_CEILING = 64  # segments; at this many it starts at once, even during a burst
-MULTIPROCESS_MIN_DOCS = 2000  # below this a single writer is faster than forking workers
+MULTIPROCESS_MIN_DOCS = 2000  # below this one process is faster than forking another
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
 _CHECK_STRIDE = 64  # `check` reads every 64th stored document (a damaged block fails there)
@@ -243,24 +244,19 @@ class SearchIndex:
             build.mkdir()
             try:
                 ix = index.create_in(str(build), SCHEMA)
-                if self.procs > 1 and len(docs) >= MULTIPROCESS_MIN_DOCS:
-                    writer = ix.writer(procs=self.procs, multisegment=True, limitmb=128)
-                else:
-                    writer = ix.writer(limitmb=128)
-                for doc in docs:
-                    writer.add_document(**doc)
-                writer.add_document(uid=_META_UID, kind="meta", commit=snapshot.commit,
-                                    schema_version=SCHEMA_VERSION)
-                writer.commit()
+                procs = self.procs if len(docs) >= MULTIPROCESS_MIN_DOCS else 1
+                docs.append({"uid": _META_UID, "kind": "meta", "commit": snapshot.commit,
+                             "schema_version": SCHEMA_VERSION})
+                write_segments(ix, docs, procs)
                 ix.close()
                 self._swap_in(build)
             except BaseException:
                 shutil.rmtree(build, ignore_errors=True)
                 raise
             self._reset()
-        log.info("search index rebuilt: %d documents at %s", len(docs),
+        log.info("search index rebuilt: %d documents at %s", len(docs) - 1,
                  (snapshot.commit or "working tree")[:12])
-        return len(docs)
+        return len(docs) - 1
 
     def _swap_in(self, build: Path) -> None:
         old = None

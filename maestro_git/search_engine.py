@@ -147,22 +147,53 @@ def _single_position(pos: int, encode: Callable[[list[int]], bytes]) -> bytes:
 
 _FAST_FORMATS = (formats.Frequency, formats.Positions)
 
+
+class _Remembered:
+    """A field whose postings for a value are remembered: ids, keywords and flags repeat
+    across documents (`kind`, `owner`, `set`, `tags`, …), and Whoosh's analyzer chain
+    costs far more than the lookup. Only plain string values are remembered."""
+
+    _memo: dict[str, list[Any]]
+
+    def index(self, value: Any, **kwargs: Any) -> Any:
+        if kwargs or not isinstance(value, str):
+            return super().index(value, **kwargs)  # type: ignore[misc]
+        memo = self.__dict__.get("_memo")
+        if memo is None or len(memo) > 50_000:
+            memo = self._memo = {}
+        found = memo.get(value)
+        if found is None:
+            found = memo[value] = list(super().index(value))  # type: ignore[misc]
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:  # the schema is pickled into the index's TOC
+        state = dict(self.__dict__)
+        state.pop("_memo", None)
+        return state
+
+
+class _ID(_Remembered, fields.ID):  # type: ignore[misc]
+    pass
+
+
+class _Keyword(_Remembered, fields.KEYWORD):  # type: ignore[misc]
+    pass
+
 SCHEMA = fields.Schema(
-    uid=fields.ID(unique=True, stored=True, sortable=True),
-    kind=fields.ID(stored=True),
-    key=fields.ID(stored=True),
+    uid=_ID(unique=True, stored=True, sortable=True),
+    kind=_ID(stored=True),
+    key=_ID(stored=True),
     member=fields.STORED(),
-    owner=fields.ID(stored=True),
+    owner=_ID(stored=True),
     name=_FastText(_name_terms, analyzer=_NAME_ANALYZER, field_boost=5.0, stored=True,
                    phrase=False),
     display_name=_FastText(_name_terms, analyzer=_NAME_ANALYZER, field_boost=4.0, stored=True),
     description=_FastText(_text_terms, analyzer=_TEXT, field_boost=2.0, stored=True),
-    tags=fields.KEYWORD(commas=True, lowercase=True, scorable=True, field_boost=2.0,
-                        stored=True),
-    category=fields.KEYWORD(lowercase=True, scorable=True, stored=True),
-    set=fields.KEYWORD(stored=True),
-    status=fields.ID(),
-    extends=fields.ID(),
+    tags=_Keyword(commas=True, lowercase=True, scorable=True, field_boost=2.0, stored=True),
+    category=_Keyword(lowercase=True, scorable=True, stored=True),
+    set=_Keyword(stored=True),
+    status=_ID(),
+    extends=_ID(),
     active=fields.BOOLEAN(),
     age=fields.NUMERIC(),
     metadata=_FastText(_text_terms, analyzer=_TEXT, phrase=False),

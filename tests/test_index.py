@@ -375,3 +375,67 @@ def test_cached_posting_blocks_give_the_hits_of_a_cold_read(
     assert [ix.search(q) for q in queries] == cold  # now served from the cache
     monkeypatch.setattr(engine, "BLOCK_CACHE_BYTES", 1)  # a full cache is emptied, not wrong
     assert [ix.search(q) for q in queries] == cold
+
+
+def _index_dump(path: Path) -> list[object]:
+    """Every term's statistics and postings, stored field, length and column of an index."""
+    from whoosh import index
+
+    from maestro_git.index import SCHEMA
+
+    out: list[object] = []
+    with index.open_dir(str(path)).reader() as reader:
+        for fieldname, text in reader.all_terms():
+            info = reader.term_info(fieldname, text)
+            out.append((fieldname, text, info.weight(), info.doc_frequency(),
+                        info.min_length(), info.max_length(), info.max_weight()))
+            m = reader.postings(fieldname, text)
+            while m.is_active():
+                out.append((m.id(), m.weight(), m.value(), m.block_max_weight(),
+                            m.block_min_length(), m.block_max_length()))
+                m.next()
+        for docnum in reader.all_doc_ids():
+            out.append(reader.stored_fields(docnum))
+            out.append([reader.doc_field_length(docnum, f) for f in SCHEMA.names()])
+        uids = reader.column_reader("uid")
+        out.append([uids[n] for n in reader.all_doc_ids()])
+        out.append([reader.field_length(f) for f in SCHEMA.names()])
+    return out
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_path: Path,
+                                               procs: int) -> None:
+    from whoosh import index
+
+    from maestro_git.index import SCHEMA
+    from maestro_git.search_bulk import write_segments
+    from maestro_git.search_docs import indexable, record_docs
+
+    git_repo.commit(FILES)
+    docs = [d for rec in indexable(_snapshot(git_repo)) for d in record_docs(rec)]
+    words = ["review", "tests", "security", "plain", "language", "data"]
+    for i in range(300):  # terms in more than one 128-posting block, lengths that vary
+        body = " ".join(words[j % len(words)] for j in range(i % 7, i % 7 + 3 + i % 40))
+        docs.append({"uid": f"persona:o{i % 3}/p{i}", "kind": "persona", "key": f"o{i % 3}/p{i}",
+                     "owner": f"o{i % 3}", "name": f"p{i}", "display_name": f"P {i}",
+                     "tags": "a,b" if i % 2 else "c", "content": f"# P{i}\n\n{body} x{i}.",
+                     "metadata": f"level {i % 5}", "hash": f"{i:08x}", "active": i % 4 > 0})
+    whoosh_dir, bulk_dir = tmp_path / "whoosh", tmp_path / "bulk"
+    whoosh_dir.mkdir()
+    bulk_dir.mkdir()
+    writer = index.create_in(str(whoosh_dir), SCHEMA).writer()
+    for doc in docs:
+        writer.add_document(**doc)
+    writer.commit()
+    assert write_segments(index.create_in(str(bulk_dir), SCHEMA), docs, procs) == procs
+    if procs == 1:
+        assert _index_dump(bulk_dir) == _index_dump(whoosh_dir)
+    else:  # two segments: the same documents, found the same way
+        with index.open_dir(str(bulk_dir)).searcher() as bulk, \
+                index.open_dir(str(whoosh_dir)).searcher() as single:
+            assert bulk.doc_count() == single.doc_count() == len(docs)
+            for q in ("review", "tags:a", "owner:o1", '"security plain"', "x7"):
+                parsed = parse_query(q)
+                assert sorted(h["uid"] for h in bulk.search(parsed, limit=None)) == \
+                    sorted(h["uid"] for h in single.search(parsed, limit=None))
