@@ -61,11 +61,14 @@ from maestro_git.search_engine import (
     matchers,
     merge_small,
     parse_query,
+    score_terms,
     text_of,
+    word_groups,
 )
 from maestro_git.search_engine import check_query as _check_query  # noqa: F401 (tests)
 from maestro_git.search_files import WriteLock, collect_leaked_files, leaks_ignored
 from maestro_git.search_text import Matcher, snippet
+from maestro_git.search_words import WordScores
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot
 
@@ -137,6 +140,7 @@ class SearchIndex:
         self._searcher_at: tuple[int, int] = (-1, -1)  # (index directory inode, generation)
         self._merge_thread: threading.Thread | None = None
         self._merging = False
+        self._words = WordScores()  # per-word scores of plain-word queries, this searcher
 
     # -- opening and status --------------------------------------------------------------
     def _lockfile(self) -> WriteLock:
@@ -499,11 +503,17 @@ class SearchIndex:
             if self._ix is None and self.source is not None:
                 self.ensure(self.source)
             searcher = self._current_searcher()
-            # No mask and no `terms=True`: either turns off Whoosh's block-quality skipping
-            # and scores every match. The meta document has no text, so only `*` or
-            # `kind:meta` reach it; it is dropped here.
-            results = searcher.search(q, limit=limit + 1)
-            found = [(h.fields(), h.score) for h in results]
+            words = word_groups(q)
+            if words is not None:  # plain words: ranked from cached per-word scores
+                best = self._words.top(searcher, words, limit + 1,
+                                       lambda word: score_terms(searcher, word))
+                found = [(searcher.stored_fields(doc), score) for doc, score in best]
+            else:
+                # No mask and no `terms=True`: either turns off Whoosh's block-quality
+                # skipping and scores every match. The meta document has no text, so only
+                # `*` or `kind:meta` reach it; it is dropped here.
+                results = searcher.search(q, limit=limit + 1)
+                found = [(h.fields(), h.score) for h in results]
         marks = matchers(q)  # snippets only for the hits returned (one was asked extra)
         kept = [(stored, score) for stored, score in found if stored.get("kind") != "meta"]
         return [self._hit(stored, score, marks) for stored, score in kept[:limit]]

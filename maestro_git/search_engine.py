@@ -30,7 +30,7 @@ from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, W3PerDocReader, 
 from whoosh.compat import loads
 from whoosh.lang.porter import stem
 from whoosh.matching import ReadTooFar
-from whoosh.query import And, AndNot, Not, Phrase, Prefix, Query, Term
+from whoosh.query import And, AndNot, Not, Or, Phrase, Prefix, Query, Term
 from whoosh.reading import EmptyReader, MultiReader, SegmentReader
 from whoosh.searching import Searcher
 from whoosh.system import pack_uint
@@ -53,7 +53,9 @@ __all__ = [
     "matchers",
     "merge_small",
     "parse_query",
+    "score_terms",
     "text_of",
+    "word_groups",
 ]
 
 SCHEMA_VERSION = 2  # recorded in the index; bump when `SCHEMA` or its tokenising changes
@@ -378,6 +380,50 @@ def deletions(kind: str, key: str) -> list[Query]:
 def text_of(value: Any) -> str:
     """A stored or column value as text."""
     return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+# -- plain words ------------------------------------------------------------------------
+
+Word = tuple[tuple[str, str], ...]  # one word of a query: its (field, term) in each field
+
+
+def word_groups(q: Query) -> list[Word] | None:
+    """The words of `q` if it is an AND of words, each one `Term` or an OR of `Term`s,
+    without boosts (what the multifield parser makes of plain words: one OR per word over
+    the default fields; `tag:x OR word` is one such OR too), else None."""
+    parts = q.subqueries if type(q) is And else [q]
+    if type(q) is And and q.boost != 1.0:
+        return None
+    words: list[Word] = []
+    for part in parts:
+        if type(part) is Term:
+            terms = [part]
+        elif type(part) is Or and part.boost == 1.0 and not part.scale:
+            terms = list(part.subqueries)
+        else:
+            return None
+        if not terms or any(type(t) is not Term or t.boost != 1.0 for t in terms):
+            return None
+        words.append(tuple((t.fieldname, text_of(t.text)) for t in terms))
+    return words or None
+
+
+def score_terms(searcher: Any, word: Word) -> dict[int, float]:
+    """Every live document matching any term of `word`, with the sum of its scores for
+    them: the matchers and scorers `Searcher.search` uses, per segment, at top-level
+    document numbers (deleted documents are skipped by the segment's matcher)."""
+    context = searcher.context()
+    scores: dict[int, float] = {}
+    get = scores.get
+    for sub, offset in searcher.leaf_searchers():
+        for fieldname, text in word:
+            m = Term(fieldname, text).matcher(sub, context)
+            is_active, docnum, score, step = m.is_active, m.id, m.score, m.next
+            while is_active():
+                doc = offset + docnum()
+                scores[doc] = get(doc, 0.0) + score()
+                step()
+    return scores
 
 
 # -- query parsing ------------------------------------------------------------------------

@@ -439,3 +439,23 @@ def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_pat
                 parsed = parse_query(q)
                 assert sorted(h["uid"] for h in bulk.search(parsed, limit=None)) == \
                     sorted(h["uid"] for h in single.search(parsed, limit=None))
+
+
+def test_plain_words_rank_as_whoosh_scores_each_document(
+        indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
+    import maestro_git.index as index_module
+    from maestro_git.search_engine import word_groups
+
+    _, ix = indexed
+    queries = ["reviewer", "code reviewer", "nurse in her 50s", "write fiction", "review",
+               "quarterly revenue", "research sources", "tag:coding OR fiction"]
+    assert all(word_groups(parse_query(q)) is not None for q in queries)
+    assert word_groups(parse_query('"code reviewer"')) is None
+    assert word_groups(parse_query("review NOT tag:coding")) is None
+    assert word_groups(parse_query("review*")) is None
+    cached = [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)] for q in queries]
+    assert cached == [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)]
+                      for q in queries]  # from the cache now
+    monkeypatch.setattr(index_module, "word_groups", lambda q: None)  # Whoosh's search
+    assert cached == [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)]
+                      for q in queries]
