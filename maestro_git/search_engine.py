@@ -22,6 +22,7 @@ import weakref
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from itertools import chain, repeat
 from typing import Any
 
 from whoosh import fields, formats, qparser
@@ -29,9 +30,10 @@ from whoosh.analysis import STOP_WORDS, LowercaseFilter, RegexTokenizer, Stemmin
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, W3PerDocReader, _lenfield
 from whoosh.compat import loads
 from whoosh.lang.porter import stem
-from whoosh.matching import ReadTooFar
+from whoosh.matching import FilterMatcher, ReadTooFar
 from whoosh.query import And, AndNot, Not, Or, Phrase, Prefix, Query, Term
 from whoosh.reading import EmptyReader, MultiReader, SegmentReader
+from whoosh.scoring import BM25FScorer
 from whoosh.searching import Searcher
 from whoosh.system import pack_uint
 from whoosh.util.numeric import byte_to_length
@@ -411,19 +413,81 @@ def word_groups(q: Query) -> list[Word] | None:
 def score_terms(searcher: Any, word: Word) -> dict[int, float]:
     """Every live document matching any term of `word`, with the sum of its scores for
     them: the matchers and scorers `Searcher.search` uses, per segment, at top-level
-    document numbers (deleted documents are skipped by the segment's matcher)."""
+    document numbers (deleted documents are skipped). In a segment the term with the most
+    documents goes first, straight into the dict; the others are added to it."""
     context = searcher.context()
     scores: dict[int, float] = {}
     get = scores.get
     for sub, offset in searcher.leaf_searchers():
-        for fieldname, text in word:
+        reader = sub.reader()
+        terms = sorted(word, key=lambda term: -reader.doc_frequency(*term))
+        for i, (fieldname, text) in enumerate(terms):
             m = Term(fieldname, text).matcher(sub, context)
-            is_active, docnum, score, step = m.is_active, m.id, m.score, m.next
-            while is_active():
-                doc = offset + docnum()
-                scores[doc] = get(doc, 0.0) + score()
-                step()
+            pairs = _block_scores(m, reader, fieldname, offset)
+            if pairs is None:
+                pairs = _walk_scores(m, offset)
+            if i == 0:  # a segment's documents are not in the dict yet
+                scores.update(pairs)
+            else:
+                for doc, score in pairs:
+                    scores[doc] = get(doc, 0.0) + score
     return scores
+
+
+def _walk_scores(m: Any, offset: int) -> Iterator[tuple[int, float]]:
+    is_active, docnum, score, step = m.is_active, m.id, m.score, m.next
+    while is_active():
+        yield offset + docnum(), score()
+        step()
+
+
+class _ScoreMemo(dict[tuple[float, int], float]):
+    """BM25F scores by (weight, field length byte): a posting's score depends on nothing
+    else, so each pair is scored once, by the scorer itself."""
+
+    def __init__(self, scorer: Any) -> None:
+        super().__init__()
+        self.scorer = scorer
+
+    def __missing__(self, key: tuple[float, int]) -> float:
+        weight, lbyte = key  # the length as `_doc_field_length` gives it (-1: no column)
+        length = 1 if lbyte < 0 else (byte_to_length(lbyte) if lbyte else None)
+        found = self[key] = self.scorer(weight, length)
+        return float(found)
+
+
+def _block_scores(m: Any, reader: Any, fieldname: str, offset: int
+                  ) -> Iterator[tuple[int, float]] | None:
+    """The (document, score) pairs of one BM25F-scored term of a segment, a block at a time
+    with the per-posting work in C; None: not such a term (the caller walks the matcher)."""
+    deleted: Any = ()
+    if type(m) is FilterMatcher and m._exclude:
+        deleted, m = m._ids, m.child
+    if type(m) is not W3LeafMatcher or type(m.scorer) is not BM25FScorer:
+        return None
+    reader.doc_field_length(0, fieldname, 1)  # reads the length column into memory
+    column = reader._perdoc.__dict__.get("_lengths_in_memory", {}).get(fieldname)
+    return chain.from_iterable(_blocks(m, column, deleted, offset, _ScoreMemo(m.scorer._score)))
+
+
+def _blocks(m: Any, column: bytes | None, deleted: Any, offset: int, memo: _ScoreMemo
+            ) -> Iterator[Iterator[tuple[int, float]]]:
+    """Each block's (document, score) pairs, as an iterator made of C iterators."""
+    while m.is_active():
+        m._read_ids()
+        m._read_weights()
+        ids = m._ids
+        if deleted:
+            kept = [i for i, doc in enumerate(ids) if doc not in deleted]
+            ids = [ids[i] for i in kept]
+            weights: Any = [m._weights[i] for i in kept]
+        else:
+            weights = m._weights
+        lbytes = map(column.__getitem__, ids) if column is not None else repeat(-1)
+        scored = map(memo.__getitem__, zip(weights, lbytes, strict=False))
+        yield zip(map(offset.__add__, ids), scored, strict=False)
+        m._i = m._blocklength - 1
+        m.next()
 
 
 # -- query parsing ------------------------------------------------------------------------

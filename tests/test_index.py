@@ -446,16 +446,28 @@ def test_plain_words_rank_as_whoosh_scores_each_document(
     import maestro_git.index as index_module
     from maestro_git.search_engine import word_groups
 
-    _, ix = indexed
+    repo, ix = indexed
     queries = ["reviewer", "code reviewer", "nurse in her 50s", "write fiction", "review",
-               "quarterly revenue", "research sources", "tag:coding OR fiction"]
+               "quarterly revenue", "research sources", "tag:coding OR fiction", "writer"]
     assert all(word_groups(parse_query(q)) is not None for q in queries)
     assert word_groups(parse_query('"code reviewer"')) is None
     assert word_groups(parse_query("review NOT tag:coding")) is None
     assert word_groups(parse_query("review*")) is None
-    cached = [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)] for q in queries]
-    assert cached == [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)]
-                      for q in queries]  # from the cache now
-    monkeypatch.setattr(index_module, "word_groups", lambda q: None)  # Whoosh's search
-    assert cached == [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)]
-                      for q in queries]
+
+    def hits() -> list[list[tuple[str, str | None, float, str]]]:
+        return [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)] for q in queries]
+
+    def whoosh_hits() -> list[list[tuple[str, str | None, float, str]]]:
+        with monkeypatch.context() as patch:
+            patch.setattr(index_module, "word_groups", lambda q: None)  # Whoosh's search
+            return hits()
+
+    cached = hits()
+    assert cached == hits() == whoosh_hits()  # the second time from the cache
+    before = _snapshot(repo)  # an update leaves deleted documents in the first segment
+    repo.commit({"personas/acme/story_writer.md": persona_md(
+        "Story Writer", description="Writes long fiction", body="# Writer\n\nNovels.\n")})
+    after = _snapshot(repo)
+    ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
+    assert ix.status().segments == 2
+    assert hits() == whoosh_hits() != cached
