@@ -17,12 +17,13 @@ opens, writes and reads the index) the only modules that import whoosh.
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 import weakref
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from typing import Any
 
 from whoosh import fields, formats, qparser
@@ -98,13 +99,49 @@ def _term(token: str) -> str:
     return term
 
 
+def _line_terms(text: str) -> tuple[list[str], int, int]:
+    """`text`'s terms (stop words dropped), how many tokens precede the first term (all of
+    them if none) and how many tokens it has."""
+    get = _TERMS.get
+    tokens = _TEXT_TOKENS.findall(text)
+    mapped = list(map(get, tokens))
+    if None in mapped:
+        mapped = [m if m is not None else _term(t) for m, t in zip(mapped, tokens, strict=True)]
+    terms = list(filter(None, mapped))
+    lead = next((i for i, term in enumerate(mapped) if term), len(mapped)) if terms else len(mapped)
+    return terms, lead, len(mapped)
+
+
+_LINES: dict[str, tuple[list[str], int, int]] = {}  # a line of text -> `_line_terms`
+_LINE_CACHE_MIN = 400  # characters; shorter texts are tokenised whole
+
+
 def _text_terms(text: str) -> tuple[list[str], int]:
     """What `_TEXT` indexes for `text`: its terms (stop words dropped) and the first one's
-    position (Whoosh's StopFilter keeps the first kept token's position, then counts on)."""
-    get = _TERMS.get
-    mapped = [m if (m := get(t)) is not None else _term(t) for t in _TEXT_TOKENS.findall(text)]
-    first = next((i for i, term in enumerate(mapped) if term), 0)
-    return [term for term in mapped if term], first
+    position (Whoosh's StopFilter keeps the first kept token's position, then counts on).
+
+    A long text is tokenised line by line (no token spans a line break), and each line's
+    terms are remembered: Markdown bodies repeat headings, list items and boilerplate lines
+    from persona to persona, and a remembered line costs one lookup."""
+    if len(text) < _LINE_CACHE_MIN:
+        terms, lead, _ = _line_terms(text)
+        return terms, (lead if terms else 0)
+    if len(_LINES) > 100_000:
+        _LINES.clear()
+    terms = []
+    first = -1
+    before = 0  # tokens before this line, while no term has been found
+    for line in text.split("\n"):
+        found = _LINES.get(line)
+        if found is None:
+            found = _LINES[line] = _line_terms(line)
+        if found[0]:
+            terms += found[0]
+            if first < 0:
+                first = before + found[1]
+        elif first < 0:
+            before += found[2]
+    return terms, max(first, 0)
 
 
 class _FastText(fields.TEXT):  # type: ignore[misc]
@@ -477,12 +514,10 @@ def _blocks(m: Any, column: bytes | None, deleted: Any, offset: int, memo: _Scor
         m._read_ids()
         m._read_weights()
         ids = m._ids
+        weights = m._weights
         if deleted:
-            kept = [i for i, doc in enumerate(ids) if doc not in deleted]
-            ids = [ids[i] for i in kept]
-            weights: Any = [m._weights[i] for i in kept]
-        else:
-            weights = m._weights
+            live = list(map(operator.not_, map(deleted.__contains__, ids)))
+            ids, weights = list(compress(ids, live)), list(compress(weights, live))
         lbytes = map(column.__getitem__, ids) if column is not None else repeat(-1)
         scored = map(memo.__getitem__, zip(weights, lbytes, strict=False))
         yield zip(map(offset.__add__, ids), scored, strict=False)

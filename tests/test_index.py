@@ -315,7 +315,10 @@ def test_fast_postings_equal_the_analyzers(field: str) -> None:
     from maestro_git.index import SCHEMA
 
     texts = ["# Code Reviewer\n\nYou review code_reviewer's PRs, e.g. v1.2.0 and 3.14 — a lot.",
-             "The the AND of to be", "café naïve Ünïcode __x__ a b", "x", ""]
+             "The the AND of to be", "café naïve Ünïcode __x__ a b", "x", "",
+             # long texts are tokenised line by line, remembered lines included
+             "the to\n\nof a\n" + "# Reviewer\n- Check e.g. v1.2 edge cases.\n" * 30,
+             "\n".join(["to be"] * 40 + ["Reviews PRs", "the end", "Reviews PRs"])]
     for text in texts:
         assert list(SCHEMA[field].index(text)) == list(fields.TEXT.index(SCHEMA[field], text))
 
