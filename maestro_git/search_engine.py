@@ -69,17 +69,21 @@ _TEXT_TOKENS = re.compile(r"\w+(?:\.?\w+)*")  # StemmingAnalyzer's tokenizer
 _NAME_ANALYZER = RegexTokenizer(_NAME_TOKENS.pattern) | LowercaseFilter()
 _TEXT = StemmingAnalyzer()  # tokens, lower case, stop words (and 1-letter words), Porter stem
 _STOP_WORDS = frozenset(STOP_WORDS)
-_STEMS: dict[str, str] = {}
+class _Stems(dict[str, str]):
+    """Token -> the token as `_TEXT` indexes it (lower case, then Porter stem), computed on
+    the first lookup: `_stemmed` is this dict's own `__getitem__`, so a cached token costs
+    no Python frame (snippets map it over every token of a hit's text)."""
+
+    def __missing__(self, token: str) -> str:
+        if len(self) > 200_000:
+            self.clear()
+        found: str = stem(token.lower())
+        self[token] = found
+        return found
 
 
-def _stemmed(token: str) -> str:
-    """A token as `_TEXT` indexes it (lower case, then Porter stem), cached."""
-    found = _STEMS.get(token)
-    if found is None:
-        if len(_STEMS) > 200_000:
-            _STEMS.clear()
-        found = _STEMS[token] = stem(token.lower())
-    return found
+_STEMS = _Stems()
+_stemmed: Callable[[str], str] = _STEMS.__getitem__
 
 
 def _name_terms(text: str) -> tuple[list[str], int]:

@@ -12,8 +12,9 @@ Rules of this module:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from itertools import compress
 
 from maestro_git.errors import SearchError
 
@@ -68,14 +69,16 @@ class Matcher:
         return bool(self.terms or self.prefixes)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """Where the text has a matched word, as (start, end) character offsets."""
-        found = []
-        terms, prefixes, normalize = self.terms, self.prefixes, self.normalize
-        for m in self.tokens.finditer(text):
-            term = normalize(m.group())
-            if term in terms or (prefixes and term.startswith(prefixes)):
-                found.append(m.span())
-        return found
+        """Where the text has a matched word, as (start, end) character offsets. The tokens
+        are found, normalised and tested with map/compress (C loops), not one by one."""
+        matches = list(self.tokens.finditer(text))
+        normalized = map(self.normalize, map(re.Match.group, matches))
+        if self.prefixes:
+            prefixes, terms = self.prefixes, self.terms
+            hits: Iterable[bool] = [t in terms or t.startswith(prefixes) for t in normalized]
+        else:
+            hits = map(self.terms.__contains__, normalized)
+        return list(map(re.Match.span, compress(matches, hits)))
 
 
 def snippet(text: str, matcher: Matcher, *, maxchars: int = 160, surround: int = 50,
