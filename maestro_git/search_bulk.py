@@ -43,6 +43,11 @@ __all__ = ["split", "write_segments"]
 
 Doc = dict[str, Any]
 
+# zlib level of the posting blocks (Whoosh's default is 3; a block records its level and any
+# level reads back): level 1 compresses a rebuild's 69k blocks in about half the time, for
+# a postings file a few per cent larger.
+BLOCK_COMPRESSION = 1
+
 
 def _size(doc: Doc) -> int:
     """A document's cost to index in characters of text: its text, and a constant for its
@@ -126,6 +131,7 @@ def _write_postings(writer: Any, postings: dict[str, dict[bytes, list[Any]]],
         fieldwriter.start_field(name, schema[name])
         writer_of_field = fieldwriter._postwriter
         writer_of_field._write_block = functools.partial(_write_block, writer_of_field)
+        writer_of_field._compression = BLOCK_COMPRESSION
         for tbytes in sorted(terms):
             flat = terms[tbytes]
             ids, weights, values = flat[0::3], flat[1::3], flat[2::3]

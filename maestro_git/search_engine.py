@@ -24,6 +24,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from itertools import chain, compress, repeat
+from pickle import dumps
 from typing import Any
 
 from whoosh import fields, formats, qparser
@@ -174,9 +175,16 @@ class _FastText(fields.TEXT):  # type: ignore[misc]
             else:
                 found.append(pos)
         encode = fmt.encode
-        return [(w.encode("utf-8"), len(p), len(p) * boost,
-                 _single_position(p[0], encode) if len(p) == 1 else encode(p))
-                for w, p in positions.items()]
+        single = _SINGLE_POSITIONS
+        found_items = []
+        for w, p in positions.items():
+            n = len(p)
+            if n == 1:
+                value = single.get(p[0]) or _single_position(p[0], encode)
+            else:  # `Positions.encode(p)`: the count, then the pickled deltas
+                value = pack_uint(n) + dumps(list(map(operator.sub, p, chain((0,), p))), 2)
+            found_items.append((w.encode("utf-8"), n, n * boost, value))
+        return found_items
 
 
 _SINGLE_POSITIONS: dict[int, bytes] = {}
