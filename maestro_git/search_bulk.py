@@ -44,8 +44,8 @@ __all__ = ["split", "write_segments"]
 Doc = dict[str, Any]
 
 # zlib level of the posting blocks (Whoosh's default is 3; a block records its level and any
-# level reads back): level 1 compresses a rebuild's 69k blocks in about half the time, for
-# a postings file a few per cent larger.
+# level reads back). zlib is ~9 % of a rebuild's CPU at level 3; level 1 is ~10 % faster on
+# posting blocks, for a 10k-persona index of 45 MB instead of 44.
 BLOCK_COMPRESSION = 1
 
 
