@@ -250,6 +250,8 @@ def apply_commit(
     """
     counts = _Counts()
     errors: list[Problem] = []
+    if bulk is not None:  # the server took the streamed rows while the caller worked
+        bulk.end_stream()
     batch: AbstractContextManager[object] = (nullcontext() if bulk is not None
                                                else conn.pipeline())
     with batch, conn.transaction():
@@ -326,7 +328,8 @@ def _write_rows(conn: Connection, counts: _Counts, info: CommitInfo,
         else:
             set_recs.append(new_effective.sets[c.key])
     changed_persona_keys = {p.key for p in persona_recs}
-    streamed = bulk.keep_streamed(persona_recs, ids) if bulk is not None else set()
+    streamed = (bulk.keep_streamed(persona_recs, ids, resolved) if bulk is not None
+                else set())
     persona_rows = (tables.persona_row(p, ids[p.key],
                                        ids.get(p.extends) if p.extends else None,
                                        resolved.get(p.key, p.body), info)

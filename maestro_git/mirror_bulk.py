@@ -7,10 +7,13 @@ still reading and parsing the head's files, instead of after:
 - entering it begins the transaction (`synchronous_commit = off`: a crash loses the whole
   load, never part of it), drops the GIN indexes of the loaded tables (building one after the
   load costs about half of maintaining it row by row) and opens a COPY into `personas`;
-- `offer(parsed)` is the snapshot builder's per-file callback: a persona file with no problem
-  of its own, no `extends` (so its resolved content is its body) and an id no earlier row took
-  is written to the COPY at once; the server indexes it while the next files parse;
-- `end_stream()` closes that COPY, once every file is parsed;
+- `offer(parsed)` is the snapshot builder's per-file callback: a persona file with no error of
+  its own (warnings are fine) and an id no earlier row took is written to the COPY at once, the server indexing
+  it while the next files parse. A persona that `extends` another waits until its parent has
+  been streamed, then goes with its content composed over the parent's (so a whole chain
+  streams, whatever order its files come in; a chain over the depth limit does not);
+- `end_stream()` closes that COPY; `apply_commit` calls it, as late as it can, so the server
+  works through the queued rows while Python validates across files, diffs and resolves;
 - `mirror.apply_commit(..., bulk=load)` then decides every row exactly as without streaming:
   `keep_streamed` deletes the streamed rows the finished snapshot judged otherwise (an error
   only cross-file rules see, a different row id) and names the ones to keep, so only the rest
@@ -27,6 +30,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
@@ -36,7 +40,10 @@ from maestro_git import mirror_tables as tables
 from maestro_git.db import Connection
 from maestro_git.formats import ParsedFile
 from maestro_git.git import CommitInfo
-from maestro_git.models import Persona
+from maestro_git.inherit import compose
+from maestro_git.models import Persona, Severity
+from maestro_git.settings import Settings
+from maestro_git.validate import apply_severities
 
 __all__ = ["BULK_TABLES", "BulkLoad", "copy_rows", "drop_gin_indexes"]
 
@@ -75,14 +82,28 @@ def drop_gin_indexes(conn: Connection) -> list[str]:
     return [d for _, d in rows]
 
 
+@dataclass(frozen=True)
+class _Streamed:
+    """What a streamed `personas` row holds, to be checked against the finished snapshot."""
+
+    uid: uuid.UUID
+    content_hash: str
+    parent_uid: uuid.UUID | None
+    resolved: str  # the content composed over its parents'
+    links: int  # `extends` links above it
+
+
 class BulkLoad:
     """One first load, from before the parse to the commit (see the module rules)."""
 
-    def __init__(self, conn: Connection, info: CommitInfo) -> None:
+    def __init__(self, conn: Connection, info: CommitInfo, settings: Settings) -> None:
         self.conn = conn
         self.info = info
+        self.settings = settings
+        self.max_depth = settings.limits.max_inheritance_depth
         self.gin: list[str] = []
-        self.streamed: dict[str, tuple[uuid.UUID, str]] = {}  # key -> (row id, content hash)
+        self.streamed: dict[str, _Streamed] = {}
+        self._waiting: dict[str, list[Persona]] = {}  # parent key -> children parsed first
         self._ids: set[uuid.UUID] = set()
         self._stack = ExitStack()
         self._copy: Copy | None = None
@@ -103,17 +124,36 @@ class BulkLoad:
         return self._stack.__exit__(*exc)
 
     def offer(self, parsed: ParsedFile) -> None:
-        """Stream this file's `personas` row now if it can be judged on its own."""
+        """Stream this file's `personas` row now if it can be judged on its own (a child
+        waits for its parent's row)."""
         rec = parsed.record
-        if self._copy is None or parsed.problems or not isinstance(rec, Persona) \
-                or rec.extends:
+        if self._copy is None or not isinstance(rec, Persona) or (parsed.problems and any(
+                p.severity is Severity.ERROR
+                for p in apply_severities(parsed.problems, self.settings))):
             return
+        if rec.extends:
+            parent = self.streamed.get(rec.extends)
+            if parent is None:
+                self._waiting.setdefault(rec.extends, []).append(rec)
+                return
+            self._stream(rec, parent)
+        else:
+            self._stream(rec, None)
+
+    def _stream(self, rec: Persona, parent: _Streamed | None) -> None:
         uid = tables.persona_uuid(rec.key, rec.id)
-        if uid in self._ids or rec.key in self.streamed:
-            return  # a repeated id: the snapshot decides who keeps it
-        self._copy.write_row(tables.persona_row(rec, uid, None, rec.body, self.info))
+        links = 0 if parent is None else parent.links + 1
+        if uid in self._ids or rec.key in self.streamed or links > self.max_depth \
+                or self._copy is None:
+            return  # a repeated id or a chain too deep: the snapshot decides
+        resolved = rec.body if parent is None else compose(parent.resolved, rec.body)
+        parent_uid = None if parent is None else parent.uid
+        self._copy.write_row(tables.persona_row(rec, uid, parent_uid, resolved, self.info))
         self._ids.add(uid)
-        self.streamed[rec.key] = (uid, rec.content_hash)
+        entry = self.streamed[rec.key] = _Streamed(uid, rec.content_hash, parent_uid,
+                                                   resolved, links)
+        for child in self._waiting.pop(rec.key, ()):
+            self._stream(child, entry)
 
     def end_stream(self) -> None:
         """Finish the streaming COPY (the server has every streamed row after this)."""
@@ -121,18 +161,21 @@ class BulkLoad:
             self._copy = None
             self._copy_stack.close()
 
-    def keep_streamed(self, personas: Sequence[Persona],
-                      ids: Mapping[str, uuid.UUID]) -> set[str]:
-        """Of the streamed rows, delete those `personas` (every persona the commit writes,
-        with `ids` their row ids) does not hold as streamed; returns the keys kept."""
+    def keep_streamed(self, personas: Sequence[Persona], ids: Mapping[str, uuid.UUID],
+                      resolved: Mapping[str, str]) -> set[str]:
+        """Of the streamed rows, delete those the commit does not write as streamed;
+        returns the keys kept. `personas`: every persona the commit writes, `ids` their row
+        ids, `resolved` their resolved contents (a persona missing there: its own body)."""
         self.end_stream()
         wanted = {p.key: p for p in personas}
         keep: set[str] = set()
         stale: list[str] = []
-        for key, (uid, content_hash) in self.streamed.items():
+        for key, row in self.streamed.items():
             rec = wanted.get(key)
-            if rec is not None and not rec.extends and ids.get(key) == uid \
-                    and rec.content_hash == content_hash:
+            if rec is not None and ids.get(key) == row.uid \
+                    and rec.content_hash == row.content_hash \
+                    and (ids.get(rec.extends) if rec.extends else None) == row.parent_uid \
+                    and resolved.get(key, rec.body) == row.resolved:
                 keep.add(key)
             else:
                 stale.append(key)

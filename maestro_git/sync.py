@@ -346,7 +346,7 @@ class Syncer:
         info = self.git.commit_info(step.commit)
         # A first load opens its transaction before the parse and streams rows as files
         # parse (`mirror_bulk`); any other commit is parsed first and applied in one go.
-        load = mirror_bulk.BulkLoad(self.conn, info) if step.bulk else None
+        load = mirror_bulk.BulkLoad(self.conn, info, self.settings) if step.bulk else None
         try:
             with db.translate_errors(f"mirroring commit {step.commit[:7]}"), \
                     (load if load is not None else nullcontext()):
@@ -369,8 +369,6 @@ class Syncer:
         if step.full or state.raw is None:
             raw = build_snapshot(self.git.files_at(step.commit), self.settings, step.commit,
                                  on_parsed=load.offer if load is not None else None)
-            if load is not None:
-                load.end_stream()
             paths = set(raw.files) | {r.path for t in (old_eff.personas, old_eff.templates,
                                                        old_eff.sets) for r in t.values()}
             renames: dict[str, str] = {}

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from maestro_git import db, mirror, mirror_tables, sync, verify
+import pytest
+
+from maestro_git import db, mirror, mirror_bulk, mirror_tables, sync, verify
 from maestro_git.git import CommitInfo
 from maestro_git.models import AuditEvent, Persona, PersonaSet, PersonaSetMember, Template
 from maestro_git.settings import Settings
@@ -45,17 +48,30 @@ def _persona_rows(url: str) -> list[tuple[object, ...]]:
 
 
 def test_streamed_first_load_holds_what_a_row_by_row_load_holds(
-        git_repo: GitRepoFactory, database_url: str, embedded_database_url: str) -> None:
+        git_repo: GitRepoFactory, database_url: str, embedded_database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    kept: set[str] = set()
+    keep = mirror_bulk.BulkLoad.keep_streamed
+
+    def spy(self: mirror_bulk.BulkLoad, *args: Any) -> set[str]:
+        kept.update(keep(self, *args))
+        return kept
+
+    monkeypatch.setattr(mirror_bulk.BulkLoad, "keep_streamed", spy)
     # Rows stream while files parse, before cross-file rules run: a shared id (an error only
-    # cross-file rules see), a child whose parent parses later, and plain personas.
+    # cross-file rules see), a chain whose files parse child first, a child streamed under a
+    # parent the finished validation refuses, and plain personas.
     shared = str(uuid.uuid4())
     git_repo.commit({
         "personas/acme/a.md": persona_md("A", id=shared, body="# A\n\nYou audit.\n"),
         "personas/acme/b.md": persona_md("B", id=shared, body="# B\n\nYou build.\n"),
         "personas/acme/c.md": persona_md("C", extends="zed/root",
                                          body="# C\n\nYou check.\n"),
-        "personas/zed/root.md": persona_md("Root", body="# Root\n\nYou are careful.\n"),
+        "personas/zed/root.md": persona_md("Root", body="Stay safe.\n\n# Root\n\nYou care.\n"),
         "personas/zed/plain.md": persona_md("Plain", tags=["ops"]),
+        "personas/acme/grand.md": persona_md("G", extends="acme/c",
+                                             body="## Style\n\nBe terse.\n"),
+        "personas/zed/kid.md": persona_md("Kid", extends="acme/a", body="# Kid\n\nYou play.\n"),
     }, "first")
     bulk_url, rowwise_url = embedded_database_url, database_url
     for url in (bulk_url, rowwise_url):
@@ -69,14 +85,20 @@ def test_streamed_first_load_holds_what_a_row_by_row_load_holds(
         sync.sync(Settings(repo_path=git_repo.path, database_url=url))
     rows = _persona_rows(bulk_url)
     assert rows == _persona_rows(rowwise_url)
-    assert [r[0] for r in rows] == ["acme/c", "zed/plain", "zed/root"]  # a and b refused
+    # a and b refused; kid kept with its own body, no parent row
+    assert [r[0] for r in rows] == ["acme/c", "acme/grand", "zed/kid", "zed/plain", "zed/root"]
     with db.connect(bulk_url) as conn:
         errors = {r[0] for r in conn.execute("SELECT path FROM sync_errors WHERE rule = "
                                              "'duplicate-id'")}
         versions = conn.execute("SELECT count(*) FROM persona_versions").fetchone()
         report = verify.verify(Settings(repo_path=git_repo.path, database_url=bulk_url), conn)
     assert errors == {"personas/acme/a.md", "personas/acme/b.md"}
-    assert versions == (3,) and report.ok
+    with db.connect(bulk_url) as conn:
+        grand = conn.execute("SELECT resolved_content FROM personas WHERE key = 'acme/grand'"
+                             ).fetchone()
+    assert grand is not None and grand[0] == "Stay safe.\n\n# C\n\nYou check.\n## Style\n\nBe terse.\n"
+    assert versions == (5,) and report.ok
+    assert kept == {"acme/c", "acme/grand", "zed/plain", "zed/root"}  # kid: re-copied
 
 
 def test_persona_uuid_prefers_frontmatter_id_else_key() -> None:
