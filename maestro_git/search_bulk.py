@@ -19,6 +19,9 @@ Rules of this module:
 - The documents are split in `procs` parts of about the same cost; the calling process
   writes one segment and each further part is written by a forked child (it inherits the
   documents: nothing is pickled but the segment record it sends back).
+- Beside each segment it writes the segment's posting arrays (`search_arrays`: each term of
+  a scorable field, its document numbers and weights), which plain-word searches score
+  instead of decoding posting blocks; Whoosh deletes them with the segment.
 - Fields are written as Whoosh's `SegmentWriter.add_document` would, without its per-document
   extras this schema never uses (document and field boosts, spelling words, term vectors).
 """
@@ -41,6 +44,8 @@ from typing import Any
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
+
+from maestro_git import search_arrays as arrays
 
 __all__ = ["split", "write_segments"]
 
@@ -116,28 +121,48 @@ def _fill(writer: Any, docs: Sequence[Doc]) -> Any:
     writer.docnum = docnum
     writer._added = True
     perdoc.close()
-    _write_postings(writer, postings, lengths)
+    kept: dict[str, dict[bytes, arrays.Postings]] = {}
+    _write_postings(writer, postings, lengths, kept)
     writer._close_segment()
-    writer._assemble_segment()
-    return writer.get_segment()
+    writer._assemble_segment()  # a compound file takes every file of the segment: arrays after
+    segment = writer.get_segment()
+    _write_arrays(writer, segment, kept)
+    return segment
+
+
+def _write_arrays(writer: Any, segment: Any,
+                  scorable: dict[str, dict[bytes, arrays.Postings]]) -> None:
+    """The segment's posting arrays (`search_arrays`) for every scorable field: document
+    numbers and weights per term, which plain-word searches score without decoding the
+    posting blocks."""
+    out = writer.storage.create_file(segment.make_filename(arrays.EXTENSION))
+    try:
+        out.write(arrays.encode(scorable))
+    finally:
+        out.close()
 
 
 def _write_postings(writer: Any, postings: dict[str, dict[bytes, list[Any]]],
-                    lengths: dict[str, dict[int, int]]) -> None:
+                    lengths: dict[str, dict[int, int]],
+                    scorable: dict[str, dict[bytes, arrays.Postings]]) -> None:
     """Each term's postings, block by block, through Whoosh's postings writer: the blocks
-    and statistics its `add_posting` would have gathered one posting at a time."""
+    and statistics its `add_posting` would have gathered one posting at a time. The
+    document numbers and weights of each term of a scorable field go into `scorable`."""
     fieldwriter = writer.fieldwriter
     schema = writer.schema
     for name in sorted(postings):
         terms = postings[name]
         field_lengths = lengths.get(name, {})
         fieldwriter.start_field(name, schema[name])
+        kept = scorable.setdefault(name, {}) if schema[name].scorable else None
         writer_of_field = fieldwriter._postwriter
         writer_of_field._write_block = functools.partial(_write_block, writer_of_field)
         writer_of_field._compression = BLOCK_COMPRESSION
         for tbytes in sorted(terms):
             flat = terms[tbytes]
             ids, weights, values = flat[0::3], flat[1::3], flat[2::3]
+            if kept is not None:
+                kept[tbytes] = (ids, weights)
             fieldwriter.start_term(tbytes)
             pw = fieldwriter._postwriter
             limit = pw._blocklimit

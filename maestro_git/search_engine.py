@@ -24,6 +24,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from itertools import chain, compress, repeat
+from pathlib import Path
 from pickle import dumps
 from typing import Any
 
@@ -35,13 +36,14 @@ from whoosh.lang.porter import stem
 from whoosh.matching import FilterMatcher, ReadTooFar
 from whoosh.query import And, AndNot, Not, Or, Phrase, Prefix, Query, Term
 from whoosh.reading import EmptyReader, MultiReader, SegmentReader
-from whoosh.scoring import BM25FScorer
+from whoosh.scoring import BM25F, BM25FScorer
 from whoosh.searching import Searcher
 from whoosh.system import pack_uint
 from whoosh.util.numeric import byte_to_length
 from whoosh.util.numlists import delta_decode
 
 from maestro_git.errors import SearchError
+from maestro_git.search_arrays import EXTENSION, SegmentArrays, WordScorer
 from maestro_git.search_docs import uid as _uid
 from maestro_git.search_text import Matcher
 from maestro_git.search_text import check_query as _check_query_fields
@@ -459,28 +461,63 @@ def word_groups(q: Query) -> list[Word] | None:
     return words or None
 
 
-def score_terms(searcher: Any, word: Word) -> dict[int, float]:
+def score_terms(searcher: Any, word: Word) -> Any:
     """Every live document matching any term of `word`, with the sum of its scores for
-    them: the matchers and scorers `Searcher.search` uses, per segment, at top-level
-    document numbers (deleted documents are skipped). In a segment the term with the most
-    documents goes first, straight into the dict; the others are added to it."""
-    context = searcher.context()
-    scores: dict[int, float] = {}
-    get = scores.get
+    them, as one array over `searcher`'s document numbers (`search_arrays`; 0.0: no match).
+
+    A segment the bulk writer wrote has posting arrays: its BM25F-scored terms are scored
+    from them, a term at a time with array operations. Other segments (and other scorers)
+    go through the matchers and scorers `Searcher.search` uses, skipping deleted documents.
+    """
+    scorer = WordScorer(searcher.doc_count_all(), _LENGTHS)
+    weighting = searcher.weighting
+    bm25f = type(weighting) is BM25F
+    context: Any = None
     for sub, offset in searcher.leaf_searchers():
         reader = sub.reader()
-        terms = sorted(word, key=lambda term: -reader.doc_frequency(*term))
-        for i, (fieldname, text) in enumerate(terms):
+        found = _segment_arrays(reader) if bm25f else None
+        for fieldname, text in word:
+            field = SCHEMA[fieldname] if fieldname in SCHEMA.names() else None
+            if found is not None and field is not None and field.scorable \
+                    and found.has(fieldname):
+                postings = found.postings(fieldname, field.to_bytes(text))
+                if postings is not None:
+                    reader.doc_field_length(0, fieldname, 1)  # the length column, in memory
+                    column = reader._perdoc.__dict__.get("_lengths_in_memory", {}).get(
+                        fieldname)
+                    scorer.add_bm25f(offset, *postings, column,
+                                     searcher.idf(fieldname, text),
+                                     searcher.avg_field_length(fieldname) or 1,
+                                     weighting._field_B.get(fieldname, weighting.B),
+                                     weighting.K1)
+                continue
+            if context is None:
+                context = searcher.context()
             m = Term(fieldname, text).matcher(sub, context)
             pairs = _block_scores(m, reader, fieldname, offset)
-            if pairs is None:
-                pairs = _walk_scores(m, offset)
-            if i == 0:  # a segment's documents are not in the dict yet
-                scores.update(pairs)
-            else:
-                for doc, score in pairs:
-                    scores[doc] = get(doc, 0.0) + score
-    return scores
+            scorer.add_pairs(_walk_scores(m, offset) if pairs is None else pairs)
+        if found is not None and reader.has_deletions():
+            scorer.drop(offset, reader.deleted_docs_set)
+    return scorer.scores
+
+
+_LENGTHS = tuple(byte_to_length(i) for i in range(256))  # what a length byte stands for
+
+
+def _segment_arrays(reader: Any) -> SegmentArrays | None:
+    """The posting arrays the bulk writer wrote beside `reader`'s segment, opened once per
+    segment reader (None: the segment has none)."""
+    cache = reader.__dict__
+    if "_maestro_arrays" not in cache:
+        storage = reader._storage
+        storage = getattr(storage, "b", storage)  # a compound segment: files over the folder
+        folder = getattr(storage, "folder", None)
+        found = None
+        if folder is not None:
+            found = SegmentArrays.open(Path(folder) / reader._segment.make_filename(EXTENSION))
+        cache["_maestro_arrays"] = found
+    found_arrays: SegmentArrays | None = cache["_maestro_arrays"]
+    return found_arrays
 
 
 def _walk_scores(m: Any, offset: int) -> Iterator[tuple[int, float]]:

