@@ -1,7 +1,8 @@
 """The Whoosh search index in `.maestro/index`: opening, writing, checking and searching it.
 
-What it is made of (the schema, the query parser, the merge policy and the patches to
-Whoosh internals) is in `search_engine.py`; the two are the only modules that import whoosh.
+What it is made of (the schema, the query parser, the merge policy) is in `search_engine.py`,
+how postings are read and plain words scored in `search_postings.py`, and how a rebuild
+writes its segments in `search_bulk.py`; these are the only modules that import whoosh.
 
 Rules of this module:
 - The index is a rebuildable cache of one snapshot. It records the commit it reflects (in a

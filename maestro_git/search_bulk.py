@@ -1,5 +1,6 @@
 """Writing a fresh Whoosh index in bulk: what `SearchIndex.rebuild` uses instead of Whoosh's
-own (multiprocess) writer. With `index.py` and `search_engine.py` the only whoosh importers.
+own (multiprocess) writer. With `index.py`, `search_engine.py` and `search_postings.py` the only
+whoosh importers.
 
 Whoosh's writer handles one posting at a time through several layers: each is sized and put
 in a sorting pool (pickled to temporary run files once the pool exceeds `limitmb`, then read

@@ -365,7 +365,7 @@ def test_a_burst_of_updates_merges_once_when_it_pauses(
 
 def test_cached_posting_blocks_give_the_hits_of_a_cold_read(
         indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
-    import maestro_git.search_engine as engine
+    import maestro_git.search_postings as engine
 
     _, ix = indexed
     queries = ["review", "code reviewer", '"peer-reviewed sources"', "tag:coding", "nurse 50s",
@@ -478,7 +478,7 @@ def test_plain_words_rank_as_whoosh_scores_each_document(
 
 def test_posting_arrays_score_as_the_posting_blocks(
         indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
-    import maestro_git.search_engine as engine
+    import maestro_git.search_postings as engine
 
     repo, ix = indexed
     assert list(ix.path.glob("*.wsa"))  # the rebuild wrote the arrays
