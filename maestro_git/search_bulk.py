@@ -58,7 +58,7 @@ Doc = dict[str, Any]
 BLOCK_COMPRESSION = 1
 # Blocks whose pickle is shorter than this are written uncompressed (a block records its
 # level, 0 for none): most terms occur in a few documents, and zlib saves nothing on their
-# blocks (on the 10k benchmark four blocks in five, ~30 % of zlib's time, and the posting
+# blocks (on the 10k benchmark four blocks in five, 15-30 % of zlib's time, and the posting
 # files come out slightly smaller). Whoosh's writer meant to do the same under 20 bytes.
 COMPRESS_MIN = 256
 
