@@ -19,9 +19,10 @@ SHA-256 of the lower-cased address. The pseudonym is stable (erasing twice, or a
 `maestro rebuild`, gives the same rows) but it is a pseudonym, not anonymisation: whoever knows
 the address can recompute it. The tool never rewrites git history, so erasure is complete only
 after a human rewrites it (`git filter-repo --mailmap`, force push) and the content files
-that still name the subject are edited and committed; until then `maestro sync` of a new
-commit by the subject, or `maestro rebuild`, brings the identity back into the mirror (run
-`maestro gdpr erase` again after them).
+that still name the subject are edited and committed. Until then the erasure register
+(`gdpr_erasures`: hashes of the address and name, and the pseudonym; kept by `maestro
+rebuild`) makes the mirror write the pseudonym for the subject's commits, old and new
+(`Erasures.apply` on each commit the syncer mirrors).
 
 The matching functions are pure; `export_subject` and `erase_subject` do the I/O (git through
 `maestro_git.git`, the mirror through a connection from `maestro_git.db.connect`).
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,7 @@ __all__ = [
     "ContentHit",
     "DataSubject",
     "ErasureReport",
+    "Erasures",
     "MirrorRows",
     "RecordHit",
     "SubjectCommit",
@@ -54,6 +56,7 @@ __all__ = [
     "content_hits",
     "erase_subject",
     "export_subject",
+    "load_erasures",
     "mailmap_lines",
     "mirror_rows",
     "pseudonym",
@@ -103,10 +106,59 @@ class DataSubject:
         return any(n in low for n in self.needles())
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def pseudonym(subject: DataSubject) -> tuple[str, str]:
     """The stable (name, e-mail) that replaces the subject's identity in the mirror."""
-    digest = hashlib.sha256(subject.email.lower().encode()).hexdigest()[:12]
+    digest = _sha256(subject.email.lower())[:12]
     return f"erased-{digest}", f"erased-{digest}@invalid"
+
+
+@dataclass(frozen=True)
+class Erasures:
+    """The erasure register (`gdpr_erasures`): identities the mirror writes as pseudonyms.
+
+    Matching is `DataSubject.names_identity`'s (the address ignoring case, or the name
+    ignoring case and surrounding spaces), on hashes."""
+
+    by_email: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    by_name: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def identity(self, name: str, email: str) -> tuple[str, str]:
+        """The (name, e-mail) to write for this identity."""
+        if not self.by_email:
+            return name, email
+        hit = self.by_email.get(_sha256(email.strip().lower()))
+        if hit is None and self.by_name:
+            hit = self.by_name.get(_sha256(name.strip().lower()))
+        return hit if hit is not None else (name, email)
+
+    def apply(self, info: CommitInfo) -> CommitInfo:
+        """`info` with erased author and committer identities replaced by their pseudonyms."""
+        if not self.by_email:
+            return info
+        author = self.identity(info.author_name, info.author_email)
+        committer = self.identity(info.committer_name, info.committer_email)
+        return replace(info, author_name=author[0], author_email=author[1],
+                       committer_name=committer[0], committer_email=committer[1])
+
+
+def load_erasures(conn: db.Connection) -> Erasures:
+    """The erasure register as the mirror holds it (empty before migration 0003)."""
+    row = conn.execute("SELECT to_regclass('gdpr_erasures') IS NOT NULL").fetchone()
+    if not (row and row[0]):
+        return Erasures()
+    by_email: dict[str, tuple[str, str]] = {}
+    by_name: dict[str, tuple[str, str]] = {}
+    for email_hash, name_hash, p_name, p_email in conn.execute(
+            "SELECT email_sha256, name_sha256, pseudonym_name, pseudonym_email "
+            "FROM gdpr_erasures"):
+        by_email[email_hash] = (p_name, p_email)
+        if name_hash:
+            by_name[name_hash] = (p_name, p_email)
+    return Erasures(by_email, by_name)
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -346,6 +398,8 @@ def erase_subject(settings: Settings, conn: db.Connection, subject: DataSubject,
     name, email = pseudonym(subject)
     updated: dict[str, int] = dict.fromkeys(_IDENTITY_COLUMNS, 0)
     if _has_mirror(conn):
+        if not dry_run:
+            db.migrate(conn)  # the register (0003) must exist
         with db.translate_errors("erasing from the mirror"), conn.transaction():
             for table, (name_col, email_col, _) in _IDENTITY_COLUMNS.items():
                 where, params = _where(table, subject)
@@ -357,6 +411,14 @@ def erase_subject(settings: Settings, conn: db.Connection, subject: DataSubject,
                 cur = conn.execute(f"UPDATE {table} SET {name_col} = %s, {email_col} = %s "
                                    f"WHERE {where}", [name, email, *params])
                 updated[table] = cur.rowcount
+            if not dry_run:  # so later syncs and rebuilds write the pseudonym too
+                conn.execute(
+                    "INSERT INTO gdpr_erasures (email_sha256, name_sha256, pseudonym_name, "
+                    "pseudonym_email) VALUES (%s, %s, %s, %s) ON CONFLICT (email_sha256) DO "
+                    "UPDATE SET name_sha256 = coalesce(excluded.name_sha256, "
+                    "gdpr_erasures.name_sha256), erased_at = now()",
+                    (_sha256(subject.email.lower()),
+                     _sha256(subject.name.lower()) if subject.name else None, name, email))
     commits = subject_commits(git, head, subject)
     return ErasureReport(subject=subject, pseudonym_name=name, pseudonym_email=email,
                          updated=updated, commits=len(commits),

@@ -22,6 +22,8 @@ Rules of this module:
   commits from the end (never part of one), and the next catch-up replays them.
 - Listeners run after each commit's transaction has committed, then the hooks; a listener or
   hook that fails is logged and does not stop the sync.
+- Identities in the GDPR erasure register (read at each catch-up) are mirrored as their
+  pseudonyms.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from maestro_git import audit, db, inherit, mirror, mirror_bulk
+from maestro_git import audit, db, gdpr, inherit, mirror, mirror_bulk
 from maestro_git.events import EntityEvent, run_hooks
 from maestro_git.formats import classify
 from maestro_git.git import CommitInfo, GitRepo
@@ -195,6 +197,7 @@ class Syncer:
         self.listeners = list(listeners)
         self.hooks = hooks
         self._state: _State | None = None
+        self._erasures = gdpr.Erasures()  # re-read at each catch-up
 
     def close(self) -> None:
         if self._owns_conn and not self.conn.closed:
@@ -343,7 +346,8 @@ class Syncer:
 
     def _step(self, state: _State, step: _Step, *, durable: bool = True
               ) -> tuple[MirroredCommit, mirror.ApplyResult]:
-        info = self.git.commit_info(step.commit)
+        # Identities erased under the GDPR are written as their pseudonyms (`gdpr`).
+        info = self._erasures.apply(self.git.commit_info(step.commit))
         # A first load opens its transaction before the parse and streams rows as files
         # parse (`mirror_bulk`); any other commit is parsed first and applied in one go.
         load = mirror_bulk.BulkLoad(self.conn, info, self.settings) if step.bulk else None
@@ -452,6 +456,8 @@ class Syncer:
         state = self._current_state()
         if state.commit == head:
             return SyncReport(head=head)
+        with db.translate_errors("reading the erasure register"):
+            self._erasures = gdpr.load_erasures(self.conn)
         steps, rewritten = self._plan(state, head, head_only)
         summaries: list[CommitSummary] = []
         entities = errors = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from maestro_git.cli import main
 from maestro_git.errors import UsageError
 from maestro_git.gdpr import DataSubject, erase_subject, export_subject, pseudonym
 from maestro_git.settings import Settings
+from maestro_git.verify import rebuild
 from tests.factories import GitRepoFactory, persona_md
 
 JANE = ("Jane Doe", "jane@example.com")
@@ -106,6 +108,32 @@ def test_erase_pseudonymises_the_subjects_rows_and_leaves_others(
     # Replaying sync does not bring the identity back (a mirrored commit is never rewritten).
     sync.sync(settings)
     assert _identities(database_url) == after
+
+
+def test_the_erasure_register_keeps_the_pseudonym_through_rebuild_and_new_commits(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    _repo(git_repo)
+    settings = _settings(git_repo, database_url)
+    sync.sync(settings)
+    subject = DataSubject.of("JANE@example.com ", name="jane doe")
+    with db.connect(settings) as conn:
+        erase_subject(settings, conn, subject)
+        row = conn.execute("SELECT count(*) FROM gdpr_erasures WHERE email_sha256 = %s "
+                           "AND pseudonym_email NOT LIKE '%%jane%%'",
+                           (hashlib.sha256(b"jane@example.com").hexdigest(),)).fetchone()
+        rebuild(settings, conn)  # re-mirrors every commit from git, which still names Jane
+    git_repo.commit({"personas/acme/third.md": persona_md("Third")}, "third",
+                    author=("Jane D.", "Jane@Example.com"))  # same address, other name
+    git_repo.commit({"personas/acme/fourth.md": persona_md("Fourth")}, "fourth",
+                    author=("Jane Doe", "jane@elsewhere.example"))  # same name, other address
+    sync.sync(settings)
+    fake = pseudonym(subject)
+    identities = _identities(database_url)
+    assert row == (1,)
+    for table in ("persona_versions", "audit_events"):
+        emails = {email.lower() for _, email in identities[table]}
+        assert "jane@example.com" not in emails and "jane@elsewhere.example" not in emails
+        assert fake in identities[table] and BOB in identities[table]
 
 
 def test_erase_dry_run_counts_without_changing(

@@ -97,9 +97,9 @@ def erase_cmd(app: AppContext, email: str, name: str | None, yes: bool, dry_run:
     'erased-<hash>' / 'erased-<hash>@invalid', in one transaction. Git history is never
     rewritten by maestro: the command prints the commits that still carry the identity, the
     'git filter-repo --mailmap' lines for a human to rewrite it, and the files at the head
-    that still name the person, to edit and commit. Until history is rewritten, a later
-    'maestro rebuild' (or a new commit by the person) brings the identity back: run erase
-    again after it.
+    that still name the person, to edit and commit. The person goes into the erasure
+    register (hashes only), so later syncs, the daemon and 'maestro rebuild' write the
+    pseudonym for their commits too, until history is rewritten.
 
     \b
     Example:
