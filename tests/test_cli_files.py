@@ -142,6 +142,27 @@ def test_show_json_has_the_record_and_the_chain(repo: Path,
     assert json.loads(capsys.readouterr().out)["category"] == "development"
 
 
+def test_show_html_is_sanitised_and_keeps_the_markdown_structure(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(repo, "show", "acme/reviewer", "--resolved", "--format", "html") == 0
+    html = capsys.readouterr().out
+    assert html.startswith("<h1>Code Reviewer Persona</h1>") and "<h2>" in html
+    assert run(repo, "show", "code_reviewer", "--format", "html") == 0
+    assert "<h1>" in capsys.readouterr().out
+
+
+def test_render_html_drops_scripts_handlers_and_script_urls() -> None:
+    from maestro_git.render import render_html
+
+    html = render_html("# T\n\n> quoted\n\n```python\nx = '<b>'\n```\n\n"
+                       "<script>alert(1)</script>\n\n<img src=x onerror=alert(1)> "
+                       "<a href=\"javascript:alert(1)\">x</a> <https://example.com>\n")
+    assert "<script" not in html and "onerror" not in html and "javascript:" not in html
+    assert "<blockquote>" in html and '<code class="language-python">' in html
+    assert "x = '&lt;b&gt;'" in html or "x = &#x27;&lt;b&gt;&#x27;" in html
+    assert '<a href="https://example.com" rel="noopener noreferrer">' in html
+
+
 def test_show_errors(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(repo, "show", "acme/nobody") == 3
     assert capsys.readouterr().err.startswith("error: no persona, template or persona set")

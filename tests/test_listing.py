@@ -56,6 +56,9 @@ def test_show_resolved_from_the_mirror_composes_the_parent(
     assert data["source"] == "mirror"
     assert data["parent_key"] == "acme/base"
     assert "You are a helpful assistant" in data["resolved"]["body"]
+    assert main([*args, "show", "acme/child", "--resolved", "--format", "html"]) == 0
+    html = capsys.readouterr().out
+    assert html.startswith("<") and "You are a helpful assistant" in html
 
 
 def test_mirror_only_filters_on_the_working_tree_are_a_usage_error(

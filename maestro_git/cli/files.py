@@ -234,14 +234,15 @@ _SOURCE = click.option(
 @click.option("--resolved", is_flag=True,
               help="Apply inheritance: print the effective instruction of the extends chain.")
 @_SOURCE
-@format_option("md", "json")
+@format_option("md", "json", "html")
 @pass_app
 def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) -> None:
     """Show a persona (OWNER/NAME), a template (NAME) or a persona set (NAME).
 
     A persona is read from the mirror when there is one (see --source), else from the working
     tree. --format md prints the persona (with --resolved, its effective instruction after
-    inheritance); --format json prints the record (with --resolved, plus the effective body).
+    inheritance); --format json prints the record (with --resolved, plus the effective body);
+    --format html prints the body (or the effective one) as sanitised HTML, safe to display.
 
     \b
     Example:
@@ -263,6 +264,14 @@ def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) ->
             raise UsageError(f"'{key}' is not a persona: only personas have an extends chain")
         effective = resolve(record.key, snap.personas,
                             app.settings.limits.max_inheritance_depth)
+    if fmt == "html":
+        if isinstance(record, PersonaSet):
+            raise UsageError(f"'{key}' is a persona set: only personas and templates have a "
+                             "Markdown body", hint="use --format json for a set")
+        from maestro_git.render import render_html
+
+        _echo(render_html(effective.body if effective is not None else record.body))
+        return
     if fmt == "json":
         data: dict[str, Any] = {"kind": record.kind, "key": record.key, "source": "worktree",
                                 **to_jsonable(record)}
@@ -274,7 +283,16 @@ def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) ->
     click.echo(text, nl=not text.endswith("\n"))
 
 
+def _echo(text: str) -> None:
+    click.echo(text, nl=not text.endswith("\n"))
+
+
 def _render_mirrored(view: listing.PersonaView, fmt: str) -> None:
+    if fmt == "html":
+        from maestro_git.render import render_html
+
+        _echo(render_html(view.resolved_body if view.resolved_body is not None else view.body))
+        return
     if fmt == "json":
         data: dict[str, Any] = {"kind": "persona", "source": view.source, **view.record,
                                 "body": view.body}
