@@ -169,6 +169,20 @@ def test_list_counts_personas_and_warns_about_owners_without_reviewers(
         "maestro.toml)\n")
 
 
+def test_check_warns_about_owners_without_reviewers_only_where_owners_are_in_use(
+    git_repo: GitRepoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git_repo.write({"personas/acme/a.md": persona_md(), "personas/solo/c.md": persona_md()})
+    assert main(["--repo", str(git_repo.path), "check", "--format", "json"]) == 0
+    assert "owner-without-reviewer" not in capsys.readouterr().out  # no [owners]: silent
+    git_repo.write({"maestro.toml": '[owners]\nacme = ["@acme/r"]\n'})
+    assert main(["--repo", str(git_repo.path), "check", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(p["rule"], p["severity"], p["path"]) for p in data["problems"]
+            if p["rule"] == "owner-without-reviewer"] == [
+        ("owner-without-reviewer", "warning", "personas/solo/")]
+
+
 def test_a_default_silences_the_missing_reviewer_warning(
     git_repo: GitRepoFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -122,7 +122,9 @@ def check(app: AppContext, paths: tuple[Path, ...], against: str | None, fmt: st
 
     PATHS limits the report to those files or folders (cross-file rules still see the whole
     repository). --format github prints GitHub Actions annotations. --against REV adds the
-    version-discipline rule used in pull-request review (see also `maestro review`).
+    version-discipline rule used in pull-request review (see also `maestro review`). When
+    maestro.toml has an [owners] table, an owner folder with personas and no reviewer is a
+    warning (owner-without-reviewer).
 
     \b
     Example:
@@ -139,6 +141,11 @@ def check(app: AppContext, paths: tuple[Path, ...], against: str | None, fmt: st
         from maestro_git.repository import Repository
 
         problems = Repository(app.settings).review(against)[1]
+    from maestro_git.owners import load_owners, owner_report
+
+    owners = load_owners(app.settings)
+    if owners.reviewers or owners.default is not None:  # only where [owners] is in use
+        problems += owner_report(owners, snap).problems
     if paths:
         wanted = [_relative(root, p) for p in paths]
         problems = [p for p in problems
