@@ -94,13 +94,13 @@ def notify(conn: Connection, events: Iterable[EntityEvent | AuditEvent]) -> int:
     Call it inside the transaction that applies the changes: PostgreSQL delivers the
     notifications when (and only if) that transaction commits.
     """
-    entities = [_as_entity(e) for e in events]
-    if len(entities) > NOTIFY_MAX_EVENTS:
+    found = list(events)
+    if len(found) > NOTIFY_MAX_EVENTS:
         payloads = [json.dumps({"action": "reloaded", "kind": "repository", "key": "*",
-                                "commit": entities[-1].commit, "count": len(entities)},
+                                "commit": found[-1].commit, "count": len(found)},
                                separators=(",", ":"))]
     else:
-        payloads = [e.to_json() for e in entities]
+        payloads = [_as_entity(e).to_json() for e in found]
     if payloads:
         conn.execute(sql.SQL("SELECT count(pg_notify({}, p)) FROM unnest(%s::text[]) AS p")
                      .format(sql.Literal(NOTIFY_CHANNEL)), (payloads,))

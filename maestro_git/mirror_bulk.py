@@ -8,8 +8,8 @@ still reading and parsing the head's files, instead of after:
   load, never part of it), drops the GIN indexes of the loaded tables (building one after the
   load costs about half of maintaining it row by row) and opens a COPY into `personas`;
 - `offer(parsed)` is the snapshot builder's per-file callback: a persona file with no error of
-  its own (warnings are fine) and an id no earlier row took is written to the COPY at once, the server indexing
-  it while the next files parse. A persona that `extends` another waits until its parent has
+  its own (warnings are fine) and an id no earlier row took is written to the COPY at once,
+  the server indexing it while the next files parse. A persona that `extends` another waits until its parent has
   been streamed, then goes with its content composed over the parent's (so a whole chain
   streams, whatever order its files come in; a chain over the depth limit does not);
 - `end_stream()` closes that COPY; `apply_commit` calls it, as late as it can, so the server
@@ -105,7 +105,8 @@ class BulkLoad:
         self.streamed: dict[str, _Streamed] = {}
         self._waiting: dict[str, list[Persona]] = {}  # parent key -> children parsed first
         self._ids: set[uuid.UUID] = set()
-        self._stack = ExitStack()
+        self._stack = ExitStack()  # the transaction, then the streaming COPY
+        self._copy_stack = ExitStack()  # the streaming COPY alone (`end_stream` closes it)
         self._copy: Copy | None = None
 
     def __enter__(self) -> BulkLoad:
@@ -114,7 +115,7 @@ class BulkLoad:
             self._stack.enter_context(self.conn.transaction())
             self.conn.execute("SET LOCAL synchronous_commit = off")
             self.gin = drop_gin_indexes(self.conn)
-            self._copy_stack = self._stack.enter_context(ExitStack())
+            self._stack.enter_context(self._copy_stack)
             self._copy = _open_copy(self.conn, self._copy_stack, "personas",
                                     tables.PERSONA_COLUMNS)
             undo.pop_all()

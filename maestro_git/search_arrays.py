@@ -17,6 +17,8 @@ Rules of this module:
   computed in float64 in the order `whoosh.scoring.bm25` does.
 - A word's scores are one float64 array over the searcher's document numbers: 0.0 where the
   word does not match (a match always scores above zero: idf and weights are positive).
+- numpy is imported where scores are computed, not with the module: writing a segment's
+  arrays (`encode`, a rebuild) and the commands that only write the index never load it.
 - Segments without arrays (those Whoosh's writer wrote: incremental updates and their merges)
   are scored by the caller, which adds its (document, score) pairs with `add_pairs`.
 """
@@ -31,8 +33,6 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 __all__ = ["EXTENSION", "SegmentArrays", "WordScorer", "encode", "top"]
 
@@ -98,6 +98,8 @@ class SegmentArrays:
         found = self._table[field].get(term)
         if found is None:
             return None
+        import numpy as np
+
         offset, count = found
         start = self._data + offset
         ids = np.frombuffer(self._map, dtype="<u4", count=count, offset=start)
@@ -109,6 +111,8 @@ class WordScorer:
     """One word's scores over a searcher's `size` documents, added field by field."""
 
     def __init__(self, size: int, lengths: Sequence[int]) -> None:
+        import numpy as np
+
         self.scores = np.zeros(size, dtype=np.float64)
         self._lengths = np.asarray(lengths, dtype=np.float64)  # length byte -> length
 
@@ -119,6 +123,8 @@ class WordScorer:
         The segment's deleted documents are scored too: `drop` them once its terms are in."""
         if len(ids) == 0:
             return
+        import numpy as np
+
         tf = weights.astype(np.float64)
         if column is None:
             fl: Any = np.ones(len(ids))
@@ -130,6 +136,8 @@ class WordScorer:
 
     def drop(self, offset: int, deleted: Iterable[int]) -> None:
         """Unscore a segment's deleted documents (segment document numbers, at `offset`)."""
+        import numpy as np
+
         found = np.fromiter(deleted, dtype=np.int64)
         if len(found):
             self.scores[found + offset] = 0.0
@@ -138,6 +146,8 @@ class WordScorer:
         """Add one term's (document, score) pairs (top-level document numbers, each once)."""
         found = list(pairs)
         if found:
+            import numpy as np
+
             docs, scores = zip(*found, strict=True)
             self.scores[np.array(docs, dtype=np.int64)] += np.array(scores, dtype=np.float64)
 
@@ -145,6 +155,8 @@ class WordScorer:
 def top(per_word: Sequence[Any], limit: int) -> list[tuple[int, float]]:
     """The `limit` best documents matching every word, as (document, score): the sum of
     the words' scores, higher first, then lower document number. Sums go word by word."""
+    import numpy as np
+
     matched = per_word[0] > 0
     total = per_word[0].copy()
     for scores in per_word[1:]:

@@ -54,8 +54,9 @@ def test_streamed_first_load_holds_what_a_row_by_row_load_holds(
     keep = mirror_bulk.BulkLoad.keep_streamed
 
     def spy(self: mirror_bulk.BulkLoad, *args: Any) -> set[str]:
-        kept.update(keep(self, *args))
-        return kept
+        result = keep(self, *args)
+        kept.update(result)
+        return result
 
     monkeypatch.setattr(mirror_bulk.BulkLoad, "keep_streamed", spy)
     # Rows stream while files parse, before cross-file rules run: a shared id (an error only
