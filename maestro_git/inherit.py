@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +38,7 @@ from maestro_git.models import Persona
 
 __all__ = [
     "Ancestry",
+    "Composer",
     "ResolvedPersona",
     "ancestry",
     "children",
@@ -126,16 +127,27 @@ class _Section:
     text: str
 
 
-_ATX_LINES = re.compile(_ATX.pattern, re.MULTILINE)
-# Fences, and every line break but "\n" that `str.splitlines` knows: bodies without them
-# split with one regex scan; the others go line by line.
-_SLOW_PATH = re.compile("```|~~~|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# The fast path finds heading lines by the newline before them ("\n" is prefixed to the body
+# so the first line has one too): a pattern that starts with a literal lets the regex engine
+# skip from newline to newline instead of trying every position. Same rule as `_ATX`.
+_ATX_AFTER_NEWLINE = re.compile(
+    r"\n {0,3}(#{1,6})(?:[ \t]+([^\n]*?))?(?:[ \t]+#+)?[ \t]*(?=\n|\Z)")
+# Bodies with a fence, or a line break other than "\n" that `str.splitlines` knows, go line
+# by line (`_split_lines`); substring tests find them faster than one regex alternation.
+_FENCES_AND_BREAKS = ("```", "~~~", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _needs_line_walk(body: str) -> bool:
+    return any(s in body for s in _FENCES_AND_BREAKS) or (
+        not body.isascii() and any(s in body for s in _UNICODE_BREAKS))
 
 
 def _split_sections(body: str) -> tuple[str, list[_Section]]:
     """(preamble, sections) of a Markdown body; headings inside fenced code are ignored."""
-    if _SLOW_PATH.search(body) is None:
-        starts = list(_ATX_LINES.finditer(body))
+    if not _needs_line_walk(body):
+        # With "\n" prefixed, a match's start is its heading line's offset in `body`.
+        starts = list(_ATX_AFTER_NEWLINE.finditer("\n" + body))
         if not starts:
             return body, []
         ends = [m.start() for m in starts[1:]] + [len(body)]
@@ -203,6 +215,26 @@ def compose(parent_body: str, child_body: str) -> str:
     return _join([preamble, *(s.text for s in result)])
 
 
+class Composer:
+    """`compose` with a memory: each (parent body, child body) pair is composed once.
+
+    A first load composes every chain while it streams rows and again when it resolves
+    the finished snapshot; sharing one `Composer` makes the second pass a lookup. Bodies
+    are compared by value, so a hit is always the right answer. Keep one per commit: it
+    holds every body it composed.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, str], str] = {}
+
+    def __call__(self, parent_body: str, child_body: str) -> str:
+        pair = (parent_body, child_body)
+        body = self._done.get(pair)
+        if body is None:
+            body = self._done[pair] = compose(parent_body, child_body)
+        return body
+
+
 def resolve(key: str, personas: Mapping[str, Persona],
             max_depth: int = DEFAULT_MAX_DEPTH) -> ResolvedPersona:
     """The effective persona `key`: its chain and composed body.
@@ -227,13 +259,15 @@ def resolve(key: str, personas: Mapping[str, Persona],
 
 
 def resolve_bodies(keys: Iterable[str], personas: Mapping[str, Persona],
-                   max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, str]:
+                   max_depth: int = DEFAULT_MAX_DEPTH,
+                   composer: Callable[[str, str], str] = compose) -> dict[str, str]:
     """key -> effective body (as `resolve(key).body`) for every key of `keys` whose chain
     resolves; keys that do not exist, or whose chain has a missing parent, a cycle or more
     than `max_depth` links, are left out.
 
     Each persona on the way is composed once, over its parent's memoised body, so resolving
     a whole repository costs one `compose` per persona instead of one per chain link.
+    Pass a `Composer` already used for the same bodies to reuse its compositions.
     """
     # key -> (links, effective body), or None when its chain does not resolve.
     done: dict[str, tuple[int, str] | None] = {}
@@ -259,7 +293,7 @@ def resolve_bodies(keys: Iterable[str], personas: Mapping[str, Persona],
             entry: tuple[int, str] | None = None
             if above is not None and above[0] < max_depth:
                 body = personas[name].body
-                entry = (0, body) if above[0] < 0 else (above[0] + 1, compose(above[1], body))
+                entry = (0, body) if above[0] < 0 else (above[0] + 1, composer(above[1], body))
             done[name] = above = entry
         result = done[key]
         if result is not None:

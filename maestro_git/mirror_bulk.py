@@ -40,7 +40,7 @@ from maestro_git import mirror_tables as tables
 from maestro_git.db import Connection
 from maestro_git.formats import ParsedFile
 from maestro_git.git import CommitInfo
-from maestro_git.inherit import compose
+from maestro_git.inherit import Composer
 from maestro_git.models import Persona, Severity
 from maestro_git.settings import Settings
 from maestro_git.validate import apply_severities
@@ -103,6 +103,8 @@ class BulkLoad:
         self.max_depth = settings.limits.max_inheritance_depth
         self.gin: list[str] = []
         self.streamed: dict[str, _Streamed] = {}
+        # Chains composed while streaming; `Syncer` resolves the snapshot with it too.
+        self.composer = Composer()
         self._waiting: dict[str, list[Persona]] = {}  # parent key -> children parsed first
         self._ids: set[uuid.UUID] = set()
         self._stack = ExitStack()  # the transaction, then the streaming COPY
@@ -147,7 +149,7 @@ class BulkLoad:
         if uid in self._ids or rec.key in self.streamed or links > self.max_depth \
                 or self._copy is None:
             return  # a repeated id or a chain too deep: the snapshot decides
-        resolved = rec.body if parent is None else compose(parent.resolved, rec.body)
+        resolved = rec.body if parent is None else self.composer(parent.resolved, rec.body)
         parent_uid = None if parent is None else parent.uid
         self._copy.write_row(tables.persona_row(rec, uid, parent_uid, resolved, self.info))
         self._ids.add(uid)

@@ -326,7 +326,8 @@ class Syncer:
             if after is not None and after.extends:
                 state.children.setdefault(after.extends, set()).add(key)
 
-    def _resolve(self, state: _State, new: Snapshot, changes: Sequence[Change]
+    def _resolve(self, state: _State, new: Snapshot, changes: Sequence[Change],
+                 composer: Callable[[str, str], str] = inherit.compose
                  ) -> tuple[dict[str, str], list[str]]:
         changed = {c.key for c in changes if c.kind == "persona"}
         changed |= {c.old_key for c in changes if c.kind == "persona" and c.old_key}
@@ -339,7 +340,7 @@ class Syncer:
             for key in changed:
                 todo.update(inherit.descendants(key, index=state.children))
         resolved = inherit.resolve_bodies(todo, new.personas,
-                                          self.settings.limits.max_inheritance_depth)
+                                          self.settings.limits.max_inheritance_depth, composer)
         for key in present - resolved.keys():  # a chain that does not resolve: its own body
             resolved[key] = new.personas[key].body
         return resolved, sorted(k for k in resolved if k not in present)
@@ -413,7 +414,8 @@ class Syncer:
         persona_keys = [k for c in changes if c.kind == "persona"
                         for k in (c.key, c.old_key) if k]
         self._update_children(state, old_eff, new_eff, persona_keys)
-        resolved, descendants = self._resolve(state, new_eff, changes)
+        resolved, descendants = self._resolve(
+            state, new_eff, changes, load.composer if load is not None else inherit.compose)
         version_keys = None
         if step.reconcile:
             parent = info.parents[0] if info.parents else None

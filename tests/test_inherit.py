@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from maestro_git.errors import InheritanceError
 from maestro_git.inherit import (
@@ -126,4 +128,15 @@ def test_children_and_descendants() -> None:
 def test_section_split_fast_path_matches_the_line_by_line_split(body: str) -> None:
     from maestro_git.inherit import _split_lines, _split_sections
 
+    assert _split_sections(body) == _split_lines(body)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["#", "## ", "   #", "    #", "#######", "\t", " ", "\n",
+                                 "a", "b c", " ##", "x#", "\u00e9", "`", "~"]), max_size=40))
+def test_section_split_fast_path_matches_the_line_by_line_split_on_any_text(
+        parts: list[str]) -> None:
+    from maestro_git.inherit import _split_lines, _split_sections
+
+    body = "".join(parts)
     assert _split_sections(body) == _split_lines(body)

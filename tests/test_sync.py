@@ -302,6 +302,29 @@ def test_resolve_bodies_equals_resolve_for_every_chain(links: dict[str, str | No
     keys = [*personas, "o/missing"]
     assert inherit.resolve_bodies(keys, personas, depth) == expected
     assert inherit.resolve_bodies(reversed(keys), personas, depth) == expected
+    composer = inherit.Composer()  # a shared memory gives the same bodies, twice
+    assert inherit.resolve_bodies(keys, personas, depth, composer) == expected
+    assert inherit.resolve_bodies(reversed(keys), personas, depth, composer) == expected
+
+
+def test_composer_composes_each_pair_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first load resolves with the `Composer` it streamed with: the second pass must be
+    lookups, and a different body must still be composed."""
+    calls: list[tuple[str, str]] = []
+    real = inherit.compose
+
+    def counting(parent: str, child: str) -> str:
+        calls.append((parent, child))
+        return real(parent, child)
+
+    monkeypatch.setattr(inherit, "compose", counting)
+    composer = inherit.Composer()
+    parent, child = "# P\n## a\nA\n", "## a\nchild A\n"
+    first = composer(parent, child)
+    assert composer(parent, "".join(child)) == first == real(parent, child)
+    assert len(calls) == 1
+    assert composer(parent, "## b\nB\n") == real(parent, "## b\nB\n")
+    assert len(calls) == 2
 
 
 def test_failed_commit_is_retried_from_the_state_before_it(git_repo: GitRepoFactory,
