@@ -112,3 +112,23 @@ def test_listen_connection_receives_notifications(database_url: str) -> None:
     finally:
         listener.close()
     assert got == ["hello"]
+
+
+def test_unix_socket_connections_get_a_send_buffer_a_bulk_copy_can_stream_through(
+        embedded_database_url: str) -> None:
+    """The embedded server is reached over a Unix socket, whose default send buffer starved
+    the server during a first load's COPY; `connect` widens it (up to what the kernel
+    allows) and reports it."""
+    import socket
+
+    wmem_max = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    with db.connect(embedded_database_url) as conn:
+        sock = socket.socket(fileno=conn.pgconn.socket)
+        try:
+            assert sock.family == socket.AF_UNIX
+            effective = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        finally:
+            sock.detach()  # the connection owns the descriptor
+        assert effective >= min(db.UNIX_SEND_BUFFER, wmem_max)
+        assert db.widen_send_buffer(conn) == effective
+        assert conn.execute("SELECT 1").fetchone() == (1,)
