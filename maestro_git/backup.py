@@ -5,22 +5,29 @@ in the repository and in each of its clones (push it to a remote and you have an
 backup). The mirror and the search index are derived from git and are rebuilt from it
 (`maestro rebuild`, `maestro sync`). The one table git cannot rebuild is `persona_usage`
 (`application_count`, `last_applied_at`, keyed by the persona's id), which `rebuild` keeps but
-a lost database loses. So:
+a lost database loses; nor can it rebuild the GDPR erasure register (`gdpr_erasures`), without
+which a new database would show erased identities again. So:
 
 - `create_backup` reads the branch head, every persona's key, id (the mirror's row id,
   `mirror.persona_uuid`), path and content hash at that head, and every usage row (with the
-  key its persona has in the mirror); `write_backup` stores it as one JSON file.
+  key its persona has in the mirror), and the erasure register (hashes and pseudonyms only, as
+  the table holds them); `write_backup` stores it as one JSON file.
 - `restore_usage` upserts the usage rows by persona id, keeping the larger count and the
   later time, so restoring twice, or restoring over newer counters, never loses an
   application. A row whose id is not in the mirror but whose key is (the persona got another
   id, e.g. a duplicate id was fixed) is moved to that key's id. Then `verify.verify` reports
   any drift between the mirror and git.
+- `restore_usage` also adds the backup's register entries (an address already erased keeps its
+  row) and writes their pseudonyms over mirror rows that still carry those identities, in the
+  same transaction.
 
-The file format (`format: "maestro-backup"`, `version: 1`) is documented by `Backup`.
+The file format (`format: "maestro-backup"`, `version: 2`; version 1 files, which have no
+register, are still read) is documented by `Backup`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -31,7 +38,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from maestro_git import db, mirror
+from maestro_git import db, gdpr, mirror
 from maestro_git.errors import UsageError
 from maestro_git.git import GitRepo
 from maestro_git.settings import Settings
@@ -41,6 +48,7 @@ from maestro_git.verify import VerifyReport, verify
 __all__ = [
     "Backup",
     "BackupPersona",
+    "ErasureRecord",
     "RestoreReport",
     "UsageRecord",
     "create_backup",
@@ -75,18 +83,29 @@ class UsageRecord(_Frozen):
     last_applied_at: datetime | None
 
 
+class ErasureRecord(_Frozen):
+    """One row of the GDPR erasure register (`gdpr_erasures`): hashes, never the identity."""
+
+    email_sha256: str
+    name_sha256: str | None
+    pseudonym_name: str
+    pseudonym_email: str
+    erased_at: datetime
+
+
 class Backup(_Frozen):
-    """The backup file: `{"format": "maestro-backup", "version": 1, "created_at", "branch",
-    "head", "mirror_commit", "personas": [...], "usage": [...]}`."""
+    """The backup file: `{"format": "maestro-backup", "version": 2, "created_at", "branch",
+    "head", "mirror_commit", "personas": [...], "usage": [...], "erasures": [...]}`."""
 
     format: Literal["maestro-backup"] = "maestro-backup"
-    version: Literal[1] = 1
+    version: Literal[1, 2] = 2
     created_at: datetime
     branch: str
     head: str | None  # the branch head when the backup was made
     mirror_commit: str | None  # the mirror's cursor then
     personas: tuple[BackupPersona, ...] = ()
     usage: tuple[UsageRecord, ...] = ()
+    erasures: tuple[ErasureRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,8 @@ class RestoreReport:
     orphaned: tuple[str, ...]  # persona ids with no persona in the mirror (kept anyway)
     head_known: bool  # the backup's head commit is in this repository
     verify: VerifyReport
+    erasures_added: int = 0  # register entries this database did not have
+    pseudonymised: int = 0  # mirror rows rewritten to a pseudonym by them
 
 
 def create_backup(settings: Settings, conn: db.Connection) -> Backup:
@@ -119,10 +140,13 @@ def create_backup(settings: Settings, conn: db.Connection) -> Backup:
             "SELECT u.persona_id::text, p.key, u.application_count, u.last_applied_at "
             "FROM persona_usage u LEFT JOIN personas p ON p.id = u.persona_id "
             "ORDER BY u.persona_id").fetchall()
+        register = gdpr.read_register(conn)
     usage = tuple(UsageRecord(persona_id=r[0], key=r[1], application_count=r[2],
                               last_applied_at=r[3]) for r in rows)
+    erasures = tuple(ErasureRecord(**dataclasses.asdict(e)) for e in register)
     return Backup(created_at=datetime.now(UTC), branch=settings.branch, head=head,
-                  mirror_commit=cursor, personas=tuple(personas), usage=usage)
+                  mirror_commit=cursor, personas=tuple(personas), usage=usage,
+                  erasures=erasures)
 
 
 def write_backup(path: Path, backup: Backup) -> None:
@@ -170,7 +194,8 @@ ON CONFLICT (persona_id) DO UPDATE SET
 
 
 def restore_usage(settings: Settings, conn: db.Connection, backup: Backup) -> RestoreReport:
-    """Load the backup's usage rows into `persona_usage` (larger count, later time win),
+    """Load the backup's usage rows into `persona_usage` (larger count, later time win) and
+    its erasure register into `gdpr_erasures` (pseudonymising the mirror rows it names),
     then verify the mirror against git. Idempotent."""
     db.migrate(conn)
     git = GitRepo(settings.repo_path)
@@ -191,5 +216,9 @@ def restore_usage(settings: Settings, conn: db.Connection, backup: Backup) -> Re
             rows.append((target, rec.application_count, rec.last_applied_at))
         with conn.cursor() as cur:
             cur.executemany(_UPSERT, rows)
+        added = gdpr.add_to_register(conn, (gdpr.RegisterEntry(**e.model_dump())
+                                            for e in backup.erasures))
+        pseudonymised = sum(gdpr.apply_register(conn).values()) if backup.erasures else 0
     report = verify(settings, conn)
-    return RestoreReport(len(rows), remapped, tuple(orphaned), head_known, report)
+    return RestoreReport(len(rows), remapped, tuple(orphaned), head_known, report,
+                         added, pseudonymised)

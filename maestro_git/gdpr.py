@@ -48,6 +48,7 @@ __all__ = [
     "DataSubject",
     "ErasureReport",
     "Erasures",
+    "RegisterEntry",
     "MirrorRows",
     "RecordHit",
     "SubjectCommit",
@@ -56,7 +57,10 @@ __all__ = [
     "content_hits",
     "erase_subject",
     "export_subject",
+    "add_to_register",
+    "apply_register",
     "load_erasures",
+    "read_register",
     "mailmap_lines",
     "mirror_rows",
     "pseudonym",
@@ -157,6 +161,60 @@ def load_erasures(conn: db.Connection) -> Erasures:
         if name_hash:
             by_name[name_hash] = (p_name, p_email)
     return Erasures(by_email, by_name)
+
+
+@dataclass(frozen=True)
+class RegisterEntry:
+    """One row of the erasure register, as `maestro backup` carries it to another database."""
+
+    email_sha256: str
+    name_sha256: str | None
+    pseudonym_name: str
+    pseudonym_email: str
+    erased_at: datetime
+
+
+def read_register(conn: db.Connection) -> list[RegisterEntry]:
+    """Every row of the erasure register, oldest erasure first (a migrated mirror)."""
+    return [RegisterEntry(*row) for row in conn.execute(
+        "SELECT email_sha256, name_sha256, pseudonym_name, pseudonym_email, erased_at "
+        "FROM gdpr_erasures ORDER BY erased_at, email_sha256")]
+
+
+def add_to_register(conn: db.Connection, entries: Iterable[RegisterEntry]) -> int:
+    """Add `entries` to the register (a known address keeps its row, and gains a name hash
+    it lacked); returns how many addresses were new. Call inside the caller's transaction."""
+    added = 0
+    for e in entries:
+        cur = conn.execute(
+            "INSERT INTO gdpr_erasures (email_sha256, name_sha256, pseudonym_name, "
+            "pseudonym_email, erased_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (email_sha256) "
+            "DO UPDATE SET name_sha256 = coalesce(gdpr_erasures.name_sha256, "
+            "excluded.name_sha256) RETURNING (xmax = 0)",
+            (e.email_sha256, e.name_sha256, e.pseudonym_name, e.pseudonym_email, e.erased_at))
+        row = cur.fetchone()
+        added += bool(row and row[0])
+    return added
+
+
+def apply_register(conn: db.Connection) -> dict[str, int]:
+    """Write the register's pseudonyms over the mirror rows that still carry an erased
+    identity (after restoring a register into a database mirrored without it); returns
+    table -> rows changed. Matching is `Erasures.identity`'s. Call inside a transaction."""
+    erasures = load_erasures(conn)
+    changed: dict[str, int] = dict.fromkeys(_IDENTITY_COLUMNS, 0)
+    if not erasures.by_email:
+        return changed
+    for table, (name_col, email_col, _) in _IDENTITY_COLUMNS.items():
+        pairs = conn.execute(f"SELECT DISTINCT {name_col}, {email_col} FROM {table}").fetchall()
+        for name, email in pairs:
+            new = erasures.identity(name, email)
+            if new != (name, email):
+                cur = conn.execute(
+                    f"UPDATE {table} SET {name_col} = %s, {email_col} = %s "
+                    f"WHERE {name_col} = %s AND {email_col} = %s", (*new, name, email))
+                changed[table] += cur.rowcount
+    return changed
 
 
 # -- records ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,3 +130,54 @@ def test_the_backup_file_round_trips(mirrored: Settings, tmp_path: Path) -> None
     assert again == backup
     assert again.usage[0].last_applied_at is not None
     assert again.usage[0].last_applied_at <= datetime.now(UTC)
+
+
+def test_the_erasure_register_travels_with_the_backup(git_repo: GitRepoFactory,
+                                                       database_url: str,
+                                                       tmp_path: Path) -> None:
+    """A database mirrored again from git shows an erased identity; restoring the backup
+    brings back the register, which pseudonymises those rows (once: restoring twice changes
+    nothing) and keeps doing so for the commits mirrored after it."""
+    from maestro_git.gdpr import DataSubject, erase_subject, pseudonym
+
+    jane, bob = ("Jane Doe", "jane@example.com"), ("Bob Roe", "bob@example.com")
+    git_repo.commit({"personas/acme/a.md": persona_md("A")}, "a", author=jane)
+    git_repo.commit({"personas/acme/b.md": persona_md("B")}, "b", author=bob)
+    settings = _settings(git_repo, database_url)
+    sync(settings)
+    subject = DataSubject.of(jane[1], name=jane[0])
+    with db.connect(settings) as conn:
+        erase_subject(settings, conn, subject)
+        backup = create_backup(settings, conn)
+    write_backup(tmp_path / "b.json", backup)
+    assert len(backup.erasures) == 1 and "jane" not in backup.model_dump_json().lower()
+
+    _recreate(database_url)
+    sync(settings)
+
+    def identities() -> set[tuple[str, str]]:
+        with db.connect(settings) as conn:
+            return {(str(r[0]), str(r[1])) for r in conn.execute(
+                "SELECT author_name, author_email FROM persona_versions UNION "
+                "SELECT actor_name, actor_email FROM audit_events")}
+
+    assert jane in identities()  # git still names her: a new mirror shows her again
+    with db.connect(settings) as conn:
+        first = restore_usage(settings, conn, read_backup(tmp_path / "b.json"))
+        again = restore_usage(settings, conn, read_backup(tmp_path / "b.json"))
+    assert first.erasures_added == 1 and first.pseudonymised >= 2
+    assert (again.erasures_added, again.pseudonymised) == (0, 0)
+    git_repo.commit({"personas/acme/c.md": persona_md("C")}, "c", author=jane)
+    sync(settings)
+    found = identities()
+    assert jane not in found and pseudonym(subject) in found and bob in found
+
+
+def test_a_version_1_backup_without_a_register_is_still_read(mirrored: Settings,
+                                                            tmp_path: Path) -> None:
+    with db.connect(mirrored) as conn:
+        backup = create_backup(mirrored, conn)
+    old = backup.model_dump(mode="json", exclude={"erasures"}) | {"version": 1}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    again = read_backup(tmp_path / "old.json")
+    assert again.version == 1 and again.erasures == () and again.usage == backup.usage

@@ -124,10 +124,11 @@ def export_cmd(app: AppContext, key: str | None, all_dir: Path | None, resolved:
 @format_option("text", "json")
 @pass_app
 def backup_cmd(app: AppContext, file: Path, fmt: str) -> None:
-    """Save what git cannot hold: the mirror's usage counters, with the head they belong to.
+    """Save what git cannot hold: usage counters and the GDPR erasure register.
 
     The content itself is backed up by git (push the repository to a remote). FILE gets the
-    branch head, every persona's key, id and content hash, and every persona_usage row.
+    branch head, every persona's key, id and content hash, every persona_usage row, and the
+    erasure register (hashes and pseudonyms, never the erased identities).
 
     \b
     Example:
@@ -141,11 +142,14 @@ def backup_cmd(app: AppContext, file: Path, fmt: str) -> None:
     write_backup(file, backup)
     if fmt == "json":
         click.echo(to_json({"file": str(file), "head": backup.head,
-                            "personas": len(backup.personas), "usage": len(backup.usage)}))
+                            "personas": len(backup.personas), "usage": len(backup.usage),
+                            "erasures": len(backup.erasures)}))
         return
     head = backup.head[:7] if backup.head else "an empty branch"
-    app.echo(f"backed up {len(backup.usage)} usage rows and {len(backup.personas)} personas "
-             f"at {head} to {file}")
+    erasures = len(backup.erasures)
+    app.echo(f"backed up {len(backup.usage)} usage rows, {erasures} erasure register "
+             f"entr{'y' if erasures == 1 else 'ies'} and {len(backup.personas)} personas at "
+             f"{head} to {file}")
 
 
 @cli.command("restore")
@@ -153,10 +157,10 @@ def backup_cmd(app: AppContext, file: Path, fmt: str) -> None:
 @format_option("text", "json")
 @pass_app
 def restore_cmd(app: AppContext, file: Path, fmt: str) -> None:
-    """Load the usage counters of a backup into the mirror, then verify it against git.
+    """Load the usage counters and erasure register of a backup, then verify against git.
 
     Rows are matched by persona id; the larger count and the later time win, so restoring is
-    safe to repeat. Run it after 'maestro sync' on a new database (or after 'maestro
+    safe to repeat. Erased identities still in the mirror are rewritten to their pseudonyms. Run it after 'maestro sync' on a new database (or after 'maestro
     rebuild'). Exits 1 when the mirror still differs from git.
 
     \b
@@ -173,12 +177,18 @@ def restore_cmd(app: AppContext, file: Path, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json({"restored": report.restored, "remapped": report.remapped,
                             "orphaned": list(report.orphaned),
+                            "erasures_added": report.erasures_added,
+                            "pseudonymised": report.pseudonymised,
                             "head_known": report.head_known, "drift": drift,
                             "ok": report.verify.ok}))
     else:
         app.echo(f"restored {report.restored} usage rows"
                  + (f" ({report.remapped} moved to their key's current id)"
                     if report.remapped else ""))
+        if backup.erasures:
+            app.echo(f"erasure register: {report.erasures_added} new of "
+                     f"{len(backup.erasures)}; {report.pseudonymised} mirror rows "
+                     "pseudonymised")
         if report.orphaned:
             click.echo(f"warning: {len(report.orphaned)} rows belong to no persona in the "
                        "mirror (kept; run 'maestro sync' first?)", err=True)
