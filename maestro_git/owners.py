@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from maestro_git.errors import ConfigError
-from maestro_git.models import Problem, Severity
+from maestro_git.models import Problem
+from maestro_git.rules import problem
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot, build_snapshot
 from maestro_git.worktree import read_worktree
@@ -285,10 +286,10 @@ def owner_report(config: OwnersConfig, snapshot: Snapshot) -> OwnersReport:
         reviewers, source = config.reviewers_of(owner)
         rows.append(OwnerRow(owner, counts.get(owner, 0), reviewers, source))
         if counts.get(owner, 0) and not reviewers:
-            problems.append(Problem(
-                rule=RULE_NO_REVIEWER, severity=Severity.WARNING, path=f"personas/{owner}/",
-                message=f"owner folder '{owner}' has {counts[owner]} persona(s) and no reviewer",
-                fix=f'add {owner} = ["@team"] (or a "*" default) to [owners] in maestro.toml'))
+            problems.append(problem(
+                RULE_NO_REVIEWER, f"personas/{owner}/",
+                f"owner folder '{owner}' has {counts[owner]} persona(s) and no reviewer",
+                f'add {owner} = ["@team"] (or a "*" default) to [owners] in maestro.toml'))
     return OwnersReport(tuple(rows), tuple(problems))
 
 

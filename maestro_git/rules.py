@@ -59,6 +59,8 @@ RULES: dict[str, tuple[Severity, str]] = {
     "set-score-range": (E, "a score is not a finite number between 0 and 1"),
     "set-image-path": (E, "an image_url is not http(s) or leaves persona_sets/"),
     "set-image-missing": (E, "an image_url points at a file that does not exist"),
+    # owners (only where maestro.toml has an [owners] table; see owners.py)
+    "owner-without-reviewer": (W, "an owner folder holds personas and [owners] names no reviewer"),
     # review (only with `maestro check --against REV` / `maestro review`; see review.py)
     "version-not-raised": (E, "content changed since the base but the semver did not rise"),
 }

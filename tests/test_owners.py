@@ -193,3 +193,20 @@ def test_a_default_silences_the_missing_reviewer_warning(
     assert data["owners"] == [
         {"owner": "solo", "personas": 1, "reviewers": ["@platform"], "source": "default"}]
     assert data["problems"] == []
+
+
+def test_owner_without_reviewer_follows_the_rules_table(
+    git_repo: GitRepoFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rule is in the catalogue: `[rules]` can raise it to an error (check exits 1) or
+    turn it off, like every other rule, and naming it there is no 'unknown rule'."""
+    git_repo.write({"personas/acme/a.md": persona_md(), "personas/solo/c.md": persona_md()})
+    for severity, code in (("error", 1), ("off", 0)):
+        git_repo.write({"maestro.toml": '[owners]\nacme = ["@acme/r"]\n'
+                                        f'[rules]\nowner-without-reviewer = "{severity}"\n'})
+        assert main(["--repo", str(git_repo.path), "check", "--format", "json"]) == code
+        out = capsys.readouterr()
+        found = [(p["rule"], p["severity"]) for p in json.loads(out.out)["problems"]
+                 if p["rule"] == "owner-without-reviewer"]
+        assert found == ([("owner-without-reviewer", "error")] if severity == "error" else [])
+        assert "unknown rule" not in out.err

@@ -141,8 +141,9 @@ CASES: dict[str, tuple[dict[str, str | bytes], dict[str, str | bytes], Settings]
 SYMLINK_RULES = {"symlink-escape", "symlink"}
 
 
-# Rules with failing and passing cases in other test modules (they need two revisions).
-TESTED_ELSEWHERE = {"version-not-raised"}  # tests/test_review.py
+# Rules with failing and passing cases in other test modules (two revisions; maestro.toml).
+TESTED_ELSEWHERE = {"version-not-raised",  # tests/test_review.py
+                    "owner-without-reviewer"}  # tests/test_owners.py
 
 
 def test_every_rule_has_a_case() -> None:

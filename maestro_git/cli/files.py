@@ -142,10 +142,11 @@ def check(app: AppContext, paths: tuple[Path, ...], against: str | None, fmt: st
 
         problems = Repository(app.settings).review(against)[1]
     from maestro_git.owners import load_owners, owner_report
+    from maestro_git.validate import apply_severities
 
     owners = load_owners(app.settings)
     if owners.reviewers or owners.default is not None:  # only where [owners] is in use
-        problems += owner_report(owners, snap).problems
+        problems += apply_severities(owner_report(owners, snap).problems, app.settings)
     if paths:
         wanted = [_relative(root, p) for p in paths]
         problems = [p for p in problems
