@@ -31,9 +31,9 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from whoosh import index
 from whoosh.query import Query, QueryError, Term
@@ -45,11 +45,15 @@ from maestro_git.search_docs import META_UID as _META_UID
 from maestro_git.search_docs import (
     HitKind,
     IndexStatus,
+    MirroredLike,
     SearchHit,
+    SnapshotSource,
+    commit_id,
     indexable,
     member_terms,
     record_docs,
     shown,
+    stored_hit,
 )
 from maestro_git.search_docs import uid as _uid
 from maestro_git.search_engine import (
@@ -68,7 +72,6 @@ from maestro_git.search_engine import (
 )
 from maestro_git.search_engine import check_query as _check_query  # noqa: F401 (tests)
 from maestro_git.search_files import WriteLock, collect_leaked_files, leaks_ignored
-from maestro_git.search_text import Matcher, snippet
 from maestro_git.search_words import WordScores
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot
@@ -94,28 +97,6 @@ MULTIPROCESS_MIN_DOCS = 2000  # below this one process is faster than forking an
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
 _CHECK_STRIDE = 64  # `check` reads every 64th stored document (a damaged block fails there)
-
-
-class MirroredLike(Protocol):
-    """What `update` needs from `sync.MirroredCommit` (a sync listener's argument)."""
-
-    @property
-    def changes(self) -> Sequence[Change]: ...
-
-    @property
-    def snapshot(self) -> Snapshot: ...
-
-    @property
-    def commit(self) -> Any: ...  # CommitInfo (with `.id`) or a commit id
-
-
-SnapshotSource = Snapshot | Callable[[], Snapshot]
-
-
-def _commit_id(commit: Any) -> str | None:
-    if commit is None or isinstance(commit, str):
-        return commit
-    return str(commit.id)
 
 
 # -- the index -------------------------------------------------------------------------------
@@ -328,7 +309,7 @@ class SearchIndex:
         first load), is rebuilt from `mirrored.snapshot` (the whole effective state) instead.
         """
         snap = mirrored.snapshot
-        commit = _commit_id(mirrored.commit)
+        commit = commit_id(mirrored.commit)
         if commit is not None and snap.commit != commit:
             snap = dataclasses.replace(snap, commit=commit)
         if not self.exists() or len(mirrored.changes) >= BULK_CHANGES:
@@ -517,22 +498,7 @@ class SearchIndex:
                 found = [(h.fields(), h.score) for h in results]
         marks = matchers(q)  # snippets only for the hits returned (one was asked extra)
         kept = [(stored, score) for stored, score in found if stored.get("kind") != "meta"]
-        return [self._hit(stored, score, marks) for stored, score in kept[:limit]]
-
-    @staticmethod
-    def _hit(stored: dict[str, Any], score: float, marks: dict[str, Matcher]) -> SearchHit:
-        text = ""
-        for name, matcher in marks.items():
-            if stored.get(name):
-                text = snippet(stored[name], matcher)
-                if text:
-                    break
-        if not text:
-            text = (stored.get("description") or stored.get("content") or "")[:160]
-        title = stored.get("display_name") or stored.get("name") or stored["key"]
-        return SearchHit(kind=stored["kind"], key=stored["key"], title=title,
-                         score=round(float(score), 4),
-                         snippet=" ".join(text.split()), member=stored.get("member"))
+        return [stored_hit(stored, score, marks) for stored, score in kept[:limit]]
 
     def close(self) -> None:
         self.wait_for_merge()

@@ -1,4 +1,5 @@
-"""Search documents: what the index stores for each record (pure; no whoosh, no I/O).
+"""Search documents: what the index stores for each record, and the hit a stored document
+gives back (pure; no whoosh, no I/O).
 
 Rules of this module:
 - One document per agent persona, template and persona set, and one per member of a persona
@@ -10,22 +11,27 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from maestro_git.models import Persona, PersonaSet, PersonaSetMember, Template
+from maestro_git.models import Change, Persona, PersonaSet, PersonaSetMember, Template
+from maestro_git.search_text import Matcher, snippet
 from maestro_git.snapshot import Snapshot
 
 __all__ = [
     "META_UID",
     "HitKind",
     "IndexStatus",
+    "MirroredLike",
     "SearchHit",
+    "SnapshotSource",
+    "commit_id",
     "indexable",
     "member_terms",
     "record_docs",
     "shown",
+    "stored_hit",
     "uid",
 ]
 
@@ -180,3 +186,44 @@ def indexable(snapshot: Snapshot) -> Iterator[Persona | Template | PersonaSet]:
         for rec in table.values():
             if shown(snapshot, rec):
                 yield rec
+
+
+class MirroredLike(Protocol):
+    """What `update` needs from `sync.MirroredCommit` (a sync listener's argument)."""
+
+    @property
+    def changes(self) -> Sequence[Change]: ...
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+
+    @property
+    def commit(self) -> Any: ...  # CommitInfo (with `.id`) or a commit id
+
+
+SnapshotSource = Snapshot | Callable[[], Snapshot]
+
+
+def commit_id(commit: Any) -> str | None:
+    """The id of a `MirroredLike.commit` (a CommitInfo or an id)."""
+    if commit is None or isinstance(commit, str):
+        return commit
+    return str(commit.id)
+
+
+def stored_hit(stored: Mapping[str, Any], score: float, marks: Mapping[str, Matcher]
+               ) -> SearchHit:
+    """The hit for a document's stored fields: its snippet from the first field a query
+    matcher marks, else the start of its description or content."""
+    text = ""
+    for name, matcher in marks.items():
+        if stored.get(name):
+            text = snippet(stored[name], matcher)
+            if text:
+                break
+    if not text:
+        text = (stored.get("description") or stored.get("content") or "")[:160]
+    title = stored.get("display_name") or stored.get("name") or stored["key"]
+    return SearchHit(kind=stored["kind"], key=stored["key"], title=title,
+                     score=round(float(score), 4),
+                     snippet=" ".join(text.split()), member=stored.get("member"))
