@@ -38,12 +38,12 @@ from maestro_git.errors import DatabaseError, LockHeldError
 from maestro_git.settings import Settings
 
 __all__ = [
-    "MIGRATE_LOCK_KEY",
-    "NOTIFY_CHANNEL",
-    "WRITER_LOCK_KEY",
     "Connection",
     "DbStatus",
     "EmbeddedServer",
+    "MIGRATE_LOCK_KEY",
+    "NOTIFY_CHANNEL",
+    "WRITER_LOCK_KEY",
     "WriterLock",
     "applied_migrations",
     "available_migrations",
@@ -52,13 +52,13 @@ __all__ = [
     "embedded_data_dir",
     "embedded_running",
     "listen_connection",
-    "widen_send_buffer",
     "migrate",
-    "redact",
     "pending_migrations",
+    "redact",
     "status",
     "stop_embedded",
     "translate_errors",
+    "widen_send_buffer",
     "writer_lock",
 ]
 
