@@ -40,7 +40,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _embedded_server is not None:
         server, data_dir = _embedded_server
         try:
-            server.cleanup()
+            # Started with cleanup_mode=None (as maestro starts it), so `cleanup()` would do
+            # nothing: stop it, or every test session leaves a server on a deleted directory.
+            server.stop()
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
         _embedded_server = None
