@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pygit2
 from pygit2.enums import DeltaStatus, ObjectType, SortMode
@@ -180,6 +180,19 @@ class GitRepo:
                 entry = tree[top]
                 if isinstance(entry, pygit2.Tree):
                     yield from self._walk(entry, top)
+
+    def count_files(self, commit_id: str) -> int:
+        """How many files `files_at(commit_id)` yields, without reading them (for progress)."""
+        tree = self._commit(commit_id).tree
+        stack: list[Any] = [tree[top] for top in CONTENT_DIRS if top in tree]
+        count = 0
+        while stack:
+            entry = stack.pop()
+            if isinstance(entry, pygit2.Tree):
+                stack.extend(entry)
+            elif isinstance(entry, pygit2.Blob):
+                count += 1
+        return count
 
     def _walk(self, tree: pygit2.Tree, prefix: str) -> Iterator[SourceFile]:
         for entry in tree:

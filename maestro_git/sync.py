@@ -41,7 +41,7 @@ from types import MappingProxyType
 
 from maestro_git import audit, db, gdpr, inherit, mirror, mirror_bulk
 from maestro_git.events import EntityEvent, run_hooks
-from maestro_git.formats import classify
+from maestro_git.formats import ParsedFile, classify
 from maestro_git.git import CommitInfo, GitRepo
 from maestro_git.models import (
     AuditEvent,
@@ -58,6 +58,8 @@ from maestro_git.snapshot import Snapshot, build_snapshot, diff_snapshots, updat
 __all__ = ["CommitSummary", "Listener", "MirroredCommit", "SyncReport", "Syncer", "sync"]
 
 log = logging.getLogger("maestro_git.sync")
+
+FILE_PROGRESS_STEP = 100  # a whole-tree parse reports its progress every this many files
 
 Record = Persona | Template | PersonaSet
 
@@ -198,6 +200,7 @@ class Syncer:
         self.hooks = hooks
         self._state: _State | None = None
         self._erasures = gdpr.Erasures()  # re-read at each catch-up
+        self._files: Callable[[int, int], None] | None = None  # catch_up's `files`
 
     def close(self) -> None:
         if self._owns_conn and not self.conn.closed:
@@ -372,8 +375,13 @@ class Syncer:
         """The commit's parse, new effective state, changes and audit events."""
         old_eff = state.eff
         if step.full or state.raw is None:
+            on_parsed: Callable[[ParsedFile], None] | None = (
+                load.offer if load is not None else None)
+            if self._files is not None:
+                on_parsed = _counting(on_parsed, self.git.count_files(step.commit),
+                                      self._files)
             raw = build_snapshot(self.git.files_at(step.commit), self.settings, step.commit,
-                                 on_parsed=load.offer if load is not None else None)
+                                 on_parsed=on_parsed)
             paths = set(raw.files) | {r.path for t in (old_eff.personas, old_eff.templates,
                                                        old_eff.sets) for r in t.values()}
             renames: dict[str, str] = {}
@@ -447,11 +455,22 @@ class Syncer:
 
     # -- the public entry point ------------------------------------------------------------
     def catch_up(self, stop: threading.Event | None = None, *, head_only: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> SyncReport:
+                 progress: Callable[[int, int], None] | None = None,
+                 files: Callable[[int, int], None] | None = None) -> SyncReport:
         """Mirror every commit from the cursor to the branch head (see the module rules).
 
         `stop` is checked between commits; `progress(done, total)` is called after each.
+        `files(parsed, total)` reports a commit whose whole tree is parsed (a first load, a
+        rewritten history): every `FILE_PROGRESS_STEP` files and at the last one.
         """
+        self._files = files
+        try:
+            return self._catch_up(stop, head_only, progress)
+        finally:
+            self._files = None
+
+    def _catch_up(self, stop: threading.Event | None, head_only: bool,
+                  progress: Callable[[int, int], None] | None) -> SyncReport:
         head = self.git.head(self.settings.branch)
         if head is None:
             return SyncReport(head=None)
@@ -481,9 +500,27 @@ class Syncer:
                           rewritten=rewritten, steps=tuple(summaries))
 
 
+def _counting(then: Callable[[ParsedFile], None] | None, total: int,
+              report: Callable[[int, int], None]) -> Callable[[ParsedFile], None]:
+    """An `on_parsed` callback that reports (parsed, total) as files parse, then calls
+    `then` (the first load's streaming) when there is one."""
+    parsed = 0
+
+    def on_parsed(file: ParsedFile) -> None:
+        nonlocal parsed
+        parsed += 1
+        if parsed % FILE_PROGRESS_STEP == 0 or parsed == total:
+            report(parsed, total)
+        if then is not None:
+            then(file)
+
+    return on_parsed
+
+
 def sync(settings: Settings, *, head_only: bool = False,
          progress: Callable[[int, int], None] | None = None,
-         listeners: Sequence[Listener] = ()) -> SyncReport:
+         listeners: Sequence[Listener] = (),
+         files: Callable[[int, int], None] | None = None) -> SyncReport:
     """Connect, migrate, take the writer lock and catch the mirror up (the CLI's `sync`).
 
     Raises `LockHeldError` when another process (a daemon) holds the writer lock.
@@ -492,7 +529,7 @@ def sync(settings: Settings, *, head_only: bool = False,
     try:
         db.migrate(conn)
         with db.WriterLock(conn), Syncer(settings, conn, listeners) as syncer:
-            report = syncer.catch_up(head_only=head_only, progress=progress)
+            report = syncer.catch_up(head_only=head_only, progress=progress, files=files)
         return dataclasses.replace(report, invalid_paths=mirror.invalid_paths(conn))
     finally:
         conn.close()

@@ -119,8 +119,10 @@ def verify(settings: Settings, conn: db.Connection) -> VerifyReport:
 
 def rebuild(settings: Settings, conn: db.Connection, *, head_only: bool = False,
             listeners: tuple[Listener, ...] = (),
-            progress: Callable[[int, int], None] | None = None) -> SyncReport:
-    """Empty the derived tables (keeping `persona_usage`) and mirror the branch again.
+            progress: Callable[[int, int], None] | None = None,
+            files: Callable[[int, int], None] | None = None) -> SyncReport:
+    """Empty the derived tables (keeping `persona_usage`) and mirror the branch again
+    (`progress` and `files` as for `Syncer.catch_up`).
 
     Takes the writer lock on `conn` for its duration (`LockHeldError` when a daemon holds
     it). A crash part-way leaves a mirror at a commit boundary; `maestro sync` finishes it.
@@ -130,4 +132,4 @@ def rebuild(settings: Settings, conn: db.Connection, *, head_only: bool = False,
         with db.translate_errors("emptying the mirror"), conn.transaction():
             mirror.clear_derived(conn)
         with Syncer(settings, conn, listeners) as syncer:
-            return syncer.catch_up(head_only=head_only, progress=progress)
+            return syncer.catch_up(head_only=head_only, progress=progress, files=files)

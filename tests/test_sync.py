@@ -348,3 +348,21 @@ def test_failed_commit_is_retried_from_the_state_before_it(git_repo: GitRepoFact
         assert _rows(conn, "SELECT key, action FROM persona_versions WHERE commit = %s",
                      deleted) == [("acme/gone", "deleted")]
         assert _rows(conn, "SELECT key FROM personas") == [("acme/stay",)]
+
+
+def test_a_whole_tree_parse_reports_its_files(git_repo: GitRepoFactory, database_url: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first load reports (parsed, total) as the head's files parse, ending at the tree's
+    file count; the next commit is read incrementally and reports nothing."""
+    monkeypatch.setattr(sync, "FILE_PROGRESS_STEP", 2)
+    git_repo.commit({**{f"personas/acme/p{i}.md": persona_md(f"P{i}") for i in range(5)},
+                     "persona_sets/panel.json": '{"name": "Panel", "personas": []}',
+                     "personas/acme/notes.txt": "not a persona"}, "seven files")
+    settings = _settings(git_repo, database_url)
+    seen: list[tuple[int, int]] = []
+    sync.sync(settings, head_only=True, files=lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 7), (4, 7), (6, 7), (7, 7)]
+    git_repo.commit({"personas/acme/p0.md": persona_md("P0 again")}, "one edit")
+    seen.clear()
+    sync.sync(settings, files=lambda done, total: seen.append((done, total)))
+    assert seen == []

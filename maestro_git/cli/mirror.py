@@ -10,7 +10,7 @@ import click
 
 from maestro_git import db
 from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.output import progress, table, to_json
+from maestro_git.output import Progress, progress, table, to_json
 from maestro_git.settings import Settings
 from maestro_git.sync import Listener, MirroredCommit, SyncReport, sync
 from maestro_git.verify import rebuild, verify
@@ -94,6 +94,23 @@ def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
         yield advance
 
 
+@contextmanager
+def _bars(label: str) -> Iterator[tuple[Callable[[int, int], None], Callable[[int, int], None]]]:
+    """(commits, files): `label  done/total` per mirrored commit, preceded, for a commit
+    whose whole tree is parsed (a first load), by `reading files  parsed/total`."""
+    with _bar(label) as commits:
+        reading = Progress("reading files", None)
+
+        def files(parsed: int, total: int) -> None:
+            reading.total = total
+            reading.advance(parsed - reading.done)
+            if parsed == total:
+                reading.close()
+                reading.done = 0
+
+        yield commits, files
+
+
 def _render_sync(app: AppContext, report: SyncReport, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json(dataclasses.asdict(report)))
@@ -129,9 +146,9 @@ def sync_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> None
     to sync_errors. Exits 7 when a daemon holds the writer lock.
     """
     listeners = () if no_index else (_index_listener(app.settings),)
-    with _bar("mirroring") as advance:
+    with _bars("mirroring") as (advance, files):
         report = sync(app.settings, head_only=head_only, progress=advance,
-                      listeners=listeners)
+                      listeners=listeners, files=files)
     _render_sync(app, report, fmt)
 
 
@@ -172,7 +189,7 @@ def rebuild_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> N
     Every table derived from git is emptied and the branch is mirrored again.
     """
     listeners = () if no_index else (_index_listener(app.settings),)
-    with db.connect(app.settings) as conn, _bar("rebuilding") as advance:
+    with db.connect(app.settings) as conn, _bars("rebuilding") as (advance, files):
         report = rebuild(app.settings, conn, head_only=head_only, listeners=listeners,
-                         progress=advance)
+                         progress=advance, files=files)
     _render_sync(app, report, fmt)
