@@ -464,7 +464,13 @@ class SearchIndex:
                               hint="run 'maestro index rebuild'")
         log.warning("search index unreadable (%s): rebuilding", failure)
         self.rebuild(self.source())
-        return self._run(q, limit)
+        with leaks_ignored():
+            hits, failure = self._search_once(text, q, limit)
+        if hits is None:  # not the index: the fresh one fails the same way
+            self._reset()
+            collect_leaked_files()
+            raise SearchError(f"cannot run the query on a rebuilt index ({failure})")
+        return hits
 
     def _search_once(self, text: str, q: Query, limit: int
                      ) -> tuple[list[SearchHit] | None, str]:
@@ -485,7 +491,7 @@ class SearchIndex:
             if self._ix is None and self.source is not None:
                 self.ensure(self.source)
             searcher = self._current_searcher()
-            words = word_groups(q)
+            words = word_groups(q, searcher.schema)
             if words is not None:  # plain words: ranked from cached per-word scores
                 best = self._words.top(searcher, words, limit + 1,
                                        lambda word: score_terms(searcher, word))

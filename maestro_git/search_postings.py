@@ -24,6 +24,7 @@ from typing import Any
 
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, W3PerDocReader, _lenfield
 from whoosh.compat import loads
+from whoosh.fields import FieldType, Schema
 from whoosh.matching import FilterMatcher, ReadTooFar
 from whoosh.query import And, Or, Query, Term
 from whoosh.scoring import BM25F, BM25FScorer
@@ -139,10 +140,14 @@ def text_of(value: Any) -> str:
 Word = tuple[tuple[str, str], ...]  # one word of a query: its (field, term) in each field
 
 
-def word_groups(q: Query) -> list[Word] | None:
+def word_groups(q: Query, schema: Schema) -> list[Word] | None:
     """The words of `q` if it is an AND of words, each one `Term` or an OR of `Term`s,
     without boosts (what the multifield parser makes of plain words: one OR per word over
-    the default fields; `tag:x OR word` is one such OR too), else None."""
+    the default fields; `tag:x OR word` is one such OR too), else None.
+
+    Every term must be text in a field of `schema` whose terms are their text's UTF-8 (a
+    text, keyword or id field): the parser gives `age:54` as NUMERIC-encoded bytes and
+    `active:true` as a bool, which Whoosh's own search runs."""
     parts = q.subqueries if type(q) is And else [q]
     if type(q) is And and q.boost != 1.0:
         return None
@@ -154,10 +159,18 @@ def word_groups(q: Query) -> list[Word] | None:
             terms = list(part.subqueries)
         else:
             return None
-        if not terms or any(type(t) is not Term or t.boost != 1.0 for t in terms):
+        if not terms or not all(type(t) is Term and t.boost == 1.0 and isinstance(t.text, str)
+                                and _text_field(schema, t.fieldname) for t in terms):
             return None
-        words.append(tuple((t.fieldname, text_of(t.text)) for t in terms))
+        words.append(tuple((t.fieldname, t.text) for t in terms))
     return words or None
+
+
+def _text_field(schema: Schema, fieldname: str) -> bool:
+    """Whether `fieldname` is in `schema` and its terms are their text's UTF-8, as
+    `score_terms` (and the words' score cache) take them."""
+    return fieldname in schema.names() and \
+        type(schema[fieldname]).to_bytes is FieldType.to_bytes
 
 
 def score_terms(searcher: Any, word: Word) -> Any:

@@ -233,6 +233,34 @@ def test_corrupted_segment_is_rebuilt_on_next_use(
     assert reopened.check() is None
 
 
+def test_a_numeric_field_in_a_query_finds_its_hit_without_a_rebuild(
+        indexed: tuple[GitRepoFactory, SearchIndex], caplog: pytest.LogCaptureFixture) -> None:
+    repo, ix = indexed
+    ix.close()
+    reopened = SearchIndex(Settings(repo_path=repo.path), source=lambda: _snapshot(repo))
+    with caplog.at_level(logging.INFO, logger="maestro_git.index"):
+        assert [h.member for h in reopened.search("age:54")] == ["Maria Lopez"]
+        assert [h.member for h in reopened.search("nurse age:54")] == ["Maria Lopez"]
+        assert reopened.search("surgeon age:54") == []
+    assert "rebuil" not in caplog.text
+
+
+def test_a_query_that_fails_on_the_rebuilt_index_is_a_search_error(
+        indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
+    import maestro_git.index as index_module
+
+    repo, ix = indexed
+    ix.close()
+    reopened = SearchIndex(Settings(repo_path=repo.path), source=lambda: _snapshot(repo))
+
+    def failing(q: object, schema: object) -> None:
+        raise RuntimeError("not the index")
+
+    monkeypatch.setattr(index_module, "word_groups", failing)
+    with pytest.raises(SearchError, match="rebuilt index .*RuntimeError: not the index"):
+        reopened.search("analyst")
+
+
 def test_corrupted_index_without_a_source_is_a_search_error(
         indexed: tuple[GitRepoFactory, SearchIndex]) -> None:
     repo, ix = indexed
@@ -447,22 +475,23 @@ def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_pat
 def test_plain_words_rank_as_whoosh_scores_each_document(
         indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
     import maestro_git.index as index_module
-    from maestro_git.search_engine import word_groups
+    from maestro_git.search_engine import SCHEMA, word_groups
 
     repo, ix = indexed
-    queries = ["reviewer", "code reviewer", "nurse in her 50s", "write fiction", "review",
-               "quarterly revenue", "research sources", "tag:coding OR fiction", "writer"]
-    assert all(word_groups(parse_query(q)) is not None for q in queries)
-    assert word_groups(parse_query('"code reviewer"')) is None
-    assert word_groups(parse_query("review NOT tag:coding")) is None
-    assert word_groups(parse_query("review*")) is None
+    plain = ["reviewer", "code reviewer", "nurse in her 50s", "write fiction", "review",
+             "quarterly revenue", "research sources", "tag:coding OR fiction", "writer"]
+    numeric = ["age:54", "nurse age:54", "nurse OR age:31"]  # encoded terms: Whoosh runs them
+    queries = plain + numeric
+    assert all(word_groups(parse_query(q), SCHEMA) is not None for q in plain)
+    for q in [*numeric, '"code reviewer"', "review NOT tag:coding", "review*", "active:true"]:
+        assert word_groups(parse_query(q), SCHEMA) is None
 
     def hits() -> list[list[tuple[str, str | None, float, str]]]:
         return [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)] for q in queries]
 
     def whoosh_hits() -> list[list[tuple[str, str | None, float, str]]]:
         with monkeypatch.context() as patch:
-            patch.setattr(index_module, "word_groups", lambda q: None)  # Whoosh's search
+            patch.setattr(index_module, "word_groups", lambda q, schema: None)  # Whoosh's
             return hits()
 
     cached = hits()
