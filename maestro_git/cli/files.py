@@ -287,11 +287,11 @@ def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) ->
             data["resolved"] = {"chain": effective.chain, "body": effective.body}
         click.echo(to_json(data))
         return
-    text = effective.body if effective is not None else _source_text(app, record)
-    click.echo(text, nl=not text.endswith("\n"))
+    _echo(effective.body if effective is not None else _source_text(app, record))
 
 
 def _echo(text: str) -> None:
+    """Print `text` as it is, ending it with a newline only when it has none."""
     click.echo(text, nl=not text.endswith("\n"))
 
 
@@ -318,7 +318,7 @@ def _render_mirrored(view: listing.PersonaView, fmt: str) -> None:
                   "metadata": r["metadata"]}
         text = render_document({k: v for k, v in fields.items() if v not in (None, [], {})},
                                view.body).decode("utf-8")
-    click.echo(text, nl=not text.endswith("\n"))
+    _echo(text)
 
 
 @cli.command("list")
