@@ -70,6 +70,14 @@ def _doc_field_length(self: Any, docnum: int, fieldname: str, default: int = 0) 
     return byte_to_length(lbyte) if lbyte else None  # None for 0, as Whoosh does
 
 
+def _length_column(reader: Any, fieldname: str) -> bytes | None:
+    """The length bytes of `fieldname` in a segment reader's documents, as
+    `_doc_field_length` holds them in memory (None: the field has no length column)."""
+    reader.doc_field_length(0, fieldname, 1)  # reads the column into memory
+    column: bytes | None = reader._perdoc.__dict__.get("_lengths_in_memory", {}).get(fieldname)
+    return column
+
+
 BLOCK_CACHE_BYTES = 2_000_000  # stored bytes of cached blocks per postings file (~18 MB decoded)
 
 
@@ -195,10 +203,7 @@ def score_terms(searcher: Any, word: Word) -> Any:
                     and found.has(fieldname):
                 postings = found.postings(fieldname, field.to_bytes(text))
                 if postings is not None:
-                    reader.doc_field_length(0, fieldname, 1)  # the length column, in memory
-                    column = reader._perdoc.__dict__.get("_lengths_in_memory", {}).get(
-                        fieldname)
-                    scorer.add_bm25f(offset, *postings, column,
+                    scorer.add_bm25f(offset, *postings, _length_column(reader, fieldname),
                                      searcher.idf(fieldname, text),
                                      searcher.avg_field_length(fieldname) or 1,
                                      weighting._field_B.get(fieldname, weighting.B),
@@ -264,8 +269,7 @@ def _block_scores(m: Any, reader: Any, fieldname: str, offset: int
         deleted, m = m._ids, m.child
     if type(m) is not W3LeafMatcher or type(m.scorer) is not BM25FScorer:
         return None
-    reader.doc_field_length(0, fieldname, 1)  # reads the length column into memory
-    column = reader._perdoc.__dict__.get("_lengths_in_memory", {}).get(fieldname)
+    column = _length_column(reader, fieldname)
     return chain.from_iterable(_blocks(m, column, deleted, offset, _ScoreMemo(m.scorer._score)))
 
 
