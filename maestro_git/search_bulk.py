@@ -24,7 +24,8 @@ Rules of this module:
   a scorable field, its document numbers and weights), which plain-word searches score
   instead of decoding posting blocks; Whoosh deletes them with the segment.
 - Fields are written as Whoosh's `SegmentWriter.add_document` would, without its per-document
-  extras this schema never uses (document and field boosts, spelling words, term vectors).
+  extras no document here uses (`_`-prefixed keys: document and field boosts, a stored value
+  other than the indexed one) or this schema never uses (spelling words, term vectors).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _fill(writer: Any, docs: Sequence[Doc]) -> Any:
         perdoc.start_doc(docnum)
         for name in sorted(doc):
             value = doc[name]
-            if value is None or name.startswith("_"):
+            if value is None:
                 continue
             field = fields[name]  # KeyError: a field the schema does not have
             length = 0
@@ -117,11 +118,10 @@ def _fill(writer: Any, docs: Sequence[Doc]) -> Any:
                 if length:  # what the segment's length column gives back for this document
                     lengths.setdefault(name, {})[docnum] = byte_to_length(
                         length_to_byte(length))
-            stored = doc.get("_stored_" + name, value)
-            perdoc.add_field(name, field, stored if field.stored else None, length)
+            perdoc.add_field(name, field, value if field.stored else None, length)
             column = field.column_type
-            if column and stored is not None:
-                perdoc.add_column_value(name, column, field.to_column_value(stored))
+            if column:
+                perdoc.add_column_value(name, column, field.to_column_value(value))
         perdoc.finish_doc()
         docnum += 1
     writer.docnum = docnum
