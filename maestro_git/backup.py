@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from maestro_git import db, gdpr, mirror
+from maestro_git.atomic import write_atomic
 from maestro_git.errors import UsageError
 from maestro_git.git import GitRepo
 from maestro_git.settings import Settings
@@ -150,17 +149,11 @@ def create_backup(settings: Settings, conn: db.Connection) -> Backup:
 
 
 def write_backup(path: Path, backup: Backup) -> None:
-    """Write `backup` to `path` as JSON, atomically (temp file, then `os.replace`)."""
-    data = backup.model_dump_json(indent=2) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".backup-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `backup` to `path` as JSON, atomically (temp file, then `os.replace`).
+
+    The file is readable by its owner only: it holds usage data and the erasure register."""
+    data = (backup.model_dump_json(indent=2) + "\n").encode("utf-8")
+    write_atomic(path, data, mode=0o600)
 
 
 def read_backup(path: Path) -> Backup:

@@ -22,14 +22,13 @@ skips such files and lists them.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from maestro_git import inherit
+from maestro_git.atomic import write_atomic
 from maestro_git.errors import NotFoundError, UsageError, ValidationFailed
 from maestro_git.models import Persona, PersonaSet, Severity, Template
 from maestro_git.output import to_jsonable
@@ -39,7 +38,7 @@ from maestro_git.worktree import read_worktree
 from maestro_git.writeback import render_document
 
 __all__ = ["ExportAllResult", "ExportFormat", "export_all", "export_entity", "find_entity",
-           "load_snapshot", "summary", "write_export"]
+           "load_snapshot", "summary"]
 
 ExportFormat = Literal["md", "json"]
 Entity = Persona | Template | PersonaSet
@@ -171,23 +170,6 @@ def _bundle_path(record: Entity) -> str:
     return record.path
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".export-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_export(path: Path, data: bytes) -> None:
-    """Write an export to `path` atomically (a temp file, then `os.replace`)."""
-    _write(path, data)
-
-
 def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
                rev: str | None = None) -> ExportAllResult:
     """Write every valid persona, template and set under `dest` (the repository layout).
@@ -214,7 +196,7 @@ def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
                 skipped.append(record.path)
                 continue
         rel = _bundle_path(record)
-        _write(dest / rel, data)
+        write_atomic(dest / rel, data)
         written.append(rel)
     return ExportAllResult(tuple(written), tuple(skipped), snap.commit)
 

@@ -19,7 +19,6 @@ import errno
 import fcntl
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 import pygit2
 from pygit2.enums import FileMode
 
+from maestro_git.atomic import write_atomic
 from maestro_git.errors import ConfigError, GitError
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def sync_worktree(git: GitRepo, commit: str, paths: Sequence[str]) -> None:
                 if path in index:
                     index.remove(path)
             else:
-                _atomic_write(full, git.read_blob(blob))
+                write_atomic(full, git.read_blob(blob), mode=0o644)
                 index.add(path)
         _write_index(index)
 
@@ -207,19 +207,6 @@ def _worktree_lock(git_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _prune_empty_dirs(folder: Path, root: Path) -> None:

@@ -39,9 +39,7 @@ with `commit=True` as one validated compare-and-swap commit of every imported fi
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +47,7 @@ from itertools import chain
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from maestro_git.atomic import write_atomic
 from maestro_git.errors import ConflictError, UsageError, ValidationFailed
 from maestro_git.formats import NAME_RE, classify, split_frontmatter
 from maestro_git.git import Identity
@@ -325,18 +324,10 @@ def _validate(items: Sequence[ImportItem], base_files: Iterable[SourceFile],
 
 
 def _write_file(root: Path, rel: str, data: bytes) -> None:
-    target = root / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".import-")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if target.exists():  # appeared since the check: never overwrite
-            raise ConflictError(f"{rel} appeared while importing; not overwritten")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_atomic(root / rel, data, overwrite=False)
+    except FileExistsError:  # appeared since the check: never overwrite
+        raise ConflictError(f"{rel} appeared while importing; not overwritten") from None
 
 
 def import_sources(settings: Settings, sources: Sequence[Source], *, owner: str | None = None,

@@ -25,9 +25,7 @@ are pure; `load_owners`, `read_codeowners`, `write_codeowners` and `list_owners`
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import tempfile
 import tomllib
 from collections import Counter
 from collections.abc import Mapping
@@ -35,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from maestro_git.atomic import write_atomic
 from maestro_git.errors import ConfigError
 from maestro_git.models import Problem
 from maestro_git.rules import problem
@@ -231,19 +230,7 @@ def write_codeowners(settings: Settings) -> CodeownersState:
     returns the state before the write (`up_to_date` False means the file changed)."""
     state = read_codeowners(settings)
     if not state.up_to_date:
-        state.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=state.path.parent, prefix=".CODEOWNERS.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(state.wanted.encode("utf-8"))
-            if state.path.exists():
-                os.chmod(tmp, state.path.stat().st_mode & 0o777)
-            else:
-                os.chmod(tmp, 0o644)
-            os.replace(tmp, state.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(state.path, state.wanted.encode("utf-8"))
     return state
 
 

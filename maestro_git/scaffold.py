@@ -11,14 +11,13 @@ repository), so a repository can override a built-in template by name.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from maestro_git.atomic import write_atomic
 from maestro_git.errors import (
     GitError,
     MaestroError,
@@ -85,23 +84,6 @@ ttl_seconds = 300
 BUILTIN_TEMPLATES_DIR = Path(__file__).resolve().parent / "builtin_templates"
 _GITIGNORE_LINES = (".maestro/",)
 _KEEP = ".gitkeep"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- templates ----------------------------------------------------------------------------
@@ -189,7 +171,7 @@ def init_repository(path: Path, branch: str = "main") -> InitResult:
     def create(rel: str, data: bytes) -> None:
         target = root / rel
         if not target.exists() and not target.is_symlink():
-            _write_atomic(target, data)
+            write_atomic(target, data)
             created.append(rel)
 
     for folder in ("personas", "persona_sets"):
@@ -205,7 +187,7 @@ def init_repository(path: Path, branch: str = "main") -> InitResult:
     if missing:
         prefix = existing if not existing or existing.endswith("\n") else existing + "\n"
         header = "" if existing else "# maestro: local state (search index, caches)\n"
-        _write_atomic(gitignore, (prefix + header + "\n".join(missing) + "\n").encode())
+        write_atomic(gitignore, (prefix + header + "\n".join(missing) + "\n").encode())
         created.append(".gitignore")
     try:
         GitRepo(root)
@@ -303,7 +285,7 @@ def new_persona(
     rel = f"personas/{owner}/{name}.md"
     data = render_document(fields, body)
     _refuse_invalid(rel, data, settings or Settings(repo_path=root))
-    _write_atomic(target, data)
+    write_atomic(target, data)
     return target
 
 
@@ -376,7 +358,7 @@ def format_files(root: Path, paths: Iterable[Path] | None = None, *,
             continue
         if new != src.data:
             if not check:
-                _write_atomic(root / src.path, new)
+                write_atomic(root / src.path, new)
             changes.append(FormatChange(src.path, what))
     return FormatReport(checked, tuple(changes), written=not check)
 

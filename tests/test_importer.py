@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from maestro_git.atomic import write_atomic
 from maestro_git.errors import ConflictError, UsageError, ValidationFailed
 from maestro_git.formats import parse_file
 from maestro_git.importer import (
@@ -170,3 +171,15 @@ def test_commit_imports_everything_in_one_commit(git_repo: GitRepoFactory,
     snap = Repository(_settings(git_repo)).snapshot()
     assert "acme/gemini" in snap.personas and "default" in snap.sets
     assert (git_repo.path / "persona_sets/default/set.json").exists()  # worktree follows
+
+
+def test_an_import_write_never_replaces_a_file_that_appeared(tmp_path: Path) -> None:
+    # The importer writes with overwrite=False: a file created after its check stays as is.
+    target = tmp_path / "personas/acme/bot.md"
+    write_atomic(target, b"theirs\n")
+    with pytest.raises(FileExistsError):
+        write_atomic(target, b"mine\n", overwrite=False)
+    assert target.read_bytes() == b"theirs\n"
+    assert [p.name for p in target.parent.iterdir()] == ["bot.md"]  # no temp file left
+    write_atomic(tmp_path / "personas/acme/new.md", b"mine\n", overwrite=False)
+    assert (tmp_path / "personas/acme/new.md").read_bytes() == b"mine\n"

@@ -96,7 +96,8 @@ def export_cmd(app: AppContext, key: str | None, all_dir: Path | None, resolved:
       maestro export clinic_booking_research -o default_personas/clinic.json
       maestro export --all shared/ --rev v1.2
     """
-    from maestro_git.exporter import ExportFormat, export_all, export_entity, write_export
+    from maestro_git.atomic import write_atomic
+    from maestro_git.exporter import ExportFormat, export_all, export_entity
 
     if all_dir is not None:
         if key is not None or output is not None or fmt == "json" or frontmatter:
@@ -115,7 +116,7 @@ def export_cmd(app: AppContext, key: str | None, all_dir: Path | None, resolved:
     if output is None:
         click.echo(data, nl=False)
     else:
-        write_export(output, data)
+        write_atomic(output, data)
         app.echo(f"wrote {output}", err=True)
 
 
