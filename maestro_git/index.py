@@ -50,14 +50,12 @@ from maestro_git.search_docs import (
     SnapshotSource,
     commit_id,
     indexable,
-    member_terms,
     record_docs,
     shown,
     stored_hit,
 )
 from maestro_git.search_docs import uid as _uid
 from maestro_git.search_engine import (
-    FIELDS,
     PLAIN_WORDS,
     SCHEMA,
     SCHEMA_VERSION,
@@ -70,22 +68,16 @@ from maestro_git.search_engine import (
     text_of,
     word_groups,
 )
-from maestro_git.search_engine import check_query as _check_query  # noqa: F401 (tests)
 from maestro_git.search_files import WriteLock, collect_leaked_files, leaks_ignored
 from maestro_git.search_words import WordScores
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot
 
 __all__ = [
-    "FIELDS",
-    "SCHEMA",
-    "SCHEMA_VERSION",
     "HitKind",
     "IndexStatus",
     "SearchHit",
     "SearchIndex",
-    "member_terms",
-    "parse_query",
 ]
 
 log = logging.getLogger("maestro_git.index")

@@ -61,10 +61,10 @@ def test_check_warns_about_unknown_rules_in_maestro_toml(
 
 
 def test_search_accepts_a_phrase_beside_a_boolean_operator() -> None:
-    from maestro_git.index import _check_query
+    from maestro_git.search_engine import check_query
 
-    _check_query('tag:coding OR "pull request"')
-    _check_query('"pull request" OR tag:coding')
+    check_query('tag:coding OR "pull request"')
+    check_query('"pull request" OR tag:coding')
 
 
 def test_list_sort_choices_are_the_mirrors_sorts() -> None:

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from maestro_git.errors import SearchError
-from maestro_git.index import SearchIndex, member_terms, parse_query
+from maestro_git.index import SearchIndex
 from maestro_git.models import Change
+from maestro_git.search_docs import member_terms
+from maestro_git.search_engine import SCHEMA, parse_query
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot, build_snapshot, diff_snapshots
 from maestro_git.sync import MirroredCommit, sync
@@ -340,8 +342,6 @@ def test_sync_listener_keeps_the_index_at_the_mirrored_commit(
 def test_fast_postings_equal_the_analyzers(field: str) -> None:
     from whoosh import fields
 
-    from maestro_git.index import SCHEMA
-
     texts = ["# Code Reviewer\n\nYou review code_reviewer's PRs, e.g. v1.2.0 and 3.14 — a lot.",
              "The the AND of to be", "café naïve Ünïcode __x__ a b", "x", "",
              # long texts are tokenised line by line, remembered lines included
@@ -412,8 +412,6 @@ def _index_dump(path: Path) -> list[object]:
     """Every term's statistics and postings, stored field, length and column of an index."""
     from whoosh import index
 
-    from maestro_git.index import SCHEMA
-
     out: list[object] = []
     with index.open_dir(str(path)).reader() as reader:
         for fieldname, text in reader.all_terms():
@@ -439,7 +437,6 @@ def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_pat
                                                procs: int) -> None:
     from whoosh import index
 
-    from maestro_git.index import SCHEMA
     from maestro_git.search_bulk import write_segments
     from maestro_git.search_docs import indexable, record_docs
 
@@ -475,7 +472,7 @@ def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_pat
 def test_plain_words_rank_as_whoosh_scores_each_document(
         indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
     import maestro_git.index as index_module
-    from maestro_git.search_engine import SCHEMA, word_groups
+    from maestro_git.search_engine import word_groups
 
     repo, ix = indexed
     plain = ["reviewer", "code reviewer", "nurse in her 50s", "write fiction", "review",
