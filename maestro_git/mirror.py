@@ -54,6 +54,7 @@ __all__ = [
     "MirrorState",
     "apply_commit",
     "clear_derived",
+    "invalid_paths",
     "is_empty",
     "load_state",
     "persona_uuid",
@@ -193,11 +194,12 @@ class _Counts:
 
 
 def _write(conn: Connection, counts: _Counts, what: str, stmt: str,
-           rows: list[tuple[Any, ...]], bulk: BulkLoad | None, table: str,
-           cols: Sequence[str]) -> None:
+           rows: list[tuple[Any, ...]], copy: bool, table: str, cols: Sequence[str]) -> None:
+    """`rows` into `table`: COPY (`copy`, a first load into empty tables), else `stmt` for
+    each row."""
     if not rows:
         return
-    if bulk is not None:
+    if copy:
         counts.add(what, copy_rows(conn, table, cols, rows))
         return
     cur = conn.cursor()
@@ -255,7 +257,7 @@ def apply_commit(
     batch: AbstractContextManager[object] = (nullcontext() if bulk is not None
                                                else conn.pipeline())
     with batch, conn.transaction():
-        if not durable or bulk is not None:
+        if not durable:  # (inside a bulk load: that load's whole transaction)
             conn.execute("SET LOCAL synchronous_commit = off")
         _write_rows(conn, counts, info, changes, new_effective, ids, old_ids or {},
                     resolved or {}, bulk)
@@ -338,10 +340,10 @@ def _write_rows(conn: Connection, counts: _Counts, info: CommitInfo,
         counts.add("rows", len(streamed) + copy_rows(conn, "personas", tables.PERSONA_COLUMNS,
                                                      persona_rows))
     else:
-        _write(conn, counts, "rows", tables.PERSONA_UPSERT, list(persona_rows), bulk, "personas",
+        _write(conn, counts, "rows", tables.PERSONA_UPSERT, list(persona_rows), False, "personas",
                tables.PERSONA_COLUMNS)
-    _write(conn, counts, "rows", tables.TEMPLATE_UPSERT, template_rows, bulk, "persona_templates",
-           tables.TEMPLATE_COLUMNS)
+    _write(conn, counts, "rows", tables.TEMPLATE_UPSERT, template_rows, bulk is not None,
+           "persona_templates", tables.TEMPLATE_COLUMNS)
     if set_recs:
         if bulk is not None:
             counts.add("rows", copy_rows(conn, "persona_sets", tables.SET_COLUMNS,
@@ -403,11 +405,11 @@ def _write_history(conn: Connection, counts: _Counts, info: CommitInfo,
                                                    info))
     if bulk is not None:
         counts.add("versions", bulk.insert_versions(server_side))
-    _write(conn, counts, "versions", tables.VERSION_INSERT, version_rows, bulk, "persona_versions",
-           tables.VERSION_COLUMNS)
+    _write(conn, counts, "versions", tables.VERSION_INSERT, version_rows, bulk is not None,
+           "persona_versions", tables.VERSION_COLUMNS)
     event_rows = [tables.event_row(e) for e in events]
-    _write(conn, counts, "events", tables.EVENT_INSERT, event_rows, bulk, "audit_events",
-           tables.EVENT_COLUMNS)
+    _write(conn, counts, "events", tables.EVENT_INSERT, event_rows, bulk is not None,
+           "audit_events", tables.EVENT_COLUMNS)
 
 
 def invalid_paths(conn: Connection) -> tuple[str, ...]:

@@ -4,8 +4,7 @@ Most of a first load's time is the server computing each persona's `tsvector` (a
 generated column) while it takes the rows in. A `BulkLoad` lets that happen while Python is
 still reading and parsing the head's files, instead of after:
 
-- entering it begins the transaction (`synchronous_commit = off`: a crash loses the whole
-  load, never part of it), drops the GIN indexes of the loaded tables (building one after the
+- entering it begins the transaction, drops the GIN indexes of the loaded tables (building one after the
   load costs about half of maintaining it row by row) and opens a COPY into `personas`;
 - `offer(parsed)` is the snapshot builder's per-file callback: a persona file with no error of
   its own (warnings are fine) and an id no earlier row took is written to the COPY at once,
@@ -45,7 +44,7 @@ from maestro_git.models import Persona, Severity
 from maestro_git.settings import Settings
 from maestro_git.validate import apply_severities
 
-__all__ = ["BULK_TABLES", "BulkLoad", "copy_rows", "drop_gin_indexes"]
+__all__ = ["BulkLoad", "copy_rows"]
 
 BULK_TABLES = ("personas", "persona_templates", "persona_set_members")
 
@@ -115,7 +114,6 @@ class BulkLoad:
         with ExitStack() as undo:
             undo.push(self._stack)
             self._stack.enter_context(self.conn.transaction())
-            self.conn.execute("SET LOCAL synchronous_commit = off")
             self.gin = drop_gin_indexes(self.conn)
             self._stack.enter_context(self._copy_stack)
             self._copy = _open_copy(self.conn, self._copy_stack, "personas",
@@ -168,8 +166,8 @@ class BulkLoad:
                       resolved: Mapping[str, str]) -> set[str]:
         """Of the streamed rows, delete those the commit does not write as streamed;
         returns the keys kept. `personas`: every persona the commit writes, `ids` their row
-        ids, `resolved` their resolved contents (a persona missing there: its own body)."""
-        self.end_stream()
+        ids, `resolved` their resolved contents (a persona missing there: its own body).
+        Call after `end_stream`."""
         wanted = {p.key: p for p in personas}
         keep: set[str] = set()
         stale: list[str] = []
@@ -190,18 +188,23 @@ class BulkLoad:
         """`persona_versions` rows for the given persona keys (action -> keys), copied from
         their `personas` rows by the server (the same values `tables.version_row` builds)."""
         info, n = self.info, 0
+        commit_values = {"commit": info.id, "author_name": info.author_name,
+                         "author_email": info.author_email, "committed_at": info.time,
+                         "message": info.message}
+        # Each of VERSION_COLUMNS from the commit, or from the persona row's same column.
+        values = sql.SQL(", ").join(
+            sql.Placeholder(col) if col in commit_values or col == "action"
+            else sql.Identifier("id" if col == "persona_id" else col)
+            for col in tables.VERSION_COLUMNS)
+        stmt = sql.SQL(
+            "INSERT INTO persona_versions ({}) SELECT {} FROM personas WHERE key = ANY(%(keys)s) "
+            "ON CONFLICT ON CONSTRAINT persona_versions_once_per_commit DO NOTHING").format(
+            sql.SQL(", ").join(map(sql.Identifier, tables.VERSION_COLUMNS)), values)
         for action, keys in by_action.items():
-            if not keys:
-                continue
-            cur = self.conn.execute(
-                "INSERT INTO persona_versions (persona_id, key, path, commit, action, version, "
-                "content, frontmatter, content_hash, author_name, author_email, committed_at, "
-                "message) SELECT id, key, path, %s, %s, version, content, frontmatter, "
-                "content_hash, %s, %s, %s, %s FROM personas WHERE key = ANY(%s) "
-                "ON CONFLICT ON CONSTRAINT persona_versions_once_per_commit DO NOTHING",
-                (info.id, action, info.author_name, info.author_email, info.time,
-                 info.message, list(keys)))
-            n += max(cur.rowcount, 0)
+            if keys:
+                cur = self.conn.execute(stmt, {**commit_values, "action": action,
+                                               "keys": list(keys)})
+                n += max(cur.rowcount, 0)
         return n
 
     def rebuild_indexes(self) -> None:

@@ -55,7 +55,8 @@ from maestro_git.models import (
 from maestro_git.settings import Settings
 from maestro_git.snapshot import Snapshot, build_snapshot, diff_snapshots, update_snapshot
 
-__all__ = ["CommitSummary", "Listener", "MirroredCommit", "SyncReport", "Syncer", "sync"]
+__all__ = ["CommitSummary", "Listener", "MirroredCommit", "SyncReport", "Syncer", "sync",
+           "with_invalid_paths"]
 
 log = logging.getLogger("maestro_git.sync")
 
@@ -96,7 +97,7 @@ class SyncReport:
     errors: int = 0  # files with errors at the commits mirrored (their last good state kept)
     rewritten: bool = False
     steps: tuple[CommitSummary, ...] = ()
-    invalid_paths: tuple[str, ...] = ()  # files invalid at the head now (`sync` fills it)
+    invalid_paths: tuple[str, ...] = ()  # files invalid at the head (`with_invalid_paths`)
 
 
 @dataclass
@@ -200,7 +201,6 @@ class Syncer:
         self.hooks = hooks
         self._state: _State | None = None
         self._erasures = gdpr.Erasures()  # re-read at each catch-up
-        self._files: Callable[[int, int], None] | None = None  # catch_up's `files`
 
     def close(self) -> None:
         if self._owns_conn and not self.conn.closed:
@@ -348,7 +348,8 @@ class Syncer:
             resolved[key] = new.personas[key].body
         return resolved, sorted(k for k in resolved if k not in present)
 
-    def _step(self, state: _State, step: _Step, *, durable: bool = True
+    def _step(self, state: _State, step: _Step, *, durable: bool = True,
+              files: Callable[[int, int], None] | None = None
               ) -> tuple[MirroredCommit, mirror.ApplyResult]:
         # Identities erased under the GDPR are written as their pseudonyms (`gdpr`).
         info = self._erasures.apply(self.git.commit_info(step.commit))
@@ -358,7 +359,8 @@ class Syncer:
         try:
             with db.translate_errors(f"mirroring commit {step.commit[:7]}"), \
                     (load if load is not None else nullcontext()):
-                raw, new_eff, changes, events, paths = self._prepare(state, step, info, load)
+                raw, new_eff, changes, events, paths = self._prepare(state, step, info, load,
+                                                                     files)
                 result, descendants, extra = self._apply(state, step, info, raw, new_eff,
                                                          changes, events, paths, durable, load)
         except BaseException:
@@ -370,16 +372,16 @@ class Syncer:
         return done, result
 
     def _prepare(self, state: _State, step: _Step, info: CommitInfo,
-                 load: mirror_bulk.BulkLoad | None
+                 load: mirror_bulk.BulkLoad | None,
+                 files: Callable[[int, int], None] | None = None
                  ) -> tuple[Snapshot, Snapshot, list[Change], list[AuditEvent], set[str]]:
         """The commit's parse, new effective state, changes and audit events."""
         old_eff = state.eff
         if step.full or state.raw is None:
             on_parsed: Callable[[ParsedFile], None] | None = (
                 load.offer if load is not None else None)
-            if self._files is not None:
-                on_parsed = _counting(on_parsed, self.git.count_files(step.commit),
-                                      self._files)
+            if files is not None:
+                on_parsed = _counting(on_parsed, self.git.count_files(step.commit), files)
             raw = build_snapshot(self.git.files_at(step.commit), self.settings, step.commit,
                                  on_parsed=on_parsed)
             paths = set(raw.files) | {r.path for t in (old_eff.personas, old_eff.templates,
@@ -463,14 +465,6 @@ class Syncer:
         `files(parsed, total)` reports a commit whose whole tree is parsed (a first load, a
         rewritten history): every `FILE_PROGRESS_STEP` files and at the last one.
         """
-        self._files = files
-        try:
-            return self._catch_up(stop, head_only, progress)
-        finally:
-            self._files = None
-
-    def _catch_up(self, stop: threading.Event | None, head_only: bool,
-                  progress: Callable[[int, int], None] | None) -> SyncReport:
         head = self.git.head(self.settings.branch)
         if head is None:
             return SyncReport(head=None)
@@ -488,7 +482,7 @@ class Syncer:
             started = time.perf_counter()
             # Only the last commit of a catch-up waits for its WAL flush (which flushes the
             # earlier ones too); a crash before it loses whole commits, replayed next time.
-            done, result = self._step(state, step, durable=n == len(steps))
+            done, result = self._step(state, step, durable=n == len(steps), files=files)
             failed = len({p.path for p in result.errors})
             summaries.append(CommitSummary(step.commit, len(done.changes), failed,
                                            (time.perf_counter() - started) * 1000))
@@ -517,6 +511,13 @@ def _counting(then: Callable[[ParsedFile], None] | None, total: int,
     return on_parsed
 
 
+def with_invalid_paths(conn: db.Connection, report: SyncReport) -> SyncReport:
+    """`report` with the files the mirror keeps at their last good state (what the CLI
+    shows after a sync or a rebuild; the daemon's catch-ups do not ask)."""
+    with db.translate_errors("reading sync_errors"):
+        return dataclasses.replace(report, invalid_paths=mirror.invalid_paths(conn))
+
+
 def sync(settings: Settings, *, head_only: bool = False,
          progress: Callable[[int, int], None] | None = None,
          listeners: Sequence[Listener] = (),
@@ -530,6 +531,6 @@ def sync(settings: Settings, *, head_only: bool = False,
         db.migrate(conn)
         with db.WriterLock(conn), Syncer(settings, conn, listeners) as syncer:
             report = syncer.catch_up(head_only=head_only, progress=progress, files=files)
-        return dataclasses.replace(report, invalid_paths=mirror.invalid_paths(conn))
+        return with_invalid_paths(conn, report)
     finally:
         conn.close()

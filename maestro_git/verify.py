@@ -24,7 +24,7 @@ from maestro_git.git import GitRepo
 from maestro_git.models import Persona, PersonaSet, Template
 from maestro_git.settings import Settings
 from maestro_git.snapshot import build_snapshot
-from maestro_git.sync import Listener, Syncer, SyncReport
+from maestro_git.sync import Listener, Syncer, SyncReport, with_invalid_paths
 
 __all__ = ["Drift", "VerifyReport", "rebuild", "verify"]
 
@@ -132,4 +132,5 @@ def rebuild(settings: Settings, conn: db.Connection, *, head_only: bool = False,
         with db.translate_errors("emptying the mirror"), conn.transaction():
             mirror.clear_derived(conn)
         with Syncer(settings, conn, listeners) as syncer:
-            return syncer.catch_up(head_only=head_only, progress=progress, files=files)
+            report = syncer.catch_up(head_only=head_only, progress=progress, files=files)
+        return with_invalid_paths(conn, report)

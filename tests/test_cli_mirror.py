@@ -89,6 +89,10 @@ def test_sync_names_the_files_invalid_at_the_head_only(
     assert main(args) == 0
     assert "1 invalid file kept at the last good state: personas/acme/a.md" in (
         capsys.readouterr().out)
+    rebuild = [*args[:-2], "rebuild", "--no-index"]  # rebuild says it too
+    assert main(rebuild) == 0
+    assert "1 invalid file kept at the last good state: personas/acme/a.md" in (
+        capsys.readouterr().out)
     git_repo.commit({"personas/acme/a.md": persona_md(version="1.0.1")}, "fix a")
     assert main(args) == 0
     out = capsys.readouterr().out
