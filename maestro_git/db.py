@@ -129,6 +129,8 @@ def _embedded(settings: Settings) -> EmbeddedServer:
     try:
         server = _get_server(data_dir)
         return EmbeddedServer(data_dir, str(server.get_uri()))
+    except DatabaseError:  # pgserver is not installed: already said, with its own hint
+        raise
     except Exception as exc:  # the package raises plain exceptions of many kinds
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseError(f"cannot start the embedded PostgreSQL: {reason}",
