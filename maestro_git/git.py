@@ -174,17 +174,12 @@ class GitRepo:
     # -- content -------------------------------------------------------------------------
     def files_at(self, commit_id: str) -> Iterator[SourceFile]:
         """Every file under the content folders at `commit_id`, read from the tree."""
-        tree = self._commit(commit_id).tree
-        for top in CONTENT_DIRS:
-            if top in tree:
-                entry = tree[top]
-                if isinstance(entry, pygit2.Tree):
-                    yield from self._walk(entry, top)
+        for top, tree in self._content_trees(commit_id):
+            yield from self._walk(tree, top)
 
     def count_files(self, commit_id: str) -> int:
         """How many files `files_at(commit_id)` yields, without reading them (for progress)."""
-        tree = self._commit(commit_id).tree
-        stack: list[Any] = [tree[top] for top in CONTENT_DIRS if top in tree]
+        stack: list[Any] = [tree for _, tree in self._content_trees(commit_id)]
         count = 0
         while stack:
             entry = stack.pop()
@@ -193,6 +188,14 @@ class GitRepo:
             elif isinstance(entry, pygit2.Blob):
                 count += 1
         return count
+
+    def _content_trees(self, commit_id: str) -> Iterator[tuple[str, pygit2.Tree]]:
+        tree = self._commit(commit_id).tree
+        for top in CONTENT_DIRS:
+            if top in tree:
+                entry = tree[top]
+                if isinstance(entry, pygit2.Tree):  # a file named like a folder is not read
+                    yield top, entry
 
     def _walk(self, tree: pygit2.Tree, prefix: str) -> Iterator[SourceFile]:
         for entry in tree:

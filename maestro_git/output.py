@@ -95,7 +95,9 @@ def format_problems(problems: Iterable[Problem], fmt: str = "text") -> str:
 
 
 class Progress:
-    """A minimal progress line on a terminal: `label  done/total`. Silent when not a tty."""
+    """A minimal progress line on a terminal: `label  done/total`. Silent when not a tty.
+
+    `finish()` ends the line (a later `advance` starts a new one); `close()` finishes."""
 
     def __init__(self, label: str, total: int | None, stream: TextIO | None = None) -> None:
         self.label = label
@@ -103,6 +105,7 @@ class Progress:
         self.done = 0
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
+        self._line_open = False
 
     def advance(self, n: int = 1) -> None:
         self.done += n
@@ -110,11 +113,16 @@ class Progress:
             total = f"/{self.total}" if self.total is not None else ""
             self.stream.write(f"\r{self.label}  {self.done}{total}")
             self.stream.flush()
+            self._line_open = True
 
-    def close(self) -> None:
-        if self.enabled and self.done:
+    def finish(self) -> None:
+        if self._line_open:
             self.stream.write("\n")
             self.stream.flush()
+            self._line_open = False
+
+    def close(self) -> None:
+        self.finish()
 
 
 @contextmanager

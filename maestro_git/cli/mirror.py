@@ -10,7 +10,7 @@ import click
 
 from maestro_git import db
 from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.output import Progress, progress, table, to_json
+from maestro_git.output import progress, table, to_json
 from maestro_git.settings import Settings
 from maestro_git.sync import Listener, MirroredCommit, SyncReport, sync
 from maestro_git.verify import rebuild, verify
@@ -91,6 +91,9 @@ def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
         def advance(done: int, total: int) -> None:
             bar.total = total
             bar.advance(done - bar.done)
+            if done == total:  # the line is complete: what follows starts its own
+                bar.finish()
+                bar.done = 0
         yield advance
 
 
@@ -98,16 +101,7 @@ def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
 def _bars(label: str) -> Iterator[tuple[Callable[[int, int], None], Callable[[int, int], None]]]:
     """(commits, files): `label  done/total` per mirrored commit, preceded, for a commit
     whose whole tree is parsed (a first load), by `reading files  parsed/total`."""
-    with _bar(label) as commits:
-        reading = Progress("reading files", None)
-
-        def files(parsed: int, total: int) -> None:
-            reading.total = total
-            reading.advance(parsed - reading.done)
-            if parsed == total:
-                reading.close()
-                reading.done = 0
-
+    with _bar("reading files") as files, _bar(label) as commits:
         yield commits, files
 
 
