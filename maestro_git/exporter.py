@@ -22,7 +22,7 @@ skips such files and lists them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +38,7 @@ from maestro_git.worktree import read_worktree
 from maestro_git.writeback import render_document
 
 __all__ = ["ExportAllResult", "ExportFormat", "export_all", "export_entity", "find_entity",
-           "load_snapshot", "summary"]
+           "load_snapshot"]
 
 ExportFormat = Literal["md", "json"]
 Entity = Persona | Template | PersonaSet
@@ -122,15 +122,22 @@ def _shared_fields(record: Persona | Template, resolved: bool) -> dict[str, Any]
     return fields
 
 
-def _set_bytes(snap: Snapshot, record: PersonaSet, settings: Settings) -> bytes:
-    if snap.commit is None:
-        return (settings.repo_path / record.path).read_bytes()
+def _file_reader(snap: Snapshot, settings: Settings) -> Callable[[str], bytes]:
+    """Reads a file's bytes where `snap` was taken: the working tree, or its commit."""
+    commit = snap.commit
+    if commit is None:
+        return lambda path: (settings.repo_path / path).read_bytes()
     from maestro_git.repository import Repository
 
-    data = Repository(settings).git.read_file(snap.commit, record.path)
-    if data is None:  # pragma: no cover - the snapshot came from this commit
-        raise NotFoundError(f"{record.path} is not in {snap.commit[:7]}")
-    return data
+    git = Repository(settings).git
+
+    def read(path: str) -> bytes:
+        data = git.read_file(commit, path)
+        if data is None:  # pragma: no cover - the snapshot came from this commit
+            raise NotFoundError(f"{path} is not in {commit[:7]}")
+        return data
+
+    return read
 
 
 def export_entity(settings: Settings, key: str, *, fmt: ExportFormat | None = None,
@@ -147,7 +154,7 @@ def export_entity(settings: Settings, key: str, *, fmt: ExportFormat | None = No
                              hint="use --format json (the default for sets)")
         if resolved or frontmatter:
             raise UsageError("--resolved and --frontmatter apply to personas, not sets")
-        return _set_bytes(snap, record, settings)
+        return _file_reader(snap, settings)(record.path)
     body, chain = _body(snap, record, resolved, settings)
     if (fmt or "md") == "md":
         if frontmatter:
@@ -178,6 +185,7 @@ def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
     sets are their JSON bytes. Existing files under `dest` are replaced.
     """
     snap = load_snapshot(settings, rev)
+    read = _file_reader(snap, settings)
     written: list[str] = []
     skipped: list[str] = []
     records: list[Entity] = [*snap.personas.values(), *snap.templates.values(),
@@ -187,14 +195,10 @@ def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
             skipped.append(record.path)
             continue
         if isinstance(record, PersonaSet):
-            data = _set_bytes(snap, record, settings)
+            data = read(record.path)
         else:
-            try:
-                data = export_entity(settings, _qualified(record), fmt="md", frontmatter=True,
-                                     resolved=resolved, snap=snap)
-            except ValidationFailed:
-                skipped.append(record.path)
-                continue
+            data = export_entity(settings, _qualified(record), fmt="md", frontmatter=True,
+                                 resolved=resolved, snap=snap)
         rel = _bundle_path(record)
         write_atomic(dest / rel, data)
         written.append(rel)
@@ -203,9 +207,3 @@ def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
 
 def _qualified(record: Persona | Template) -> str:
     return record.key if isinstance(record, Persona) else f"template:{record.key}"
-
-
-def summary(result: ExportAllResult) -> Mapping[str, Any]:
-    """A JSON-ready summary of `export_all`."""
-    return {"commit": result.commit, "written": list(result.written),
-            "skipped": list(result.skipped)}
