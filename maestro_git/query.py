@@ -23,7 +23,7 @@ from psycopg.rows import class_row
 from maestro_git import events
 from maestro_git.db import Connection, translate_errors
 from maestro_git.errors import NotFoundError, SearchError, UsageError
-from maestro_git.index import SearchHit
+from maestro_git.search_docs import SearchHit
 
 __all__ = [
     "SORTS",

@@ -22,14 +22,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from maestro_git.errors import MaestroError
-from maestro_git.models import Problem
-from maestro_git.output import format_problems, to_json
 from maestro_git.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # pydantic's import is most of a command's start-up: only when needed
+    from maestro_git.models import Problem
 
 __all__ = ["AppContext", "cli", "format_option", "main", "pass_app", "report_problems"]
 
@@ -78,6 +79,8 @@ def report_problems(app: AppContext, problems: Sequence[Problem], fmt: str, summ
                     **json_fields: Any) -> None:
     """Print problems as text, JSON (`json_fields` plus error count and problems) or GitHub
     annotations, then `summary` on stderr (text only); exit 1 when any is an error."""
+    from maestro_git.output import format_problems, to_json
+
     errors = sum(1 for p in problems if p.severity.value == "error")
     if fmt == "json":
         click.echo(to_json({**json_fields, "errors": errors, "problems": problems}))
