@@ -12,7 +12,9 @@
   old service can load it (`default_personas/<set>.json`).
 - `export_all` writes every valid persona, template and set under a folder, in the
   repository's own layout (`personas/<owner>/<name>.md` with frontmatter,
-  `templates/<name>.md`, `persona_sets/<set>.json`), a bundle `maestro import` reads back.
+  `templates/<name>.md`, each set at its own path: `persona_sets/<set>/set.json` with every
+  file under its folder, such as its images, or `persona_sets/<set>.json`), a bundle
+  `maestro import` reads back.
 
 Everything is read from the working tree, or from any commit (`rev`). An entity with an error
 at that point is refused (`ValidationFailed`) rather than exported half-broken; `export_all`
@@ -171,10 +173,13 @@ def export_entity(settings: Settings, key: str, *, fmt: ExportFormat | None = No
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _bundle_path(record: Entity) -> str:
-    if isinstance(record, PersonaSet):
-        return f"persona_sets/{record.key}.json"
-    return record.path
+def _set_assets(snap: Snapshot, record: PersonaSet) -> list[str]:
+    """The files under a set's own folder (its images); a set stored as
+    `persona_sets/<set>.json` has no folder of its own."""
+    if not record.path.endswith("/set.json"):
+        return []
+    folder = record.path[: -len("set.json")]
+    return sorted(p for p in snap.asset_paths if p.startswith(folder))
 
 
 def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
@@ -182,7 +187,8 @@ def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
     """Write every valid persona, template and set under `dest` (the repository layout).
 
     Personas and templates are shareable files with frontmatter (`frontmatter=True` above);
-    sets are their JSON bytes. Existing files under `dest` are replaced.
+    sets are their JSON bytes, with the files under a set's folder. Existing files under
+    `dest` are replaced.
     """
     snap = load_snapshot(settings, rev)
     read = _file_reader(snap, settings)
@@ -195,13 +201,18 @@ def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
             skipped.append(record.path)
             continue
         if isinstance(record, PersonaSet):
+            for asset in _set_assets(snap, record):
+                if snap.is_valid(asset):  # e.g. not a link out of the repository
+                    write_atomic(dest / asset, read(asset))
+                    written.append(asset)
+                else:
+                    skipped.append(asset)
             data = read(record.path)
         else:
             data = export_entity(settings, _qualified(record), fmt="md", frontmatter=True,
                                  resolved=resolved, snap=snap)
-        rel = _bundle_path(record)
-        write_atomic(dest / rel, data)
-        written.append(rel)
+        write_atomic(dest / record.path, data)
+        written.append(record.path)
     return ExportAllResult(tuple(written), tuple(skipped), snap.commit)
 
 

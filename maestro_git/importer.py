@@ -12,6 +12,10 @@ What is imported (`import_sources`, the `maestro import` command):
 - persona-set JSON in the persona-set service's shapes becomes `persona_sets/<set>/set.json`
   (the object with a `personas` array kept byte for byte; a bare array of members is wrapped
   as `{"name", "personas", "metadata": {"status": "generated"}}`).
+- a `set.json` found in a folder being imported is a set in the repository's layout (what
+  `maestro export --all` writes): every other file under its folder (its images) is imported
+  with it, under `persona_sets/<set>/` at the same relative path, so relative `image_url`s
+  keep working; those files are not imported on their own.
 
 Names and owners:
 - the name is `--name` > the frontmatter `name` > the file name, lowercased, with every run
@@ -25,12 +29,12 @@ Names and owners:
   frontmatter has a `category` and no `owner` and no owner is given (the shape
   `maestro export --all` writes for templates).
 - set names follow the service's file patterns: `default_personas.json` -> `default`,
-  `default_personas_<name>.json` -> `<name>`, `default_personas/<name>.json` -> `<name>`;
-  any other `<file>.json` -> `<file>`.
+  `default_personas_<name>.json` -> `<name>`, `default_personas/<name>.json` -> `<name>`,
+  the repository's `<name>/set.json` -> `<name>`; any other `<file>.json` -> `<file>`.
 
 Safety: the new files are validated with the repository (`snapshot.build_snapshot`) before
 anything is written; any error on an imported file refuses the whole import
-(`ValidationFailed`, listing the problems), and an existing key is never overwritten
+(`ValidationFailed`, listing the problems), and an existing key or file is never overwritten
 (`ConflictError`). Files are written into the working tree (the user reviews and commits), or
 with `commit=True` as one validated compare-and-swap commit of every imported file
 (`writes.Writer`, the write path of `Repository.create`).
@@ -42,7 +46,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -82,10 +86,14 @@ _DROPPED_KEYS = ("id", "version", "name", "owner")
 
 @dataclass(frozen=True)
 class Source:
-    """One file to import: its path as given (for messages and naming) and its bytes."""
+    """One file to import: its path as given (for messages and naming) and its bytes.
+
+    `assets` (a set's images) are the files that travel with it, by path relative to its
+    folder."""
 
     path: str
     data: bytes
+    assets: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ class ImportItem:
     key: str
     path: str  # repository path written
     data: bytes
+    assets: Mapping[str, bytes] = field(default_factory=dict)  # repository path -> bytes
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,8 @@ def set_name_for(path: str) -> str:
     """The set name a persona-set file stands for, by the persona-set service's patterns."""
     pure = PurePosixPath(path.replace("\\", "/"))
     stem = pure.name[:-5] if pure.name.lower().endswith(".json") else pure.name
+    if stem == "set" and pure.parent.name not in ("", ".", ".."):
+        return normalise_name(pure.parent.name)
     if stem == "default_personas":
         return "default"
     if stem.startswith("default_personas_"):
@@ -207,7 +218,7 @@ def convert_instruction(source: Source, *, owner: str | None = None, name: str |
 
 
 def convert_set(source: Source, *, name: str | None = None) -> ImportItem:
-    """A persona-set JSON file as `persona_sets/<set>/set.json`. Pure.
+    """A persona-set JSON file as `persona_sets/<set>/set.json`, its assets beside it. Pure.
 
     An object with a `personas` array is kept byte for byte; a bare array of member objects
     is wrapped in the service's shape. Anything else is refused (`ValidationFailed`).
@@ -227,26 +238,44 @@ def convert_set(source: Source, *, name: str | None = None) -> ImportItem:
                           'write {"name": ..., "personas": [...]}', "set-schema")
         wrapped = {"name": set_name, "personas": doc, "metadata": {"status": "generated"}}
         data = (json.dumps(wrapped, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    return ImportItem(source.path, "persona_set", set_name, f"persona_sets/{set_name}/set.json",
-                      data)
+    folder = f"persona_sets/{set_name}"
+    assets = {f"{folder}/{rel}": blob for rel, blob in source.assets.items()}
+    return ImportItem(source.path, "persona_set", set_name, f"{folder}/set.json", data, assets)
 
 
 def _is_set(path: str) -> bool:
     return path.lower().endswith(".json")
 
 
-def _expand(path: Path) -> list[Path]:
+def _files_under(folder: Path) -> list[Path]:
+    """Every file below `folder`, sorted, outside hidden folders."""
+    return [p for p in sorted(folder.rglob("*")) if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])]
+
+
+def _expand(path: Path) -> list[tuple[Path, dict[str, bytes]]]:
+    """The files to import under `path`, each with its assets (a `set.json`'s folder)."""
     if not path.is_dir():
-        return [path]
-    found = [p for p in sorted(path.rglob("*")) if p.is_file()
-             and not any(part.startswith(".") for part in p.relative_to(path).parts[:-1])
-             and (p.suffix.lower() in (*_INSTRUCTION_SUFFIXES, ".json")
-                  or p.name == ".cursorrules")]
+        return [(path, {})]
+    files = _files_under(path)
+    set_dirs = {p.parent for p in files if p.name == "set.json"}
+    found: list[tuple[Path, dict[str, bytes]]] = []
+    for file in files:
+        owner = next((d for d in set_dirs if d in file.parents), None)
+        if file.name == "set.json":
+            assets = {p.relative_to(file.parent).as_posix(): p.read_bytes()
+                      for p in _files_under(file.parent)
+                      if p != file and not p.name.startswith(".")}
+            found.append((file, assets))
+        elif owner is None and (file.suffix.lower() in (*_INSTRUCTION_SUFFIXES, ".json")
+                                or file.name == ".cursorrules"):
+            found.append((file, {}))
     return found
 
 
 def read_sources(paths: Iterable[Path | str]) -> list[Source]:
-    """The files to import: each path, or every `*.md`/`*.json`/... file under a folder.
+    """The files to import: each path, or every `*.md`/`*.json`/... file under a folder
+    (a `set.json` there with the other files under its folder as its assets).
 
     Raises `UsageError` for a path that does not exist or a folder with nothing to import.
     """
@@ -258,8 +287,8 @@ def read_sources(paths: Iterable[Path | str]) -> list[Source]:
         files = _expand(path)
         if not files:
             raise UsageError(f"{path} holds no Markdown or JSON file to import")
-        for file in files:
-            sources.append(Source(file.as_posix(), file.read_bytes()))
+        for file, assets in files:
+            sources.append(Source(file.as_posix(), file.read_bytes(), assets))
     return sources
 
 
@@ -296,6 +325,11 @@ def _check_free(items: Sequence[ImportItem], base: Snapshot, root: Path | None) 
             raise ConflictError(f"{item.key} already exists ({taken[0]}); import never "
                                 "overwrites", hint="pass --name NEW_NAME (and --owner) to "
                                 "import it under another key")
+        stray = next((a for a in item.assets if a in base.asset_paths), None)
+        if stray is not None:
+            raise ConflictError(f"{stray} already exists; import never overwrites",
+                                hint=f"remove it, or pass --name NEW_NAME to import "
+                                     f"{item.key} under another name")
 
 
 def _key_paths_on_disk(kind: EntityKind, key: str) -> tuple[str, ...]:
@@ -307,20 +341,25 @@ def _key_paths_on_disk(kind: EntityKind, key: str) -> tuple[str, ...]:
 def _validate(items: Sequence[ImportItem], base_files: Iterable[SourceFile],
               settings: Settings) -> tuple[Problem, ...]:
     """Problems on the imported files when added to the repository; refuses on an error."""
-    new = [SourceFile(path=i.path, data=i.data) for i in items]
-    paths = {i.path for i in items}
+    new = [SourceFile(path=path, data=data) for path, data in _files(items)]
+    by_path = {path: i.source for i in items for path in (i.path, *i.assets)}
+    paths = by_path.keys()
     snap = build_snapshot(chain((f for f in base_files if f.path not in paths), new), settings)
     mine = tuple(p for p in snap.problems if p.path in paths)
     errors = [p for p in mine if p.severity is Severity.ERROR]
     if errors:
         first = errors[0]
-        by_path = {i.path: i.source for i in items}
         raise ValidationFailed(
             f"import refused, nothing written: {len(errors)} error"
             f"{'s' if len(errors) != 1 else ''} (first: {by_path[first.path]} as "
             f"{first.location()}: {first.rule}: {first.message})", errors,
             hint=first.fix or "fix the source file and import it again")
     return mine
+
+
+def _files(items: Iterable[ImportItem]) -> list[tuple[str, bytes]]:
+    """Every file an import writes: each item's assets, then the item itself."""
+    return [(path, data) for i in items for path, data in (*i.assets.items(), (i.path, i.data))]
 
 
 def _write_file(root: Path, rel: str, data: bytes) -> None:
@@ -354,8 +393,8 @@ def import_sources(settings: Settings, sources: Sequence[Source], *, owner: str 
     problems = _validate(items, base_files, settings)
     if dry_run:
         return ImportResult(tuple(items), problems, written=False)
-    for item in items:
-        _write_file(root, item.path, item.data)
+    for path, data in _files(items):
+        _write_file(root, path, data)
     return ImportResult(tuple(items), problems, written=True)
 
 
@@ -376,7 +415,7 @@ def _import_commit(settings: Settings, items: Sequence[ImportItem], dry_run: boo
 
     def plan(snap: Snapshot) -> Plan:
         _check_free(items, snap, None)
-        return Plan(label, {i.path: i.data for i in items}, text)
+        return Plan(label, dict(_files(items)), text)
 
     def snapshot_at(commit_id: str | None) -> Snapshot:
         return repo.snapshot(commit_id) if commit_id else build_snapshot((), settings)

@@ -82,3 +82,20 @@ def test_backup_and_restore_commands(git_repo: GitRepoFactory, database_url: str
     with db.connect(database_url) as conn:
         row = conn.execute("SELECT application_count FROM persona_usage").fetchone()
     assert row == (2,)
+
+
+def test_export_all_then_import_carries_a_sets_local_image(
+    git_repo: GitRepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git_repo.commit({
+        "persona_sets/pictured/set.json":
+            '{"name": "Pictured", "personas": [{"name": "Ana", "image_url": "images/ana.png"}]}',
+        "persona_sets/pictured/images/ana.png": b"\x89PNG\r\n\x1a\n"}, "set")
+    bundle = tmp_path / "bundle"
+    assert main(["--repo", str(git_repo.path), "export", "--all", str(bundle)]) == 0
+    other = GitRepoFactory.create(tmp_path / "other")
+    assert main(["--repo", str(other.path), "import", str(bundle)]) == 0
+    assert "persona_sets/pictured/set.json" in capsys.readouterr().out
+    assert (other.path / "persona_sets/pictured/images/ana.png").read_bytes() == (
+        b"\x89PNG\r\n\x1a\n")
+    assert main(["--repo", str(other.path), "check"]) == 0

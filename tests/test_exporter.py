@@ -91,10 +91,33 @@ def test_export_all_writes_the_repository_layout_and_skips_invalid_files(
     repo.write({"personas/acme/broken.md": "---\nversion: one\n---\nx\n"})
     result = export_all(_settings(repo), tmp_path / "out")
     assert set(result.written) == {"personas/acme/base.md", "personas/acme/reviewer.md",
-                                   "templates/helper.md", "persona_sets/set1.json"}
+                                   "templates/helper.md", "persona_sets/set1/set.json"}
     assert result.skipped == ("personas/acme/broken.md",)
-    assert (tmp_path / "out/persona_sets/set1.json").read_bytes() == SET
+    assert (tmp_path / "out/persona_sets/set1/set.json").read_bytes() == SET
     other = GitRepoFactory.create(tmp_path / "other")
     imported = import_paths(_settings(other), [tmp_path / "out"])
     assert {i.key for i in imported.items} == {"acme/base", "acme/reviewer", "helper", "set1"}
     assert {i.kind for i in imported.items if i.key == "helper"} == {"template"}
+
+
+def test_export_all_keeps_a_sets_folder_with_its_images_so_the_bundle_imports(
+    git_repo: GitRepoFactory, tmp_path: Path
+) -> None:
+    with_image = (b'{"name": "Pictured", "personas": '
+                  b'[{"name": "Ana", "image_url": "images/ana.png"}]}\n')
+    png = b"\x89PNG\r\n\x1a\nnot really"
+    git_repo.commit({"persona_sets/pictured/set.json": with_image,
+                     "persona_sets/pictured/images/ana.png": png}, "a set with an image")
+    for rev in (None, git_repo.head()):  # the working tree and a commit read the same
+        out = tmp_path / f"out-{rev}"
+        result = export_all(_settings(git_repo), out, rev=rev)
+        assert result.written == ("persona_sets/pictured/images/ana.png",
+                                  "persona_sets/pictured/set.json")
+        assert (out / "persona_sets/pictured/images/ana.png").read_bytes() == png
+    other = GitRepoFactory.create(tmp_path / "other")
+    imported = import_paths(_settings(other), [tmp_path / "out-None"])
+    assert [(i.key, i.path) for i in imported.items] == [("pictured",
+                                                          "persona_sets/pictured/set.json")]
+    assert imported.problems == ()
+    assert (other.path / "persona_sets/pictured/images/ana.png").read_bytes() == png
+    assert (other.path / "persona_sets/pictured/set.json").read_bytes() == with_image

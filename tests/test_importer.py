@@ -95,6 +95,7 @@ def test_set_names_follow_the_persona_set_service_patterns() -> None:
     assert set_name_for("app/default_personas.json") == "default"
     assert set_name_for("default_personas_research.json") == "research"
     assert set_name_for("default_personas/marketing.json") == "marketing"
+    assert set_name_for("bundle/persona_sets/clinic/set.json") == "clinic"  # the repo layout
 
 
 def test_a_bare_array_of_members_is_wrapped_in_the_service_shape(
@@ -183,3 +184,26 @@ def test_an_import_write_never_replaces_a_file_that_appeared(tmp_path: Path) -> 
     assert [p.name for p in target.parent.iterdir()] == ["bot.md"]  # no temp file left
     write_atomic(tmp_path / "personas/acme/new.md", b"mine\n", overwrite=False)
     assert (tmp_path / "personas/acme/new.md").read_bytes() == b"mine\n"
+
+
+def test_a_set_folder_brings_its_images_and_they_are_not_imported_alone(
+    git_repo: GitRepoFactory, tmp_path: Path
+) -> None:
+    folder = tmp_path / "clinic"
+    folder.mkdir()
+    (folder / "set.json").write_text(
+        '{"name": "Clinic", "personas": [{"name": "Ana", "image_url": "images/ana.png"}]}')
+    (folder / "images").mkdir()
+    (folder / "images/ana.png").write_bytes(b"png")
+    (folder / "images/notes.md").write_text("# Notes\n")  # an asset, not a persona
+    result = import_paths(_settings(git_repo), [folder])
+    assert [(i.key, sorted(i.assets)) for i in result.items] == [
+        ("clinic", ["persona_sets/clinic/images/ana.png", "persona_sets/clinic/images/notes.md"])]
+    assert (git_repo.path / "persona_sets/clinic/images/ana.png").read_bytes() == b"png"
+    # A second import of the same set is refused before anything is written.
+    with pytest.raises(ConflictError, match="clinic already exists"):
+        import_paths(_settings(git_repo), [folder])
+    # An image left behind at the same path is never overwritten either.
+    (git_repo.path / "persona_sets/clinic/set.json").unlink()
+    with pytest.raises(ConflictError, match="images/ana.png already exists"):
+        import_paths(_settings(git_repo), [folder])
