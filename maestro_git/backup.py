@@ -17,8 +17,8 @@ which a new database would show erased identities again. So:
   application. A row whose id is not in the mirror but whose key is (the persona got another
   id, e.g. a duplicate id was fixed) is moved to that key's id. Then `verify.verify` reports
   any drift between the mirror and git.
-- `restore_usage` also adds the backup's register entries (an address already erased keeps its
-  row) and writes their pseudonyms over mirror rows that still carry those identities, in the
+- `restore_usage` also adds the backup's register entries (an (address, name) pair already
+  there keeps its row) and writes their pseudonyms over mirror rows that still carry those identities, in the
   same transaction.
 
 The file format (`format: "maestro-backup"`, `version: 2`; version 1 files, which have no
@@ -27,7 +27,6 @@ register, are still read) is documented by `Backup`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,7 +46,6 @@ from maestro_git.verify import VerifyReport, verify
 __all__ = [
     "Backup",
     "BackupPersona",
-    "ErasureRecord",
     "RestoreReport",
     "UsageRecord",
     "create_backup",
@@ -82,16 +80,6 @@ class UsageRecord(_Frozen):
     last_applied_at: datetime | None
 
 
-class ErasureRecord(_Frozen):
-    """One row of the GDPR erasure register (`gdpr_erasures`): hashes, never the identity."""
-
-    email_sha256: str
-    name_sha256: str | None
-    pseudonym_name: str
-    pseudonym_email: str
-    erased_at: datetime
-
-
 class Backup(_Frozen):
     """The backup file: `{"format": "maestro-backup", "version": 2, "created_at", "branch",
     "head", "mirror_commit", "personas": [...], "usage": [...], "erasures": [...]}`."""
@@ -104,7 +92,7 @@ class Backup(_Frozen):
     mirror_commit: str | None  # the mirror's cursor then
     personas: tuple[BackupPersona, ...] = ()
     usage: tuple[UsageRecord, ...] = ()
-    erasures: tuple[ErasureRecord, ...] = ()
+    erasures: tuple[gdpr.RegisterEntry, ...] = ()  # the GDPR register, as the table holds it
 
 
 @dataclass(frozen=True)
@@ -142,10 +130,9 @@ def create_backup(settings: Settings, conn: db.Connection) -> Backup:
         register = gdpr.read_register(conn)
     usage = tuple(UsageRecord(persona_id=r[0], key=r[1], application_count=r[2],
                               last_applied_at=r[3]) for r in rows)
-    erasures = tuple(ErasureRecord(**dataclasses.asdict(e)) for e in register)
     return Backup(created_at=datetime.now(UTC), branch=settings.branch, head=head,
                   mirror_commit=cursor, personas=tuple(personas), usage=usage,
-                  erasures=erasures)
+                  erasures=tuple(register))
 
 
 def write_backup(path: Path, backup: Backup) -> None:
@@ -209,8 +196,7 @@ def restore_usage(settings: Settings, conn: db.Connection, backup: Backup) -> Re
             rows.append((target, rec.application_count, rec.last_applied_at))
         with conn.cursor() as cur:
             cur.executemany(_UPSERT, rows)
-        added = gdpr.add_to_register(conn, (gdpr.RegisterEntry(**e.model_dump())
-                                            for e in backup.erasures))
+        added = gdpr.add_to_register(conn, backup.erasures)
         pseudonymised = sum(gdpr.apply_register(conn).values()) if backup.erasures else 0
     report = verify(settings, conn)
     return RestoreReport(len(rows), remapped, tuple(orphaned), head_known, report,

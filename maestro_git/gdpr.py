@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from maestro_git import db
@@ -65,6 +65,7 @@ __all__ = [
     "pseudonym",
     "read_register",
     "record_hits",
+    "register_entry",
     "subject_commits",
 ]
 
@@ -182,19 +183,26 @@ def read_register(conn: db.Connection) -> list[RegisterEntry]:
 
 
 def add_to_register(conn: db.Connection, entries: Iterable[RegisterEntry]) -> int:
-    """Add `entries` to the register (a known address keeps its row, and gains a name hash
-    it lacked); returns how many addresses were new. Call inside the caller's transaction."""
+    """Add `entries` to the register (an (address, name) pair it holds already is kept as
+    it is); returns how many were new. Call inside the caller's transaction."""
     added = 0
     for e in entries:
         cur = conn.execute(
             "INSERT INTO gdpr_erasures (email_sha256, name_sha256, pseudonym_name, "
-            "pseudonym_email, erased_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (email_sha256) "
-            "DO UPDATE SET name_sha256 = coalesce(gdpr_erasures.name_sha256, "
-            "excluded.name_sha256) RETURNING (xmax = 0)",
+            "pseudonym_email, erased_at) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (email_sha256, coalesce(name_sha256, '')) DO NOTHING",
             (e.email_sha256, e.name_sha256, e.pseudonym_name, e.pseudonym_email, e.erased_at))
-        row = cur.fetchone()
-        added += bool(row and row[0])
+        added += max(cur.rowcount, 0)
     return added
+
+
+def register_entry(subject: DataSubject) -> RegisterEntry:
+    """The register row that erases `subject` (hashes of its address and name, its
+    pseudonym), dated now."""
+    name, email = pseudonym(subject)
+    return RegisterEntry(_sha256(subject.email.lower()),
+                         _sha256(subject.name.lower()) if subject.name else None,
+                         name, email, datetime.now(UTC))
 
 
 def apply_register(conn: db.Connection) -> dict[str, int]:
@@ -455,26 +463,17 @@ def erase_subject(settings: Settings, conn: db.Connection, subject: DataSubject,
     updated: dict[str, int] = dict.fromkeys(_IDENTITY_COLUMNS, 0)
     if _has_mirror(conn):
         if not dry_run:
-            db.migrate(conn)  # the register (0003) must exist
+            db.migrate(conn)  # the register (0003, 0004) must exist
         with db.translate_errors("erasing from the mirror"), conn.transaction():
-            for table, (name_col, email_col, _) in _IDENTITY_COLUMNS.items():
-                where, params = _where(table, subject)
-                if dry_run:
+            if dry_run:
+                for table in _IDENTITY_COLUMNS:
+                    where, params = _where(table, subject)
                     row = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}",
                                        params).fetchone()
                     updated[table] = int(row[0]) if row else 0
-                    continue
-                cur = conn.execute(f"UPDATE {table} SET {name_col} = %s, {email_col} = %s "
-                                   f"WHERE {where}", [name, email, *params])
-                updated[table] = cur.rowcount
-            if not dry_run:  # so later syncs and rebuilds write the pseudonym too
-                conn.execute(
-                    "INSERT INTO gdpr_erasures (email_sha256, name_sha256, pseudonym_name, "
-                    "pseudonym_email) VALUES (%s, %s, %s, %s) ON CONFLICT (email_sha256) DO "
-                    "UPDATE SET name_sha256 = coalesce(excluded.name_sha256, "
-                    "gdpr_erasures.name_sha256), erased_at = now()",
-                    (_sha256(subject.email.lower()),
-                     _sha256(subject.name.lower()) if subject.name else None, name, email))
+            else:  # the register, then its pseudonyms: later syncs and rebuilds use it too
+                add_to_register(conn, [register_entry(subject)])
+                updated = apply_register(conn)
     commits = subject_commits(git, head, subject)
     return ErasureReport(subject=subject, pseudonym_name=name, pseudonym_email=email,
                          updated=updated, commits=len(commits),

@@ -46,11 +46,16 @@ def _identities(url: str) -> dict[str, list[tuple[str, str]]]:
                 "SELECT actor_name, actor_email FROM audit_events ORDER BY id")]}
 
 
-def test_export_finds_commits_mirror_rows_and_a_set_member(
-        git_repo: GitRepoFactory, database_url: str) -> None:
+@pytest.fixture
+def settings(git_repo: GitRepoFactory, database_url: str) -> Settings:
+    """The three-commit repository (Jane, Bob, Jane), mirrored."""
     _repo(git_repo)
     settings = _settings(git_repo, database_url)
     sync.sync(settings)
+    return settings
+
+
+def test_export_finds_commits_mirror_rows_and_a_set_member(settings: Settings) -> None:
     with db.connect(settings) as conn:
         result = export_subject(settings, DataSubject.of("JANE@example.com"), conn)
     assert [c.message.strip() for c in result.commits] == ["set and maintainer", "add helper"]
@@ -84,16 +89,14 @@ def test_export_matches_the_name_in_commit_identities(git_repo: GitRepoFactory) 
 
 
 def test_erase_pseudonymises_the_subjects_rows_and_leaves_others(
-        git_repo: GitRepoFactory, database_url: str) -> None:
-    _repo(git_repo)
-    settings = _settings(git_repo, database_url)
-    sync.sync(settings)
+        database_url: str, settings: Settings) -> None:
     before = _identities(database_url)
     with db.connect(settings) as conn:
         report = erase_subject(settings, conn, DataSubject.of(JANE[1]))
     after = _identities(database_url)
     fake = pseudonym(DataSubject.of(JANE[1]))
-    assert fake == (fake[0], f"{fake[0]}@invalid") and fake[0].startswith("erased-")
+    digest = hashlib.sha256(JANE[1].encode()).hexdigest()[:12]
+    assert fake == (f"erased-{digest}", f"erased-{digest}@invalid")
     for table in ("persona_versions", "audit_events"):
         assert len(after[table]) == len(before[table])
         for old, new in zip(before[table], after[table], strict=True):
@@ -111,16 +114,14 @@ def test_erase_pseudonymises_the_subjects_rows_and_leaves_others(
 
 
 def test_the_erasure_register_keeps_the_pseudonym_through_rebuild_and_new_commits(
-        git_repo: GitRepoFactory, database_url: str) -> None:
-    _repo(git_repo)
-    settings = _settings(git_repo, database_url)
-    sync.sync(settings)
+        git_repo: GitRepoFactory, database_url: str, settings: Settings) -> None:
     subject = DataSubject.of("JANE@example.com ", name="jane doe")
     with db.connect(settings) as conn:
         erase_subject(settings, conn, subject)
-        row = conn.execute("SELECT count(*) FROM gdpr_erasures WHERE email_sha256 = %s "
-                           "AND pseudonym_email NOT LIKE '%%jane%%'",
-                           (hashlib.sha256(b"jane@example.com").hexdigest(),)).fetchone()
+        row = conn.execute("SELECT pseudonym_name, pseudonym_email FROM gdpr_erasures "
+                           "WHERE email_sha256 = %s AND name_sha256 = %s",
+                           (hashlib.sha256(b"jane@example.com").hexdigest(),
+                            hashlib.sha256(b"jane doe").hexdigest())).fetchall()
         rebuild(settings, conn)  # re-mirrors every commit from git, which still names Jane
     git_repo.commit({"personas/acme/third.md": persona_md("Third")}, "third",
                     author=("Jane D.", "Jane@Example.com"))  # same address, other name
@@ -129,18 +130,37 @@ def test_the_erasure_register_keeps_the_pseudonym_through_rebuild_and_new_commit
     sync.sync(settings)
     fake = pseudonym(subject)
     identities = _identities(database_url)
-    assert row == (1,)
+    assert row == [fake]
     for table in ("persona_versions", "audit_events"):
         emails = {email.lower() for _, email in identities[table]}
         assert "jane@example.com" not in emails and "jane@elsewhere.example" not in emails
         assert fake in identities[table] and BOB in identities[table]
 
 
-def test_erase_dry_run_counts_without_changing(
-        git_repo: GitRepoFactory, database_url: str) -> None:
-    _repo(git_repo)
-    settings = _settings(git_repo, database_url)
+def test_an_address_erased_under_two_names_keeps_both_through_a_rebuild(
+        git_repo: GitRepoFactory, database_url: str, settings: Settings) -> None:
+    """Erasing the address again under another name adds that name: it does not replace
+    the first one (commits under either name, from other addresses, stay pseudonymised)."""
+    first, second = DataSubject.of(JANE[1], name="Jane Doe"), DataSubject.of(JANE[1], "J. Doe")
+    git_repo.commit({"personas/acme/third.md": persona_md("Third")}, "third",
+                    author=("Jane Doe", "jane@home.example"))
+    git_repo.commit({"personas/acme/fourth.md": persona_md("Fourth")}, "fourth",
+                    author=("J. Doe", "jd@work.example"))
     sync.sync(settings)
+    with db.connect(settings) as conn:
+        erase_subject(settings, conn, first)
+        erase_subject(settings, conn, second)
+        erase_subject(settings, conn, second)  # again: nothing new
+        rows = conn.execute("SELECT count(*) FROM gdpr_erasures").fetchone()
+        rebuild(settings, conn)
+    identities = _identities(database_url)
+    assert rows == (2,)
+    for table in ("persona_versions", "audit_events"):
+        names = {name for name, _ in identities[table]}
+        assert names.isdisjoint({"Jane Doe", "J. Doe"}) and pseudonym(first) in identities[table]
+
+
+def test_erase_dry_run_counts_without_changing(database_url: str, settings: Settings) -> None:
     before = _identities(database_url)
     with db.connect(settings) as conn:
         report = erase_subject(settings, conn, DataSubject.of(JANE[1]), dry_run=True)
@@ -149,11 +169,8 @@ def test_erase_dry_run_counts_without_changing(
 
 
 def test_erase_without_yes_refuses_when_not_interactive(
-        git_repo: GitRepoFactory, database_url: str, capsys: pytest.CaptureFixture[str]
-        ) -> None:
-    _repo(git_repo)
-    settings = _settings(git_repo, database_url)
-    sync.sync(settings)
+        git_repo: GitRepoFactory, database_url: str, settings: Settings,
+        capsys: pytest.CaptureFixture[str]) -> None:
     before = _identities(database_url)
     code = main(["--repo", str(git_repo.path), "--database-url", database_url, "gdpr",
                  "erase", "--email", JANE[1]])
@@ -165,10 +182,8 @@ def test_erase_without_yes_refuses_when_not_interactive(
 
 
 def test_cli_erase_with_yes_prints_the_history_rewrite_step(
-        git_repo: GitRepoFactory, database_url: str, capsys: pytest.CaptureFixture[str]
-        ) -> None:
-    _repo(git_repo)
-    sync.sync(_settings(git_repo, database_url))
+        git_repo: GitRepoFactory, database_url: str, settings: Settings,
+        capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--repo", str(git_repo.path), "--database-url", database_url, "gdpr"]
     assert main([*args, "erase", "--email", JANE[1], "--yes"]) == 0
     out, err = capsys.readouterr()
