@@ -43,11 +43,11 @@ with `commit=True` as one validated compare-and-swap commit of every imported fi
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -58,7 +58,7 @@ from maestro_git.git import Identity
 from maestro_git.models import EntityKind, Problem, Severity, SourceFile
 from maestro_git.safe_yaml import load_frontmatter
 from maestro_git.settings import Limits, Settings
-from maestro_git.snapshot import Snapshot, build_snapshot
+from maestro_git.snapshot import Snapshot, build_snapshot, update_snapshot
 from maestro_git.worktree import read_worktree
 from maestro_git.writeback import render_document
 
@@ -314,13 +314,11 @@ def _convert_all(sources: Sequence[Source], owner: str | None, name: str | None,
     return items
 
 
-def _check_free(items: Sequence[ImportItem], base: Snapshot, root: Path | None) -> None:
+def _check_free(items: Sequence[ImportItem], base: Snapshot) -> None:
     for item in items:
         loc = classify(item.path)
         assert loc is not None
-        taken = list(base.paths_for_key(loc.kind, loc.key))
-        if root is not None:
-            taken += [p for p in _key_paths_on_disk(loc.kind, loc.key) if (root / p).exists()]
+        taken = base.paths_for_key(loc.kind, loc.key)
         if taken:
             raise ConflictError(f"{item.key} already exists ({taken[0]}); import never "
                                 "overwrites", hint="pass --name NEW_NAME (and --owner) to "
@@ -332,19 +330,23 @@ def _check_free(items: Sequence[ImportItem], base: Snapshot, root: Path | None) 
                                      f"{item.key} under another name")
 
 
-def _key_paths_on_disk(kind: EntityKind, key: str) -> tuple[str, ...]:
-    if kind == "persona_set":
-        return (f"persona_sets/{key}.json", f"persona_sets/{key}/set.json")
-    return (f"personas/{key}.md",) if kind == "persona" else (f"templates/{key}.md",)
+def _check_disk(items: Sequence[ImportItem], root: Path) -> None:
+    """No file to write exists on disk. The snapshot shows every file but those below a
+    linked folder (`read_worktree` never follows links), which the write would go through."""
+    for path, _ in _files(items):
+        if os.path.lexists(root / path):
+            raise ConflictError(f"{path} already exists; import never overwrites",
+                                hint="pass --name NEW_NAME (and --owner) to import it under "
+                                     "another key")
 
 
-def _validate(items: Sequence[ImportItem], base_files: Iterable[SourceFile],
+def _validate(items: Sequence[ImportItem], base: Snapshot,
               settings: Settings) -> tuple[Problem, ...]:
-    """Problems on the imported files when added to the repository; refuses on an error."""
+    """Problems on the imported files when added to `base`; refuses on an error."""
     new = [SourceFile(path=path, data=data) for path, data in _files(items)]
     by_path = {path: i.source for i in items for path in (i.path, *i.assets)}
     paths = by_path.keys()
-    snap = build_snapshot(chain((f for f in base_files if f.path not in paths), new), settings)
+    snap = update_snapshot(base, new, (), settings)
     mine = tuple(p for p in snap.problems if p.path in paths)
     errors = [p for p in mine if p.severity is Severity.ERROR]
     if errors:
@@ -387,10 +389,10 @@ def import_sources(settings: Settings, sources: Sequence[Source], *, owner: str 
     root = settings.repo_path
     if commit:
         return _import_commit(settings, items, dry_run, author, message)
-    base_files = list(read_worktree(root))
-    base = build_snapshot(base_files, settings)
-    _check_free(items, base, root)
-    problems = _validate(items, base_files, settings)
+    base = build_snapshot(read_worktree(root), settings)
+    _check_free(items, base)
+    _check_disk(items, root)
+    problems = _validate(items, base, settings)
     if dry_run:
         return ImportResult(tuple(items), problems, written=False)
     for path, data in _files(items):
@@ -406,15 +408,15 @@ def _import_commit(settings: Settings, items: Sequence[ImportItem], dry_run: boo
     repo = Repository(settings)
     head = repo.head()
     base = repo.snapshot(head) if head else build_snapshot((), settings)
-    _check_free(items, base, None)
-    problems = _validate(items, repo.git.files_at(head) if head else (), settings)
+    _check_free(items, base)
+    problems = _validate(items, base, settings)
     if dry_run:
         return ImportResult(tuple(items), problems, written=False)
     label = items[0].key if len(items) == 1 else f"{len(items)} entities"
     text = message or _commit_message(items)
 
     def plan(snap: Snapshot) -> Plan:
-        _check_free(items, snap, None)
+        _check_free(items, snap)
         return Plan(label, dict(_files(items)), text)
 
     def snapshot_at(commit_id: str | None) -> Snapshot:

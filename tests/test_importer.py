@@ -207,3 +207,19 @@ def test_a_set_folder_brings_its_images_and_they_are_not_imported_alone(
     (git_repo.path / "persona_sets/clinic/set.json").unlink()
     with pytest.raises(ConflictError, match="images/ana.png already exists"):
         import_paths(_settings(git_repo), [folder])
+
+
+def test_import_never_writes_over_a_file_behind_a_linked_folder(
+    git_repo: GitRepoFactory, tmp_path: Path
+) -> None:
+    # The working tree's snapshot does not follow links; the write would.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "bot.md").write_text("theirs\n")
+    (git_repo.path / "personas").mkdir()
+    (git_repo.path / "personas/acme").symlink_to(elsewhere)
+    src = tmp_path / "bot.md"
+    src.write_text("# Bot\n\nHelp.\n")
+    with pytest.raises(ConflictError, match="personas/acme/bot.md already exists"):
+        import_paths(_settings(git_repo), [src], owner="acme")
+    assert (elsewhere / "bot.md").read_text() == "theirs\n"
