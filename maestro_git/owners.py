@@ -19,14 +19,15 @@ folder that holds personas and has no reviewer. The block depends only on `[owne
 an owner folder never makes `--check` fail; the default's `/personas/` rule covers it.
 
 `parse_owners`, `codeowners_block`, `merge_codeowners`, `codeowners_diff` and `owner_report`
-are pure; `load_owners`, `read_codeowners`, `write_codeowners` and `list_owners` are the edges.
+are pure; `load_owners` reads the table `load_settings` kept (`Settings.owners`: the toml is
+read once, by settings); `read_codeowners`, `write_codeowners` and `list_owners` are the
+edges.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from maestro_git.atomic import write_atomic
 from maestro_git.errors import ConfigError
 from maestro_git.models import Problem
 from maestro_git.rules import problem
-from maestro_git.settings import Settings
+from maestro_git.settings import CONFIG_FILE, Settings
 from maestro_git.snapshot import Snapshot, build_snapshot
 from maestro_git.worktree import read_worktree
 
@@ -60,7 +61,6 @@ __all__ = [
     "write_codeowners",
 ]
 
-CONFIG_FILE = "maestro.toml"
 CODEOWNERS_PATH = ".github/CODEOWNERS"
 BEGIN_MARKER = "# BEGIN maestro"
 END_MARKER = "# END maestro"
@@ -127,17 +127,9 @@ def parse_owners(data: Mapping[str, Any]) -> OwnersConfig:
 
 
 def load_owners(settings: Settings) -> OwnersConfig:
-    """Read `[owners]` from the repository's `maestro.toml` (empty when the file is absent)."""
-    path = settings.repo_path / CONFIG_FILE
-    if not path.is_file():
-        return OwnersConfig()
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{CONFIG_FILE}: {exc}",
-                          hint="fix the TOML syntax (https://toml.io)") from exc
-    return parse_owners(data)
+    """The `[owners]` table of the repository's `maestro.toml`, as `load_settings` kept it
+    (empty when there is none). Raises `ConfigError` like `parse_owners`."""
+    return parse_owners({"owners": settings.owners})
 
 
 # --- CODEOWNERS ----------------------------------------------------------------------------

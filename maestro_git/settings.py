@@ -30,6 +30,9 @@ index_dir = ".maestro/index"
 [cache]
 size = 1024
 ttl_seconds = 300
+
+[owners]                       # reviewers per owner folder (see owners.py), kept raw here
+"*" = ["@platform-team"]
 ```
 """
 
@@ -76,6 +79,8 @@ class Settings:
     cache_ttl_seconds: float = 300.0
     author_name: str | None = None  # None: git config user.name
     author_email: str | None = None
+    # The raw [owners] table; `owners.load_owners` checks and reads it.
+    owners: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def state_dir(self) -> Path:
@@ -105,10 +110,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from exc
 
 
-def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+def _section(data: Mapping[str, Any], name: str, hint: str | None = None) -> Mapping[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{CONFIG_FILE}: [{name}] must be a table")
+        raise ConfigError(f"{CONFIG_FILE}: [{name}] must be a table", hint=hint)
     return value
 
 
@@ -180,4 +185,5 @@ def load_settings(
         cache_ttl_seconds=float(cache.get("ttl_seconds", 300.0)),
         author_name=env.get("MAESTRO_AUTHOR_NAME") or None,
         author_email=env.get("MAESTRO_AUTHOR_EMAIL") or None,
+        owners=_section(data, "owners", 'e.g. [owners] acme = ["@acme/persona-reviewers"]'),
     )

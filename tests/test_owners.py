@@ -11,9 +11,11 @@ from maestro_git.errors import ConfigError
 from maestro_git.owners import (
     OwnersConfig,
     codeowners_block,
+    load_owners,
     merge_codeowners,
     parse_owners,
 )
+from maestro_git.settings import load_settings
 from tests.factories import GitRepoFactory, persona_md
 
 HEADER = "# BEGIN maestro: generated from [owners] in maestro.toml; do not edit\n"
@@ -210,3 +212,16 @@ def test_owner_without_reviewer_follows_the_rules_table(
                  if p["rule"] == "owner-without-reviewer"]
         assert found == ([("owner-without-reviewer", "error")] if severity == "error" else [])
         assert "unknown rule" not in out.err
+
+
+def test_owners_are_read_from_the_settings_not_from_the_toml_again(
+    git_repo: GitRepoFactory,
+) -> None:
+    git_repo.write({"maestro.toml": WITH_DEFAULT})
+    settings = load_settings(git_repo.path, environ={})
+    assert settings.owners == {"*": ["@platform-team"],
+                               "acme": ["@acme/persona-reviewers", "@alice"]}
+    (git_repo.path / "maestro.toml").unlink()
+    config = load_owners(settings)
+    assert config.default == ("@platform-team",)
+    assert config.reviewers == {"acme": ("@acme/persona-reviewers", "@alice")}
