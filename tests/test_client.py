@@ -234,9 +234,17 @@ def test_client_sees_a_commit_mirrored_by_another_process_within_a_second(
         assert c.stats.queries == queries
 
 
-def test_a_reloaded_notification_flushes_the_whole_cache() -> None:
-    from maestro_git.client import _tags_for
-
-    assert _tags_for({"action": "reloaded", "kind": "repository", "key": "*",
-                      "commit": "c" * 40, "count": 5000}) is None
-    assert _tags_for({"action": "updated", "kind": "persona", "key": "acme/a"}) is not None
+def test_a_reloaded_notification_flushes_the_whole_cache(client: Client, seeded: str) -> None:
+    """A commit with too many events for one notification each sends one `reloaded`
+    (`events.notify`): every cached read, of whatever key, then goes to the database."""
+    client.get("acme/code_reviewer")
+    client.get("globex/analyst")
+    with db.connect(seeded) as conn, conn.transaction():
+        conn.execute("UPDATE personas SET description = 'Bulk edit' WHERE key = ANY(%s)",
+                     (["acme/code_reviewer", "globex/analyst"],))
+        conn.execute("SELECT pg_notify('maestro_events', %s)",
+                     (json.dumps({"action": "reloaded", "kind": "repository", "key": "*",
+                                  "commit": "c" * 40, "count": 5000}),))
+    wait_for(lambda: client.get("acme/code_reviewer").description == "Bulk edit",
+             timeout=1.0)
+    assert client.get("globex/analyst").description == "Bulk edit"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from maestro_git import inherit
 from maestro_git.errors import InheritanceError
 from maestro_git.inherit import (
     ancestry,
@@ -140,3 +143,48 @@ def test_section_split_fast_path_matches_the_line_by_line_split_on_any_text(
 
     body = "".join(parts)
     assert _split_sections(body) == _split_lines(body)
+
+
+# -- the memoised resolution a mirror uses (equal to the plain definitions) ----------------
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.sampled_from("abcdefghxy") | st.none(),
+                       max_size=8),
+       st.integers(min_value=0, max_value=4))
+def test_resolve_bodies_equals_resolve_for_every_chain(links: dict[str, str | None],
+                                                       depth: int) -> None:
+    """Chains, cycles, missing parents and too-deep chains: memoised resolution gives
+    `resolve`'s body or leaves the key out where `resolve` raises."""
+    personas = {f"o/{k}": Persona(owner="o", name=k, path=f"personas/o/{k}.md",
+                                  body=f"# {k}\n## {k} part\ntext {k}\n## shared\n{k}\n",
+                                  extends=f"o/{parent}" if parent else None)
+                for k, parent in links.items()}
+    expected = {}
+    for key in personas:
+        with contextlib.suppress(InheritanceError):
+            expected[key] = inherit.resolve(key, personas, depth).body
+    keys = [*personas, "o/missing"]
+    assert inherit.resolve_bodies(keys, personas, depth) == expected
+    assert inherit.resolve_bodies(reversed(keys), personas, depth) == expected
+    composer = inherit.Composer()  # a shared memory gives the same bodies, twice
+    assert inherit.resolve_bodies(keys, personas, depth, composer) == expected
+    assert inherit.resolve_bodies(reversed(keys), personas, depth, composer) == expected
+
+
+def test_composer_composes_each_pair_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first load resolves with the `Composer` it streamed with: the second pass must be
+    lookups, and a different body must still be composed."""
+    calls: list[tuple[str, str]] = []
+    real = inherit.compose
+
+    def counting(parent: str, child: str) -> str:
+        calls.append((parent, child))
+        return real(parent, child)
+
+    monkeypatch.setattr(inherit, "compose", counting)
+    composer = inherit.Composer()
+    parent, child = "# P\n## a\nA\n", "## a\nchild A\n"
+    first = composer(parent, child)
+    assert composer(parent, "".join(child)) == first == real(parent, child)
+    assert len(calls) == 1
+    assert composer(parent, "## b\nB\n") == real(parent, "## b\nB\n")
+    assert len(calls) == 2

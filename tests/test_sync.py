@@ -3,20 +3,16 @@ invalid commits, replay, rewritten history."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pygit2
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from maestro_git import db, inherit, sync
+from maestro_git import db, sync
 from maestro_git.db import Connection
-from maestro_git.errors import DatabaseError, InheritanceError
-from maestro_git.models import Persona
+from maestro_git.errors import DatabaseError
 from maestro_git.settings import Settings
 from maestro_git.sync import MirroredCommit, Syncer
 from tests.factories import GitRepoFactory, persona_md
@@ -282,51 +278,6 @@ def test_empty_branch_mirrors_nothing(tmp_path: Path, database_url: str) -> None
     assert sync.sync(_settings(repo, database_url)).head is None
 
 
-# -- the pure helpers the syncer's speed rests on (equal to the plain definitions) -------------
-@settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from("abcdefgh"), st.sampled_from("abcdefghxy") | st.none(),
-                       max_size=8),
-       st.integers(min_value=0, max_value=4))
-def test_resolve_bodies_equals_resolve_for_every_chain(links: dict[str, str | None],
-                                                       depth: int) -> None:
-    """Chains, cycles, missing parents and too-deep chains: memoised resolution gives
-    `resolve`'s body or leaves the key out where `resolve` raises."""
-    personas = {f"o/{k}": Persona(owner="o", name=k, path=f"personas/o/{k}.md",
-                                  body=f"# {k}\n## {k} part\ntext {k}\n## shared\n{k}\n",
-                                  extends=f"o/{parent}" if parent else None)
-                for k, parent in links.items()}
-    expected = {}
-    for key in personas:
-        with contextlib.suppress(InheritanceError):
-            expected[key] = inherit.resolve(key, personas, depth).body
-    keys = [*personas, "o/missing"]
-    assert inherit.resolve_bodies(keys, personas, depth) == expected
-    assert inherit.resolve_bodies(reversed(keys), personas, depth) == expected
-    composer = inherit.Composer()  # a shared memory gives the same bodies, twice
-    assert inherit.resolve_bodies(keys, personas, depth, composer) == expected
-    assert inherit.resolve_bodies(reversed(keys), personas, depth, composer) == expected
-
-
-def test_composer_composes_each_pair_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A first load resolves with the `Composer` it streamed with: the second pass must be
-    lookups, and a different body must still be composed."""
-    calls: list[tuple[str, str]] = []
-    real = inherit.compose
-
-    def counting(parent: str, child: str) -> str:
-        calls.append((parent, child))
-        return real(parent, child)
-
-    monkeypatch.setattr(inherit, "compose", counting)
-    composer = inherit.Composer()
-    parent, child = "# P\n## a\nA\n", "## a\nchild A\n"
-    first = composer(parent, child)
-    assert composer(parent, "".join(child)) == first == real(parent, child)
-    assert len(calls) == 1
-    assert composer(parent, "## b\nB\n") == real(parent, "## b\nB\n")
-    assert len(calls) == 2
-
-
 def test_failed_commit_is_retried_from_the_state_before_it(git_repo: GitRepoFactory,
                                                            database_url: str) -> None:
     """The syncer patches its id maps in place; a commit whose transaction fails must not
@@ -366,3 +317,29 @@ def test_a_whole_tree_parse_reports_its_files(git_repo: GitRepoFactory, database
     seen.clear()
     sync.sync(settings, files=lambda done, total: seen.append((done, total)))
     assert seen == []
+
+
+def test_a_pipelined_commit_counts_what_it_wrote(git_repo: GitRepoFactory, database_url: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An incremental commit's statements go through one pipeline; its ApplyResult counts
+    must still be the rows, versions and events it wrote (read once the pipeline synced)."""
+    from maestro_git import mirror
+
+    results: list[mirror.ApplyResult] = []
+    real = mirror.apply_commit
+
+    def recording(*args: Any, **kwargs: Any) -> mirror.ApplyResult:
+        results.append(real(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(mirror, "apply_commit", recording)
+    git_repo.commit({"personas/acme/a.md": persona_md("A"), "personas/acme/b.md": persona_md("B")})
+    settings = _settings(git_repo, database_url)
+    sync.sync(settings)
+    git_repo.commit({"personas/acme/a.md": persona_md("A", version="1.0.1"),
+                     "personas/acme/b.md": None,  # C is not like B: no rename
+                     "personas/acme/c.md": persona_md("C", body="# C\n\n" + "Counts rows. " * 40)})
+    sync.sync(settings)
+    last = results[-1]
+    assert (last.rows, last.versions, last.audit_events) == (3, 3, 3)
+    assert last.notifications == 3
