@@ -165,7 +165,7 @@ def test_the_erasure_register_travels_with_the_backup(git_repo: GitRepoFactory,
     with db.connect(settings) as conn:
         first = restore_usage(settings, conn, read_backup(tmp_path / "b.json"))
         again = restore_usage(settings, conn, read_backup(tmp_path / "b.json"))
-    assert first.erasures_added == 1 and first.pseudonymised >= 2
+    assert first.erasures_added == 1 and first.pseudonymised == 2  # a version, an event
     assert (again.erasures_added, again.pseudonymised) == (0, 0)
     git_repo.commit({"personas/acme/c.md": persona_md("C")}, "c", author=jane)
     sync(settings)
