@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from maestro_git.client import Client
+    from maestro_git.core.models import Persona, PersonaSet, PersonaSetMember, Problem, Template
+    from maestro_git.core.snapshot import Snapshot, build_snapshot
     from maestro_git.errors import (
         ConflictError,
         DatabaseError,
@@ -29,11 +31,9 @@ if TYPE_CHECKING:
         SearchError,
         ValidationFailed,
     )
-    from maestro_git.models import Persona, PersonaSet, PersonaSetMember, Problem, Template
-    from maestro_git.repository import Repository
+    from maestro_git.git.worktree import read_worktree
+    from maestro_git.repo.repository import Repository
     from maestro_git.settings import Settings, load_settings
-    from maestro_git.snapshot import Snapshot, build_snapshot
-    from maestro_git.worktree import read_worktree
 
 __all__ = [
     "Client",
@@ -59,17 +59,17 @@ __all__ = [
 
 _WHERE = {
     "Client": "client",
-    "Repository": "repository",
+    "Repository": "repo.repository",
     "Settings": "settings",
     "load_settings": "settings",
-    "Snapshot": "snapshot",
-    "build_snapshot": "snapshot",
-    "read_worktree": "worktree",
-    "Persona": "models",
-    "PersonaSet": "models",
-    "PersonaSetMember": "models",
-    "Problem": "models",
-    "Template": "models",
+    "Snapshot": "core.snapshot",
+    "build_snapshot": "core.snapshot",
+    "read_worktree": "git.worktree",
+    "Persona": "core.models",
+    "PersonaSet": "core.models",
+    "PersonaSetMember": "core.models",
+    "Problem": "core.models",
+    "Template": "core.models",
     "ConflictError": "errors",
     "DatabaseError": "errors",
     "GitError": "errors",

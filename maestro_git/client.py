@@ -34,9 +34,10 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from maestro_git import db, query
+from maestro_git.core.models import SearchHit
 from maestro_git.errors import DatabaseError, SearchError
-from maestro_git.query import (
+from maestro_git.mirror import db, query
+from maestro_git.mirror.query import (
     PersonaFilters,
     PersonaRow,
     PersonaSummary,
@@ -45,11 +46,10 @@ from maestro_git.query import (
     UsageRow,
     VersionRow,
 )
-from maestro_git.search_docs import SearchHit
 from maestro_git.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from maestro_git.index import SearchIndex  # whoosh is imported by a local search only
+    from maestro_git.search.index import SearchIndex  # whoosh is imported by a local search only
 
 __all__ = ["Client", "ClientStats"]
 
@@ -287,7 +287,7 @@ class Client:
 
     def _search_index(self) -> SearchIndex | None:
         if self._index is None:
-            from maestro_git.index import SearchIndex  # whoosh: only for a local search
+            from maestro_git.search.index import SearchIndex  # whoosh: only for a local search
 
             candidate = SearchIndex(self.settings)
             if not candidate.exists() or candidate.check() is not None:

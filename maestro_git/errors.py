@@ -12,6 +12,8 @@ MaestroError                  exit 1   a user-facing failure with a one-line rea
 ├── DatabaseError             exit 6   PostgreSQL cannot be reached, migrated or queried
 │   └── LockHeldError         exit 7   another daemon holds the writer lock
 └── SearchError               exit 8   a malformed search query, or the index cannot be used
+
+any other exception            exit 70  a bug: one line on stderr, the traceback in a log file
 ```
 
 Library code raises these; `cli.main` maps each to its exit code and prints `error: <message>`
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from maestro_git.models import Problem
+    from maestro_git.core.models import Problem
 
 __all__ = [
     "ConfigError",

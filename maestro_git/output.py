@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel
 
-from maestro_git.models import Problem
+from maestro_git.core.models import Problem
 
 __all__ = ["Progress", "format_problems", "progress", "table", "to_json", "to_jsonable"]
 

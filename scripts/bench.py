@@ -32,10 +32,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import Context, Row, fmt_value, say  # noqa: E402
+from synthetic import GENERATOR_VERSION, GeneratedRepo, generate_repository  # noqa: E402
 
 from maestro_git.output import table  # noqa: E402
 from maestro_git.settings import Settings  # noqa: E402
-from maestro_git.synthetic import GENERATOR_VERSION, GeneratedRepo, generate_repository  # noqa: E402
 
 SECTIONS = ("check", "git", "mirror", "search")
 
@@ -100,7 +100,7 @@ def _server_url(settings: Settings, started: list[bool]) -> Any:
             if env:
                 url_cache.append(env)
             else:
-                from maestro_git import db
+                from maestro_git.mirror import db
 
                 say("starting the embedded PostgreSQL (DATABASE_URL is not set)")
                 started.append(not db.embedded_running(settings))
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             ctx.drop_databases()
             if started and started[0]:
-                from maestro_git import db
+                from maestro_git.mirror import db
 
                 db.stop_embedded(settings)
     report = {

@@ -7,8 +7,8 @@ import sys
 
 from bench_common import Context, Row, median, repeat, say, timed
 
-from maestro_git.snapshot import build_snapshot
-from maestro_git.worktree import read_worktree
+from maestro_git.core.snapshot import build_snapshot
+from maestro_git.git.worktree import read_worktree
 
 SECTION = "check"
 TARGET_10K = 3.0  # issue 2: "a few seconds" for 10,000 personas

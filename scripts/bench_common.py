@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthetic import GeneratedRepo
+
 from maestro_git.settings import Settings
-from maestro_git.synthetic import GeneratedRepo
 
 SCRATCH_BRANCH = "bench-scratch"  # writes go here, so the cached repository's main never moves
 
@@ -100,7 +101,7 @@ class Context:
         from psycopg import sql
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-        from maestro_git import db
+        from maestro_git.mirror import db
 
         base = self.server_url()
         name = f"maestro_bench_{uuid.uuid4().hex[:10]}"
@@ -116,7 +117,7 @@ class Context:
             return
         from psycopg import sql
 
-        from maestro_git import db
+        from maestro_git.mirror import db
 
         with db.connect(self.server_url()) as conn:
             for name in self.databases:

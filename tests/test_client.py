@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from maestro_git import db
 from maestro_git.client import Client
 from maestro_git.errors import NotFoundError
+from maestro_git.mirror import db
 from maestro_git.settings import Settings
 from tests.factories import GitRepoFactory, persona_md
-from tests.test_query import seed
+from tests.mirror.test_query import seed
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> float:
@@ -204,7 +204,7 @@ import sys, time
 from pathlib import Path
 import pygit2
 from maestro_git.settings import Settings
-from maestro_git.sync import sync
+from maestro_git.mirror.sync import sync
 from tests.factories import GitRepoFactory, persona_md
 path, url = Path(sys.argv[1]), sys.argv[2]
 repo = GitRepoFactory(path, pygit2.Repository(str(path)))
@@ -216,7 +216,7 @@ print(time.time(), flush=True)
 
 def test_client_sees_a_commit_mirrored_by_another_process_within_a_second(
         git_repo: GitRepoFactory, database_url: str) -> None:
-    from maestro_git.sync import sync
+    from maestro_git.mirror.sync import sync
 
     git_repo.commit({"personas/acme/writer.md": persona_md("Writer", description="Original")})
     settings = Settings(repo_path=git_repo.path, database_url=database_url)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from maestro_git.git import GitRepo
+from maestro_git.core.snapshot import build_snapshot
+from maestro_git.git.repo import GitRepo
+from maestro_git.git.worktree import read_worktree
 from maestro_git.settings import Settings
-from maestro_git.snapshot import build_snapshot
-from maestro_git.synthetic import GeneratedRepo, generate_repository
-from maestro_git.worktree import read_worktree
+from scripts.synthetic import GeneratedRepo, generate_repository
 
 SMALL = {"personas": 50, "sets": 5, "commits": 60}
 

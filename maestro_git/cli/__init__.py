@@ -30,7 +30,7 @@ from maestro_git.errors import MaestroError
 from maestro_git.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # pydantic's import is most of a command's start-up: only when needed
-    from maestro_git.models import Problem
+    from maestro_git.core.models import Problem
 
 __all__ = ["AppContext", "cli", "format_option", "main", "pass_app", "report_problems"]
 
@@ -161,7 +161,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception:  # a bug, not a user's mistake: keep the traceback, show one line
+        return _report_bug()
     return 0
+
+
+def _report_bug() -> int:
+    """Exit 70 (EX_SOFTWARE; 3 is taken by NotFoundError) for an unexpected error, with its traceback written to a log file (as pre-commit)."""
+    import tempfile
+    import traceback
+
+    exc = sys.exc_info()[1]
+    text = traceback.format_exc()
+    try:
+        log = Path(tempfile.gettempdir()) / "maestro-error.log"
+        log.write_text(f"maestro {' '.join(sys.argv[1:])}\n{text}", encoding="utf-8")
+        where = f"; the traceback is in {log}"
+    except OSError:
+        where = ""
+    click.echo(f"error: an unexpected error ({type(exc).__name__}: {exc}){where}", err=True)
+    click.echo("hint: this is a bug in maestro; please report it with that log", err=True)
+    return 70
 
 
 def entry() -> None:  # pragma: no cover - console script shim

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from maestro_git.cli import AppContext, cli, pass_app
-from maestro_git.daemon import DaemonLog, DaemonOptions, run_once, serve
+from maestro_git.daemon.loop import DaemonLog, DaemonOptions, run_once, serve
 
 
 @cli.command("daemon")

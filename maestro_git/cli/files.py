@@ -12,24 +12,24 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app, report_problems
+from maestro_git.core.inherit import resolve
+from maestro_git.core.models import Persona, PersonaSet, Template
+from maestro_git.core.rules.validate import unknown_rules
+from maestro_git.core.snapshot import Snapshot, build_snapshot
+from maestro_git.core.writeback import render_document
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
-from maestro_git.inherit import resolve
-from maestro_git.models import Persona, PersonaSet, Template
+from maestro_git.git.worktree import read_worktree
 from maestro_git.output import table, to_json, to_jsonable
-from maestro_git.scaffold import (
+from maestro_git.repo.scaffold import (
     find_template,
     format_files,
     init_repository,
     list_templates,
     new_persona,
 )
-from maestro_git.snapshot import Snapshot, build_snapshot
-from maestro_git.validate import unknown_rules
-from maestro_git.worktree import read_worktree
-from maestro_git.writeback import render_document
 
 if TYPE_CHECKING:
-    from maestro_git import listing
+    from maestro_git.ops import listing
 
 
 def _relative(root: Path, path: Path) -> str:
@@ -138,11 +138,11 @@ def check(app: AppContext, paths: tuple[Path, ...], against: str | None, fmt: st
     snap = _snapshot(app)
     problems = list(snap.problems)
     if against is not None:
-        from maestro_git.repository import Repository
+        from maestro_git.repo.repository import Repository
 
         problems = Repository(app.settings).review(against)[1]
-    from maestro_git.owners import load_owners, owner_report
-    from maestro_git.validate import apply_severities
+    from maestro_git.core.rules.validate import apply_severities
+    from maestro_git.ops.owners import load_owners, owner_report
 
     owners = load_owners(app.settings)
     if owners.reviewers or owners.default is not None:  # only where [owners] is in use
@@ -225,7 +225,7 @@ def _source_text(app: AppContext, record: Persona | Template | PersonaSet) -> st
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-# The mirror's sort orders (maestro_git.query.SORTS; tests/test_cli.py keeps them equal). Kept
+# The mirror's sort orders (maestro_git.mirror.query.SORTS; tests/test_cli.py keeps them equal). Kept
 # here so that `maestro check` does not import the database layer at start-up.
 SORT_NAMES = ("applied", "created", "key", "last-applied", "name", "owner", "updated")
 Source = Literal["auto", "mirror", "worktree"]
@@ -258,7 +258,7 @@ def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) ->
       maestro show clinic_booking_research --format json
     """
     if "/" in key:
-        from maestro_git.listing import get_persona
+        from maestro_git.ops.listing import get_persona
 
         view = get_persona(app.settings, key, resolved, source)
         if view is not None:
@@ -276,7 +276,7 @@ def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) ->
         if isinstance(record, PersonaSet):
             raise UsageError(f"'{key}' is a persona set: only personas and templates have a "
                              "Markdown body", hint="use --format json for a set")
-        from maestro_git.render import render_html
+        from maestro_git.core.render import render_html
 
         _echo(render_html(effective.body if effective is not None else record.body))
         return
@@ -297,7 +297,7 @@ def _echo(text: str) -> None:
 
 def _render_mirrored(view: listing.PersonaView, fmt: str) -> None:
     if fmt == "html":
-        from maestro_git.render import render_html
+        from maestro_git.core.render import render_html
 
         _echo(render_html(view.resolved_body if view.resolved_body is not None else view.body))
         return
@@ -354,8 +354,8 @@ def list_(app: AppContext, tags: tuple[str, ...], owner: str | None, active: boo
       maestro list --owner acme --tag python --format json
       maestro list --sort applied --limit 10 --source mirror
     """
-    from maestro_git.listing import list_personas
-    from maestro_git.query import PersonaFilters
+    from maestro_git.mirror.query import PersonaFilters
+    from maestro_git.ops.listing import list_personas
 
     filters = PersonaFilters(
         tags=tags, owner=owner, active=active, parent=parent, text=text,

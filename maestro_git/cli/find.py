@@ -8,19 +8,20 @@ from typing import Any
 
 import click
 
-from maestro_git import db, query
 from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.index import SearchHit, SearchIndex
+from maestro_git.core.models import SearchHit
+from maestro_git.core.snapshot import Snapshot, build_snapshot
+from maestro_git.git.worktree import read_worktree
+from maestro_git.mirror import db, query
 from maestro_git.output import table, to_json
+from maestro_git.search.index import SearchIndex
 from maestro_git.settings import Settings
-from maestro_git.snapshot import Snapshot, build_snapshot
-from maestro_git.worktree import read_worktree
 
 
 def head_snapshot(settings: Settings) -> tuple[str | None, Callable[[], Snapshot]]:
     """The branch head and a loader of its snapshot (the working tree when the branch has
     no commit yet): what the local index should reflect."""
-    from maestro_git.git import GitRepo
+    from maestro_git.git.repo import GitRepo
 
     try:
         repo = GitRepo(settings.repo_path)

@@ -8,12 +8,12 @@ from contextlib import contextmanager
 
 import click
 
-from maestro_git import db
 from maestro_git.cli import AppContext, cli, format_option, pass_app
+from maestro_git.mirror import db
+from maestro_git.mirror.sync import Listener, MirroredCommit, SyncReport, sync
+from maestro_git.mirror.verify import rebuild, verify
 from maestro_git.output import progress, table, to_json
 from maestro_git.settings import Settings
-from maestro_git.sync import Listener, MirroredCommit, SyncReport, sync
-from maestro_git.verify import rebuild, verify
 
 
 @cli.group("db")
@@ -75,7 +75,7 @@ def db_stop(app: AppContext) -> None:
 
 
 def _index_listener(settings: Settings) -> Listener:
-    from maestro_git.index import SearchIndex
+    from maestro_git.search.index import SearchIndex
 
     index = SearchIndex(settings)
 

@@ -1,6 +1,6 @@
 """Owner commands: `maestro owners codeowners` and `maestro owners list`.
 
-Both read `[owners]` from maestro.toml (see `maestro_git.owners`); neither commits.
+Both read `[owners]` from maestro.toml (see `maestro_git.ops.owners`); neither commits.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
 from maestro_git.errors import UsageError
+from maestro_git.ops.owners import CODEOWNERS_PATH, list_owners, read_codeowners, write_codeowners
 from maestro_git.output import format_problems, table, to_json
-from maestro_git.owners import CODEOWNERS_PATH, list_owners, read_codeowners, write_codeowners
 
 
 @cli.group()

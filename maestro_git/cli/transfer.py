@@ -46,7 +46,7 @@ def import_cmd(app: AppContext, paths: tuple[Path, ...], owner: str | None, name
       maestro import ~/src/app/GEMINI.md --owner acme --name app_assistant
       maestro import default_personas_set1.json --commit
     """
-    from maestro_git.importer import describe, import_paths
+    from maestro_git.ops.importer import describe, import_paths
 
     result = import_paths(app.settings, paths, owner=owner, name=name,
                           template_category=template_category, dry_run=dry_run,
@@ -97,7 +97,7 @@ def export_cmd(app: AppContext, key: str | None, all_dir: Path | None, resolved:
       maestro export --all shared/ --rev v1.2
     """
     from maestro_git.atomic import write_atomic
-    from maestro_git.exporter import ExportFormat, export_all, export_entity
+    from maestro_git.ops.exporter import ExportFormat, export_all, export_entity
 
     if all_dir is not None:
         if key is not None or output is not None or fmt == "json" or frontmatter:
@@ -135,8 +135,8 @@ def backup_cmd(app: AppContext, file: Path, fmt: str) -> None:
     Example:
       maestro backup usage.json
     """
-    from maestro_git import db
-    from maestro_git.backup import create_backup, write_backup
+    from maestro_git.mirror import db
+    from maestro_git.ops.backup import create_backup, write_backup
 
     with db.connect(app.settings) as conn:
         backup = create_backup(app.settings, conn)
@@ -168,8 +168,8 @@ def restore_cmd(app: AppContext, file: Path, fmt: str) -> None:
     Example:
       maestro sync && maestro restore usage.json
     """
-    from maestro_git import db
-    from maestro_git.backup import read_backup, restore_usage
+    from maestro_git.mirror import db
+    from maestro_git.ops.backup import read_backup, restore_usage
 
     backup = read_backup(file)
     with db.connect(app.settings) as conn:

@@ -1,6 +1,6 @@
 """Git commands: history, diff, rollback, log, review, rename, delete.
 
-Each parses options, makes one `maestro_git.repository.Repository` call and renders the
+Each parses options, makes one `maestro_git.repo.repository.Repository` call and renders the
 result. Editing a persona is done by editing its file; `rename` and `delete` exist because a
 file-first user cannot do them in one safe step (a rename must keep the `id` and repoint the
 personas that extend it; a delete must be refused while personas extend it).
@@ -16,7 +16,7 @@ import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app, report_problems
 from maestro_git.output import table, to_json
-from maestro_git.repository import Repository
+from maestro_git.repo.repository import Repository
 
 _DATES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
 

@@ -1,0 +1,1 @@
+"""Validation: the rule catalogue and the checks that produce `Problem` values (pure)."""

@@ -1,0 +1,73 @@
+"""The rule catalogue: every rule id, its default severity and a one-line summary.
+
+Parse-time rules (`yaml-syntax`, `frontmatter-type`, ...) are raised by `formats`, the
+others by `validate`, `content_rules` and `set_rules`; all are listed here. The README's rule
+table is checked against this catalogue by the tests, and `[rules]` in maestro.toml may change
+a severity or turn a rule off (`validate.apply_severities`).
+"""
+
+from __future__ import annotations
+
+from maestro_git.core.models import Problem, Severity
+
+__all__ = ["RULES", "problem"]
+
+E, W = Severity.ERROR, Severity.WARNING
+
+# rule id -> (default severity, summary)
+RULES: dict[str, tuple[Severity, str]] = {
+    # reading files
+    "file-too-large": (E, "a file is larger than limits.max_file_bytes"),
+    "binary-file": (E, "a file contains NUL bytes"),
+    "invalid-utf8": (E, "a file is not valid UTF-8"),
+    "symlink-escape": (E, "a symlink points outside the repository"),
+    "symlink": (W, "a persona, template or set is a symlink (not read; copy the file)"),
+    "hidden-unicode": (E, "invisible or bidi-control characters (the rules-file backdoor)"),
+    # names and paths
+    "invalid-name": (E, "a name or owner uses characters outside [a-z0-9_-] or is too long"),
+    "misplaced-file": (W, "a file in a content folder that maestro does not read"),
+    "duplicate-key": (E, "two files map to the same key"),
+    # frontmatter
+    "frontmatter-too-large": (E, "frontmatter over limits.max_frontmatter_bytes"),
+    "yaml-syntax": (E, "frontmatter is not valid YAML or is never closed"),
+    "yaml-alias": (E, "frontmatter uses YAML anchors/aliases (alias bombs)"),
+    "duplicate-field": (E, "a key appears twice in frontmatter or in a JSON object"),
+    "frontmatter-type": (E, "a frontmatter field has the wrong type"),
+    "name-mismatch": (E, "frontmatter name differs from the file name"),
+    "owner-mismatch": (E, "frontmatter owner differs from the folder"),
+    "missing-id": (W, "no `id` (run `maestro fmt` to assign one)"),
+    "invalid-id": (E, "`id` is not a UUID"),
+    "duplicate-id": (E, "two files share one `id`"),
+    "invalid-semver": (E, "`version` is not semver (MAJOR.MINOR.PATCH)"),
+    "too-many-tags": (E, "more tags than limits.max_tags"),
+    "invalid-tag": (E, "a tag is empty, too long, repeated or outside [a-z0-9._+-]"),
+    "field-too-long": (E, "display_name over 200 or description over 1000 characters"),
+    # content
+    "content-too-large": (E, "the body is over limits.max_content_bytes"),
+    "too-many-tokens": (W, "the body's estimated tokens are over limits.max_tokens"),
+    "empty-content": (E, "the body is empty (and nothing is inherited)"),
+    "non-instruction-content": (W, "the body does not read as a system instruction"),
+    "dangerous-html": (E, "script/iframe/event handlers/javascript: URLs outside code"),
+    # inheritance
+    "missing-parent": (E, "`extends` names a persona that does not exist"),
+    "inheritance-cycle": (E, "`extends` links form a cycle"),
+    "inheritance-depth": (E, "an `extends` chain longer than limits.max_inheritance_depth"),
+    # persona sets
+    "json-syntax": (E, "a persona set is not valid JSON"),
+    "set-schema": (E, "a persona set does not have the persona-set shape"),
+    "set-duplicate-member": (E, "two members of a set share a name"),
+    "set-score-range": (E, "a score is not a finite number between 0 and 1"),
+    "set-image-path": (E, "an image_url is not http(s) or leaves persona_sets/"),
+    "set-image-missing": (E, "an image_url points at a file that does not exist"),
+    # owners (only where maestro.toml has an [owners] table; see owners.py)
+    "owner-without-reviewer": (W, "an owner folder holds personas and [owners] names no reviewer"),
+    # review (only with `maestro check --against REV` / `maestro review`; see review.py)
+    "version-not-raised": (E, "content changed since the base but the semver did not rise"),
+}
+
+
+def problem(rule: str, path: str, message: str, fix: str, line: int | None = None,
+            column: int | None = None) -> Problem:
+    """A `Problem` of catalogued rule `rule`, at its default severity."""
+    return Problem(rule=rule, severity=RULES[rule][0], path=path, message=message, fix=fix,
+                   line=line, column=column)

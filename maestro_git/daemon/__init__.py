@@ -1,0 +1,1 @@
+"""The sync daemon: the only importer of watchdog."""

@@ -1,0 +1,223 @@
+"""The daemon's link to the mirror: the writer-lock session, the syncer, the index batching.
+
+- `MirrorSession` is what the daemon needs from the mirror (take the writer lock, catch up,
+  check the session is alive, close); `DbSession` is the default, over `maestro_git.mirror.db` and
+  `maestro_git.mirror.sync`. Tests pass their own factory to `Daemon`.
+- One connection holds the advisory lock and carries the syncer's writes, so a session that
+  dies takes the lock and the writes down together.
+- The search index is a rebuildable cache: `_Indexer` batches mirrored commits in a thread of
+  its own, off the mirror's path, and only logs its failures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Protocol
+
+from maestro_git.daemon.log import DaemonLog
+from maestro_git.mirror import db
+from maestro_git.mirror.sync import Listener, MirroredCommit, Syncer
+from maestro_git.settings import Settings
+
+__all__ = ["DbSession", "MirrorSession", "MirroredSummary", "SessionFactory"]
+
+
+class MirrorSession(Protocol):
+    """The daemon's link to the mirror: the lock session and, once it holds the lock, the
+    syncer. Every method raises `DatabaseError` when the database cannot be used."""
+
+    def acquire(self) -> bool:
+        """Connect when needed, then try the writer lock once; True when this session holds
+        it (the writer then applies pending migrations)."""
+        ...
+
+    def catch_up(self, stop: threading.Event | None = None,
+                 on_commit: Callable[[MirroredSummary], None] | None = None) -> int:
+        """Mirror every commit after the cursor, one transaction each (only while holding
+        the lock), calling `on_commit` after each; stop between commits when `stop` is set.
+        Returns the number of commits mirrored."""
+        ...
+
+    def alive(self) -> bool:
+        """True while the session (and so the lock, when held) is up."""
+        ...
+
+    def close(self) -> None:
+        """Release the lock and close the connections; `acquire` may reconnect later."""
+        ...
+
+
+@dataclass(frozen=True)
+class MirroredSummary:
+    """What the daemon logs about one mirrored commit."""
+
+    commit: str
+    entities: int  # entities changed (added, modified, removed, renamed)
+    problems: int  # invalid files at that commit (their last good state stays mirrored)
+    ms: float
+
+
+SessionFactory = Callable[[Settings, DaemonLog], MirrorSession]
+
+
+class DbSession:
+    """The mirror through `maestro_git.mirror.db` (lock session, migrations) and `maestro_git.mirror.sync`.
+
+    One connection: the session that holds the writer lock is also the one the syncer
+    writes through, so a session that dies takes the lock and the writes down together (a
+    second connection could go on writing after its lock session was gone and another
+    daemon took over). The syncer lives as long as the lock is held, keeping the last
+    mirrored snapshot in memory, so a one-file commit re-parses one file. The search index is
+    updated as a sync listener; its failures are logged, never fatal (a rebuildable cache).
+    """
+
+    def __init__(self, settings: Settings, log: DaemonLog) -> None:
+        self.settings = settings
+        self.log = log
+        self._url: str | None = None
+        self._lock_conn: db.Connection | None = None
+        self._lock: db.WriterLock | None = None
+        self._syncer: Syncer | None = None
+        self._indexer: _Indexer | None = None
+        self._on_commit: Callable[[MirroredSummary], None] | None = None
+        self._last = 0.0
+
+    def acquire(self) -> bool:
+        if self._lock_conn is None or self._lock_conn.closed:
+            self.close()
+            self._url = db.database_url(self.settings)
+            self._lock_conn = db.connect(self._url)
+            self._lock = db.WriterLock(self._lock_conn)
+        assert self._lock is not None and self._lock_conn is not None
+        if self._lock.held:
+            return True
+        if not self._lock.acquire():
+            return False
+        # Only the writer migrates: a standby writes nothing, not even the schema.
+        applied = db.migrate(self._lock_conn)
+        if applied:
+            self.log.info("migrated", f"applied migrations {', '.join(applied)}",
+                          migrations=applied)
+        self._syncer = self._make_syncer(self._lock_conn)
+        return True
+
+    def _make_syncer(self, conn: db.Connection) -> Syncer:
+        listeners: list[Listener] = [self._mirrored]
+        if self._indexer is None:
+            self._indexer = _Indexer(self.settings, self.log)
+        listeners.append(self._indexer)
+        return Syncer(self.settings, conn, listeners=listeners)
+
+    def _mirrored(self, mirrored: MirroredCommit) -> None:
+        # The first listener: runs right after the commit's transaction, so `ms` is the time
+        # since the previous commit was done (or since catch_up started).
+        now = time.perf_counter()
+        summary = MirroredSummary(mirrored.commit.id, len(mirrored.changes),
+                                  len(mirrored.snapshot.invalid_paths),
+                                  (now - self._last) * 1000)
+        self._last = now
+        if self._on_commit is not None:
+            self._on_commit(summary)
+
+    def catch_up(self, stop: threading.Event | None = None,
+                 on_commit: Callable[[MirroredSummary], None] | None = None) -> int:
+        if self._syncer is None:
+            return 0
+        self._on_commit = on_commit
+        self._last = time.perf_counter()
+        return self._syncer.catch_up(stop).commits
+
+    def alive(self) -> bool:
+        conn = self._lock_conn
+        if conn is None or conn.closed:
+            return False
+        with db.translate_errors("checking the writer lock session"):
+            conn.execute("SELECT 1")
+        return True
+
+    def close(self) -> None:
+        if self._indexer is not None:
+            self._indexer.drain(timeout=30.0)
+        conn = self._lock_conn
+        if conn is not None and not conn.closed:
+            with suppress(Exception):  # a dead connection cannot be closed more cleanly
+                conn.close()  # ends the session, and with it the lock
+        self._lock_conn = self._lock = None
+        self._syncer = None
+
+
+class _Indexer:
+    """A sync listener that keeps the Whoosh index in step from a thread of its own.
+
+    The index is a rebuildable cache whose commit costs as much as the whole mirror
+    transaction (its p95 is segment merging), so it stays off the mirror's critical path:
+    mirrored commits are queued, and once no new one has arrived for `quiet` seconds (or the
+    oldest has waited `max_delay`), their changes are applied in one Whoosh commit against
+    the newest snapshot. A burst of commits (a push, the first catch-up) is one index update,
+    and the next commit is mirrored without competing with the indexer. Failures are logged.
+    """
+
+    def __init__(self, settings: Settings, log: DaemonLog, quiet: float = 0.1,
+                 max_delay: float = 1.0) -> None:
+        from maestro_git.search.index import SearchIndex
+
+        self.index = SearchIndex(settings)
+        self.log = log
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self.queue: queue.Queue[MirroredCommit | threading.Event] = queue.Queue()
+        self.thread = threading.Thread(target=self._work, daemon=True,
+                                       name="maestro-daemon-indexer")
+        self.thread.start()
+
+    def __call__(self, mirrored: MirroredCommit) -> None:
+        self.queue.put(mirrored)
+
+    def _work(self) -> None:
+        pending: list[MirroredCommit] = []
+        first = last = 0.0
+        while True:
+            timeout = None
+            if pending:
+                timeout = max(0.0, min(last + self.quiet, first + self.max_delay)
+                              - time.monotonic())
+            try:
+                item = self.queue.get(timeout=timeout)
+            except queue.Empty:
+                self._flush(pending)
+                pending = []
+                continue
+            if isinstance(item, threading.Event):
+                self._flush(pending)
+                pending = []
+                item.set()
+                continue
+            last = time.monotonic()
+            if not pending:
+                first = last
+            pending.append(item)
+
+    def _flush(self, pending: list[MirroredCommit]) -> None:
+        if not pending:
+            return
+        # Changes in commit order, each applied against the newest snapshot: an entity added
+        # then removed is deleted, one renamed then edited is written once under its new key.
+        combined = dataclasses.replace(
+            pending[-1], changes=[c for m in pending for c in m.changes])
+        try:
+            self.index.update(combined)
+        except Exception as exc:  # a cache: log it; `maestro index` rebuilds it
+            self.log.warning("index", f"search index not updated to "
+                             f"{combined.commit.short_id}: {type(exc).__name__}: {exc}")
+
+    def drain(self, timeout: float) -> bool:
+        """Index everything queued so far now; False when it takes over `timeout`."""
+        done = threading.Event()
+        self.queue.put(done)
+        return done.wait(timeout)

@@ -1,0 +1,2 @@
+"""The PostgreSQL mirror: the only importer of psycopg and the only place SQL runs
+(connections, migrations, every statement, sync, verify, reads)."""

@@ -1,0 +1,1 @@
+"""Use cases that move data in and out, and people and their data (over repo and mirror)."""

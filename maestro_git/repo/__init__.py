@@ -1,0 +1,1 @@
+"""The file-and-git API: `Repository`, validated writes, history and scaffolding."""

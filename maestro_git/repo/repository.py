@@ -1,0 +1,349 @@
+"""The file-and-git API: snapshots, history, diffs, and writes that are commits.
+
+`Repository(settings)` works on the repository at `settings.repo_path`, branch
+`settings.branch`. Reads never need a checkout: snapshots come from commit trees, history and
+the audit trail from `maestro_git.repo.history`, the review from `maestro_git.core.rules.versions`. Every write
+(`create`, `update`, `rename`, `delete`, `rollback`) is one commit on the branch, planned,
+validated and committed with compare-and-swap by `maestro_git.repo.writes` (its docstring gives the
+steps); the author is the acting user: an explicit `author` > `Settings.author_name/
+author_email` > git's `user.name/user.email`.
+
+A `Repository` may be shared by threads: each thread gets its own `pygit2` handle.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from maestro_git.core.formats import parse_file
+from maestro_git.core.models import AuditEvent, Persona, Problem, SourceFile, Template, Version
+from maestro_git.core.rules.validate import apply_severities
+from maestro_git.core.rules.versions import parse_semver, version_problems
+from maestro_git.core.snapshot import Snapshot, build_snapshot, update_snapshot
+from maestro_git.core.writeback import render_document
+from maestro_git.errors import NotFoundError, UsageError
+from maestro_git.git.repo import GitRepo, Identity
+from maestro_git.git.worktree import read_worktree
+from maestro_git.repo.history import (
+    PersonaDiff,
+    commit_events,
+    diff_versions,
+    read_history,
+    resolved_body,
+)
+from maestro_git.repo.writes import MAX_ATTEMPTS, Document, Writer, key_path
+from maestro_git.settings import Settings
+
+__all__ = ["MAX_ATTEMPTS", "Repository", "key_path"]
+
+
+class Repository:
+    """A persona repository: read any revision, write commits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.branch = settings.branch
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._cached: Snapshot | None = None
+        _ = self.git  # fail early (GitError) when repo_path is not a repository
+
+    @property
+    def git(self) -> GitRepo:
+        """This thread's handle on the git repository."""
+        repo: GitRepo | None = getattr(self._local, "git", None)
+        if repo is None:
+            repo = GitRepo(self.settings.repo_path)
+            self._local.git = repo
+        return repo
+
+    # -- reading -------------------------------------------------------------------------
+    def head(self) -> str | None:
+        """The branch's current commit (None for a branch without commits)."""
+        return self.git.head(self.branch)
+
+    def resolve(self, rev: str) -> str:
+        """A full commit id for `rev`; `HEAD` means the branch head."""
+        if rev == "HEAD":
+            head = self.head()
+            if head is None:
+                raise NotFoundError(f"branch '{self.branch}' has no commits yet")
+            return head
+        return self.git.resolve(rev)
+
+    def snapshot(self, rev: str = "HEAD") -> Snapshot:
+        """Every record and problem at `rev`, read from the commit's tree (no checkout).
+
+        The last snapshot is kept, and the next one is derived from it by re-parsing only
+        the files that differ, so consecutive revisions and writes stay cheap.
+        """
+        return self._snapshot_at(self.resolve(rev))
+
+    def _snapshot_at(self, commit: str | None) -> Snapshot:
+        if commit is None:
+            return build_snapshot((), self.settings, None)
+        with self._lock:
+            cached = self._cached
+        if cached is not None and cached.commit == commit:
+            return cached
+        if cached is not None and cached.commit is not None:
+            delta = self.git.changed_files(cached.commit, commit)
+            snap = update_snapshot(cached, delta.changed, delta.removed, self.settings, commit)
+        else:
+            snap = build_snapshot(self.git.files_at(commit), self.settings, commit)
+        self._remember(snap)
+        return snap
+
+    def _remember(self, snap: Snapshot) -> None:
+        with self._lock:
+            self._cached = snap
+
+    def _writer(self) -> Writer:
+        """This thread's write path (`maestro_git.repo.writes`)."""
+        return Writer(self.git, self.settings, self.branch, self._snapshot_at, self._remember)
+
+    def history(self, key: str, rev: str = "HEAD") -> list[Version]:
+        """Every version of `key` up to `rev`, newest first: the commits that changed its
+        file, following renames and moves (see `GitRepo.file_history` for merges).
+
+        Raises `NotFoundError` when no commit ever had the file.
+        """
+        start = self.resolve(rev)
+        versions = read_history(self.git, start, self._path_of(key, start))
+        if not versions:
+            raise NotFoundError(f"'{key}' has no history on {self.branch}",
+                                hint="check the key with 'maestro list'")
+        return versions
+
+    def _path_of(self, key: str, commit: str) -> str:
+        """The file of `key`: a persona or template path, or a persona set's file."""
+        if "/" in key or self.git.blob_id(commit, f"templates/{key}.md") is not None:
+            return key_path(key)
+        for candidate in (f"persona_sets/{key}.json", f"persona_sets/{key}/set.json"):
+            if self.git.blob_id(commit, candidate) is not None:
+                return candidate
+        return key_path(key)
+
+    def version_commit(self, key: str, ref: str, rev: str = "HEAD") -> Version:
+        """The version of `key` that `ref` names: a semver (`1.2.0`, the newest commit that
+        had it) or any revision (the version current at that commit)."""
+        return self._version_in(key, self.history(key, rev), ref)
+
+    def _version_in(self, key: str, versions: Sequence[Version], ref: str) -> Version:
+        if parse_semver(ref) is not None:
+            for v in versions:
+                if v.version == ref and v.content_hash is not None:
+                    return v
+        try:
+            commit = self.git.resolve(ref)
+        except NotFoundError:
+            known = ", ".join(dict.fromkeys(v.version for v in versions if v.version))
+            raise NotFoundError(f"'{ref}' is neither a version of {key} nor a revision",
+                                hint=f"versions of {key}: {known}") from None
+        for v in versions:
+            if self.git.is_ancestor(v.commit, commit):
+                return v
+        raise NotFoundError(f"{key} did not exist at {ref}")
+
+    def diff(self, key: str, rev_a: str | None = None, rev_b: str | None = None,
+             resolved: bool = False) -> PersonaDiff:
+        """What changed in `key` from `rev_a` to `rev_b` (revisions or semver versions).
+
+        Defaults: `rev_b` is the branch head; `rev_a` is the version before the one current
+        at `rev_b`. With `resolved`, the bodies compared are the effective instructions
+        with inheritance applied.
+        """
+        head = self.resolve("HEAD")
+        versions = self.history(key, head)
+        b = self._version_in(key, versions, rev_b).commit if rev_b else head
+        if rev_a:
+            a = self._version_in(key, versions, rev_a).commit
+        else:
+            reachable = (v for v in versions if self.git.is_ancestor(v.commit, b))
+            next(reachable, None)  # the version current at b
+            previous = next(reachable, None)
+            a = previous.commit if previous is not None else b
+        old = self._document_at(versions, a)
+        new = self._document_at(versions, b)
+        old_body = new_body = None
+        if resolved:
+            old_body = resolved_body(self.git, self.settings, old, a) if old else None
+            new_body = resolved_body(self.git, self.settings, new, b) if new else None
+        return diff_versions(key, a, b, old, new, old_body=old_body, new_body=new_body,
+                             resolved=resolved)
+
+    def _document_at(self, versions: Sequence[Version], commit: str) -> Document | None:
+        for v in versions:
+            if self.git.is_ancestor(v.commit, commit):
+                if v.content_hash is None:
+                    return None
+                return self._read_document(commit, v.path)
+        return None
+
+    def _read_document(self, commit: str, path: str) -> Document | None:
+        data = self.git.read_file(commit, path)
+        if data is None:
+            return None
+        rec = parse_file(SourceFile(path=path, data=data), self.settings.limits).record
+        return rec if isinstance(rec, Persona | Template) else None
+
+    def log(self, key: str | None = None, since: datetime | None = None,
+            author: str | None = None, rev: str = "HEAD") -> list[AuditEvent]:
+        """The audit trail, newest first: created / updated / renamed / deleted /
+        rolled_back events of the commits on the branch's first-parent line (the commits the
+        mirror sees; a merge's events are the changes it brought in, by its author).
+
+        `key` keeps the events of that entity under any of its names; `since` those at or
+        after a time; `author` those whose actor name or e-mail contains the text
+        (case-insensitive).
+        """
+        head = self.resolve(rev)
+        paths: set[str] = set()
+        keys: set[str] = set()
+        if key is not None:
+            for v in self.history(key, head):
+                paths.add(v.path)
+                keys.add(v.key)
+        needle = author.lower() if author else None
+        events: list[AuditEvent] = []
+        for cid in reversed(self.git.first_parent_chain(None, head)):
+            info = self.git.commit_info(cid)
+            if since is not None and info.time < _aware(since):
+                continue
+            if needle and needle not in f"{info.author_name} <{info.author_email}>".lower():
+                continue
+            parent = info.parents[0] if info.parents else None
+            if paths and not any(self.git.blob_id(cid, p) != (
+                    self.git.blob_id(parent, p) if parent else None) for p in paths):
+                continue
+            for event in self.commit_events(cid, paths or None):
+                if not keys or event.key in keys or event.old_key in keys:
+                    events.append(event)
+        return events
+
+    def commit_events(self, commit: str, paths: set[str] | None = None) -> list[AuditEvent]:
+        """The audit events of one commit (`history.commit_events`)."""
+        return commit_events(self.git, self.settings, commit, paths)
+
+    def review_base(self, against: str | None = None) -> str:
+        """The commit a review compares with: `against`, else the merge base of HEAD with
+        `origin/<branch>` (when that remote branch exists) or with `<branch>`."""
+        if against is not None:
+            return self.resolve(against)
+        head = self.git.resolve("HEAD")
+        for ref in (f"refs/remotes/origin/{self.branch}", f"refs/heads/{self.branch}"):
+            try:
+                other = self.git.resolve(ref)
+            except NotFoundError:
+                continue
+            base = self.git.merge_base(head, other)
+            if base is not None:
+                return base
+        return head
+
+    def review(self, against: str | None = None) -> tuple[str, list[Problem]]:
+        """Validate the working tree (the branch head in a bare repository) and check
+        version discipline against `review_base(against)`; returns the base commit and the
+        problems (validation problems and `version-not-raised`, severities as configured)."""
+        base_commit = self.review_base(against)
+        base = self._snapshot_at(base_commit)
+        if self.git.workdir is not None:
+            head = build_snapshot(read_worktree(self.settings.repo_path), self.settings)
+        else:
+            head = self.snapshot()
+        problems = list(head.problems)
+        problems += apply_severities(version_problems(base, head), self.settings)
+        problems.sort(key=lambda p: (p.path, p.line or 0, p.column or 0, p.rule))
+        return base_commit, problems
+
+    # -- writing (maestro_git.repo.writes) ----------------------------------------------------
+    def create(self, key: str, body: str, fields: Mapping[str, Any] | None = None,
+               author: Identity | str | None = None, message: str | None = None,
+               base: str | None = None) -> str:
+        """Commit a new persona (`owner/name`) or template (`name`); returns the commit id.
+
+        `fields` is the frontmatter; an `id` (a new UUID) and `version: 1.0.0` are added
+        when missing. Raises `ConflictError` when the key exists.
+        """
+        path = key_path(key)
+        values = dict(fields or {})
+        values.setdefault("id", str(uuid.uuid4()))
+        values.setdefault("version", "1.0.0")
+        data = render_document(values, body)
+        writer = self._writer()
+        return writer.commit(lambda snap: writer.plan_create(snap, key, path, data, message),
+                             author, base)
+
+    def update(self, key: str, body: str | None = None,
+               fields: Mapping[str, Any] | None = None, remove: Iterable[str] = (),
+               author: Identity | str | None = None, message: str | None = None,
+               base: str | None = None) -> str:
+        """Commit a change to `key`: frontmatter `fields` set, `remove`d, and/or a new `body`.
+
+        Only the lines of the changed keys are rewritten. Unless `fields` sets `version`,
+        the patch version is raised. Raises `UsageError` when nothing would change.
+        """
+        updates = dict(fields or {})
+        removed = tuple(remove)
+        writer = self._writer()
+        return writer.commit(
+            lambda snap: writer.plan_update(snap, key, body, updates, removed, message),
+            author, base)
+
+    def rename(self, key: str, new_key: str, author: Identity | str | None = None,
+               message: str | None = None, base: str | None = None) -> str:
+        """Move `key` to `new_key` (another name, or another owner folder) in one commit.
+
+        The file keeps its bytes and `id` (frontmatter `name`/`owner`, when written, follow
+        the path, and then the patch version is raised); personas that `extends` the old key
+        are pointed at the new one (their patch version raised) in the same commit.
+        """
+        new_path = key_path(new_key)
+        if (new_key.count("/") == 1) != (key.count("/") == 1):
+            raise UsageError(f"cannot rename {key} to {new_key}: a persona stays a persona "
+                             "and a template a template")
+        writer = self._writer()
+        return writer.commit(
+            lambda snap: writer.plan_rename(snap, key, new_key, new_path, message),
+            author, base)
+
+    def delete(self, key: str, author: Identity | str | None = None,
+               message: str | None = None, base: str | None = None) -> str:
+        """Delete `key` in a commit. Refused (`ValidationFailed`) while personas extend it."""
+        writer = self._writer()
+        return writer.commit(lambda snap: writer.plan_delete(snap, key, message), author, base)
+
+    def rollback(self, key: str, to: str, author: Identity | str | None = None,
+                 message: str | None = None, base: str | None = None) -> str:
+        """Restore `key` to an earlier version, as a new commit; history is never rewritten.
+
+        `to` is a semver version of `key` (the newest commit that had it) or a revision. The
+        file gets that version's bytes exactly, except `version`, which becomes the next
+        patch after the higher of the current and the restored version. The commit message
+        records `Rollback to version X (commit abc1234)`. A deleted persona can be restored
+        the same way (at its last path).
+        """
+        start = base or self.head()
+        if start is None:
+            raise NotFoundError(f"branch '{self.branch}' has no commits yet")
+        target = self.version_commit(key, to, start)
+        old_bytes = self.git.read_file(target.commit, target.path)
+        if old_bytes is None or target.content_hash is None:
+            raise NotFoundError(f"{key} was deleted at {to}",
+                                hint=f"pick a version before {target.commit[:7]} from "
+                                     f"'maestro history {key}'")
+        old_doc = self._read_document(target.commit, target.path)
+        restored_version = target.version or (old_doc.version if old_doc else "1.0.0")
+        writer = self._writer()
+        return writer.commit(
+            lambda snap: writer.plan_rollback(snap, key, target, old_bytes, restored_version,
+                                              message),
+            author, base)
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""The Whoosh search index: the only importer of whoosh. `SearchIndex` (index.py) is its face."""

@@ -1,0 +1,1 @@
+"""Accelerated paths over Whoosh internals, bounded here and version-guarded."""

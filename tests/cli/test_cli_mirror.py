@@ -1,0 +1,99 @@
+"""The mirror commands end to end: db, sync, verify, rebuild."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from maestro_git.cli import main
+from tests.factories import GitRepoFactory, persona_md
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", [["db", "--help"], ["db", "url", "--help"],
+                                     ["db", "status", "--help"], ["db", "migrate", "--help"],
+                                     ["db", "stop", "--help"], ["sync", "--help"],
+                                     ["verify", "--help"], ["rebuild", "--help"]])
+def test_every_mirror_command_has_help(capsys: pytest.CaptureFixture[str],
+                                       command: list[str]) -> None:
+    code, out, _ = _run(capsys, *command)
+    assert code == 0 and "Usage:" in out
+
+
+def test_sync_verify_and_rebuild_from_the_command_line(
+        git_repo: GitRepoFactory, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git_repo.commit({"personas/acme/a.md": persona_md("A")}, "one")
+    git_repo.commit({"personas/acme/b.md": persona_md("B")}, "two")
+    base = ["--repo", str(git_repo.path), "--database-url", database_url]
+    code, out, _ = _run(capsys, *base, "sync", "--no-index", "--format", "json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["commits"] == 2 and report["head"] == git_repo.head()
+
+    code, out, _ = _run(capsys, *base, "verify", "--format", "json")
+    assert code == 0 and json.loads(out)["ok"] is True
+
+    code, out, _ = _run(capsys, *base, "db", "status", "--format", "json")
+    status = json.loads(out)
+    assert status["cursors"] == {"main": git_repo.head()} and status["personas"] == 2
+
+    git_repo.commit({"personas/acme/c.md": persona_md("C")}, "three")
+    code, out, _ = _run(capsys, *base, "verify")
+    assert code == 1 and "behind" in out and "acme/c" in out
+
+    code, out, _ = _run(capsys, *base, "rebuild", "--no-index")
+    assert code == 0 and "mirrored 3 commits" in out
+
+
+def test_db_url_prints_the_configured_url(git_repo: GitRepoFactory, database_url: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--repo", str(git_repo.path), "--database-url", database_url,
+                        "db", "url")
+    assert code == 0 and out.strip() == database_url
+
+
+def test_unreachable_database_is_one_line_and_exit_6(
+        git_repo: GitRepoFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "--repo", str(git_repo.path), "--database-url",
+                        "postgresql://x@127.0.0.1:1/none?connect_timeout=2", "sync")
+    assert code == 6
+    assert err.startswith("error: cannot connect to PostgreSQL") and "Traceback" not in err
+
+
+def test_sync_exits_7_while_a_daemon_holds_the_writer_lock(
+        git_repo: GitRepoFactory, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from maestro_git.mirror import db
+
+    git_repo.commit({"personas/acme/a.md": persona_md("A")}, "one")
+    with db.connect(database_url) as holder:
+        assert db.writer_lock(holder)
+        code, _, err = _run(capsys, "--repo", str(git_repo.path), "--database-url",
+                            database_url, "sync", "--no-index")
+    assert code == 7 and "error:" in err
+
+
+def test_sync_names_the_files_invalid_at_the_head_only(
+    git_repo: GitRepoFactory, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--repo", str(git_repo.path), "--database-url", database_url, "sync", "--no-index"]
+    git_repo.commit({"personas/acme/a.md": persona_md()}, "add a")
+    git_repo.commit({"personas/acme/a.md": "---\ntags: [unclosed\n---\nbody\n"}, "break a")
+    assert main(args) == 0
+    assert "1 invalid file kept at the last good state: personas/acme/a.md" in (
+        capsys.readouterr().out)
+    rebuild = [*args[:-2], "rebuild", "--no-index"]  # rebuild says it too
+    assert main(rebuild) == 0
+    assert "1 invalid file kept at the last good state: personas/acme/a.md" in (
+        capsys.readouterr().out)
+    git_repo.commit({"personas/acme/a.md": persona_md(version="1.0.1")}, "fix a")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mirrored 1 commit, 1 change;") and "invalid" not in out
