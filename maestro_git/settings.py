@@ -47,7 +47,7 @@ from typing import Any
 
 from maestro_git.errors import ConfigError
 
-__all__ = ["Limits", "Settings", "load_settings"]
+__all__ = ["Limits", "Settings", "find_root", "load_settings"]
 
 CONFIG_FILE = "maestro.toml"
 _SEVERITIES = {"error", "warning", "info", "off"}
@@ -70,6 +70,9 @@ class Settings:
     repo_path: Path = field(default_factory=Path.cwd)
     database_url: str | None = None  # None: the embedded PostgreSQL
     branch: str = "main"
+    # True when `branch` is only the default ([sync] branch or "main", not a flag or
+    # MAESTRO_BRANCH): git commands then work on the checked-out branch (`Repository`).
+    branch_is_default: bool = field(default=False, compare=False)
     limits: Limits = field(default_factory=Limits)
     rule_severity: Mapping[str, str] = field(default_factory=dict)  # rule id -> severity/"off"
     hook_commands: tuple[str, ...] = ()
@@ -151,6 +154,17 @@ def _str_tuple(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def find_root(start: Path) -> Path:
+    """The repository root that contains `start`, found as git finds it: the nearest folder
+    at or above `start` holding `.git` (a folder, or the file of a linked worktree). A
+    folder outside any git repository is its own root."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
 def load_settings(
     repo_path: Path | str | None = None,
     *,
@@ -165,7 +179,7 @@ def load_settings(
     `maestro.toml`, which wins over the defaults.
     """
     env = os.environ if environ is None else environ
-    root = Path(repo_path).resolve() if repo_path is not None else Path.cwd()
+    root = Path(repo_path).resolve() if repo_path is not None else find_root(Path.cwd())
     data = _read_toml(root / CONFIG_FILE)
     sync = _section(data, "sync")
     hooks = _section(data, "hooks")
@@ -176,6 +190,7 @@ def load_settings(
         repo_path=root,
         database_url=database_url or env.get("DATABASE_URL") or data.get("database_url") or None,
         branch=branch or env.get("MAESTRO_BRANCH") or str(sync.get("branch", "main")),
+        branch_is_default=not (branch or env.get("MAESTRO_BRANCH")),
         limits=_limits(_section(data, "limits")),
         rule_severity=_rules(_section(data, "rules")),
         hook_commands=_str_tuple(hooks, "commands"),

@@ -47,6 +47,7 @@ __all__ = [
     "init_repository",
     "list_templates",
     "new_persona",
+    "require_persona_repository",
 ]
 
 DEFAULT_CONFIG = """\
@@ -196,6 +197,19 @@ def init_repository(path: Path, branch: str = "main") -> InitResult:
         init_git(root, branch)
         initialized = True
     return InitResult(root, tuple(created), True, initialized)
+
+
+def require_persona_repository(root: Path) -> None:
+    """Refuse (`UsageError`) a folder that is not a persona repository: one without
+    `maestro.toml` and without any of `personas/`, `persona_sets/` and `templates/`."""
+    markers = (CONFIG_FILE, "personas", "persona_sets", "templates")
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such folder", hint="pass --repo with a persona repository")
+    if not any((root / m).exists() for m in markers):
+        raise UsageError(f"{root} is not a persona repository (no maestro.toml, personas/, "
+                         "persona_sets/ or templates/)",
+                         hint="run 'maestro init' there, or pass --repo with a persona "
+                              "repository")
 
 
 # -- new ----------------------------------------------------------------------------------
