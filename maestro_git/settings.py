@@ -35,6 +35,10 @@ ttl_seconds = 300
 urls = ["https://ci.example.com/maestro"]
 secret_env = "MAESTRO_WEBHOOK_SECRET"       # the environment variable holding the secret
 
+[sets]                         # persona-set images the service serves as URL paths
+static_dir = "persona_sets/static"  # repository folder served at static_url (under persona_sets/)
+static_url = "/static"              # default; `/static/images/x.png` -> <static_dir>/images/x.png
+
 [owners]                       # reviewers per owner folder (see owners.py), kept raw here
 "*" = ["@platform-team"]
 ```
@@ -87,6 +91,15 @@ class Settings:
     webhook_secret: str | None = None  # from the environment variable [webhooks] secret_env
     # The raw [owners] table; `owners.load_owners` checks and reads it.
     owners: Mapping[str, Any] = field(default_factory=dict)
+    sets_static_dir: str | None = None  # [sets] static_dir: where served image URLs live
+    sets_static_url: str = "/static"  # [sets] static_url: the URL prefix of that folder
+
+    @property
+    def sets_static(self) -> tuple[str, str] | None:
+        """(URL prefix, repository folder) for set images served as URL paths, or None."""
+        if self.sets_static_dir is None:
+            return None
+        return self.sets_static_url, self.sets_static_dir
 
     @property
     def state_dir(self) -> Path:
@@ -157,6 +170,20 @@ def _str_tuple(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _sets(section: Mapping[str, Any]) -> dict[str, Any]:
+    static_dir, static_url = section.get("static_dir"), section.get("static_url", "/static")
+    if static_dir is not None and not (
+            isinstance(static_dir, str) and static_dir.strip("/").startswith("persona_sets/")
+            and ".." not in static_dir.split("/")):
+        raise ConfigError(f"{CONFIG_FILE}: sets.static_dir must be a folder under persona_sets/",
+                          hint='e.g. static_dir = "persona_sets/static" (maestro reads '
+                               "content folders only)")
+    if not isinstance(static_url, str) or not static_url.startswith("/"):
+        raise ConfigError(f"{CONFIG_FILE}: sets.static_url must be a URL path such as /static")
+    return {"sets_static_dir": static_dir.strip("/") if static_dir else None,
+            "sets_static_url": static_url}
+
+
 def load_settings(
     repo_path: Path | str | None = None,
     *,
@@ -202,4 +229,5 @@ def load_settings(
         webhook_urls=webhook_urls,
         webhook_secret=env.get(secret_env) or None,
         owners=_section(data, "owners", 'e.g. [owners] acme = ["@acme/persona-reviewers"]'),
+        **_sets(_section(data, "sets")),
     )
