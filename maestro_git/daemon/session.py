@@ -149,7 +149,7 @@ class DbSession:
         if conn is None or conn.closed:
             return False
         with db.translate_errors("checking the writer lock session"):
-            conn.execute("SELECT 1")
+            db.ping(conn)
         return True
 
     def close(self) -> None:
