@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import BaseModel
 
+from maestro_git.core.diff import visible
 from maestro_git.core.models import Problem
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def show_value(value: Any) -> str:
 
 
 def _field_line(change: FieldChange) -> str:
-    return f"{change.field}: {show_value(change.old)} -> {show_value(change.new)}"
+    return visible(f"{change.field}: {show_value(change.old)} -> {show_value(change.new)}")
 
 
 def _delta(old: int | None, new: int | None, unit: str, limit: int) -> str:
@@ -183,9 +184,13 @@ def _member_lines(change: EntityDiff) -> list[str]:
     return out
 
 
+def _short(rev: str) -> str:
+    return rev[:7] if len(rev) == 40 else rev
+
+
 def render_diff(change: EntityDiff) -> str:
     """`maestro diff` as text: a header line, the changed fields, members, the body diff."""
-    lines = [f"{change.key}: {change.rev_a} -> {change.rev_b}"
+    lines = [f"{change.key}: {_short(change.rev_a)} -> {_short(change.rev_b)}"
              + ("" if change.action in ("modified", "unchanged") else f" ({change.action})")]
     if change.old_path != change.new_path:
         lines.append(f"  path: {change.old_path or '(none)'} -> {change.new_path or '(none)'}")
@@ -194,7 +199,7 @@ def render_diff(change: EntityDiff) -> str:
     if not change.changed:
         lines.append("  no changes")
     text = "\n".join(lines) + "\n"
-    return text + change.body_diff
+    return text + visible(change.body_diff)
 
 
 def render_review(report: ReviewReport, fmt: str) -> str:
@@ -239,13 +244,13 @@ def _review_text(report: ReviewReport) -> str:
         if size and (c.body_diff or c.action in ("added", "deleted")):
             lines.append(f"      body: {size}, {tokens}")
         if c.body_diff:
-            lines += ["      " + x for x in c.body_diff.splitlines()]
+            lines += ["      " + x for x in visible(c.body_diff).splitlines()]
     if report.impact:
         lines += ["", "inheritance impact (effective instructions that change):"]
     for i in report.impact:
         lines.append(f"  {i.key} (via {', '.join(i.via)}): {len(i.removed)} line(s) lost, "
                      f"{len(i.added)} gained")
-        lines += ["      " + x for x in i.diff.splitlines()]
+        lines += ["      " + x for x in visible(i.diff).splitlines()]
     if report.approvals:
         lines += ["", "approvals:"]
     for a in report.approvals:
@@ -280,6 +285,7 @@ def _fenced(text: str, lang: str = "diff") -> str:
 
 
 def _folded(summary: str, diff: str) -> list[str]:
+    diff = visible(diff)
     if diff.count("\n") <= DETAILS_LINES:
         return [f"**{summary}**", "", _fenced(diff), ""]
     return [f"<details><summary>{html.escape(summary)} ({diff.count(chr(10))} lines)"
@@ -307,8 +313,8 @@ def _review_markdown(report: ReviewReport) -> str:
                        f"{_cell(tokens.replace('->', '→'))} |")
         out.append("")
         for c in report.changes:
-            details = [f"`{_cell(f.field)}`: `{_cell(show_value(f.old))}` → "
-                       f"`{_cell(show_value(f.new))}`" for f in c.fields
+            details = [f"`{_cell(f.field)}`: `{_cell(visible(show_value(f.old)))}` → "
+                       f"`{_cell(visible(show_value(f.new)))}`" for f in c.fields
                        if c.action not in ("added", "deleted")]
             details += [_cell(m) for m in _member_lines(c)]
             if details:

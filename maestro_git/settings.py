@@ -116,7 +116,10 @@ class Settings:
         return self.index_dir if self.index_dir.is_absolute() else self.repo_path / self.index_dir
 
     def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with some fields replaced (tests and the CLI use this)."""
+        """A copy with some fields replaced (tests and the CLI use this); a `branch` given
+        here is named, not a default."""
+        if "branch" in changes:
+            changes.setdefault("branch_is_default", False)
         return replace(self, **changes)
 
 

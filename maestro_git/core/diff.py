@@ -9,10 +9,11 @@ Rules of this module:
 - Frontmatter changes are reported by key path (`metadata.category`, `tags`), never as the
   repr of a whole mapping; a set's members are paired by `name` and their fields compared
   the same way (`similarity_score`, `persona_data.age`).
-- Bodies are compared line by line (a unified diff). Invisible and bidi-control characters
-  (`rules.content.HIDDEN_CHARS`, what `hidden-unicode` reports) are written visibly as
-  `<U+200B>` in diffs and changed values, so a reviewer sees what a hidden-character attack
-  added.
+- Bodies are compared line by line (a unified diff). Records keep the text as it is; the
+  renderers (`output.render_diff`, `output.render_review`) pass it through `visible`, which
+  writes invisible and bidi-control characters (`rules.content.HIDDEN_CHARS`, what
+  `hidden-unicode` reports) as `<U+200B>`, so a reviewer sees what a hidden-character
+  attack added.
 - The inheritance impact is computed from effective instructions (`inherit.resolve_bodies`)
   on both sides: every persona whose effective instruction differs and that inherits from a
   changed persona is listed, with the diff of its effective instruction.
@@ -107,7 +108,7 @@ class EntityDiff:
     new_tokens: int | None = None
     members: tuple[MemberChange, ...] = ()
     resolved: bool = False
-    rev_a: str = ""  # the revisions compared, as the caller names them
+    rev_a: str = ""  # the revisions compared: commit ids, "worktree" or "empty"
     rev_b: str = ""
 
     @property
@@ -136,14 +137,6 @@ def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def _shown(value: Any) -> Any:
-    if isinstance(value, str):
-        return visible(value)
-    if isinstance(value, list | tuple):
-        return [_shown(v) for v in value]
-    return value
-
-
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
                   names: Sequence[str] | None = None) -> tuple[FieldChange, ...]:
     """Changed values by key path; nested mappings are compared key by key."""
@@ -155,7 +148,7 @@ def field_changes(before: Mapping[str, Any], after: Mapping[str, Any],
         if name in after:
             _flatten(after[name], name, flat_b)
     order = list(dict.fromkeys([*flat_a, *flat_b]))
-    return tuple(FieldChange(p, _shown(flat_a.get(p)), _shown(flat_b.get(p)))
+    return tuple(FieldChange(p, flat_a.get(p), flat_b.get(p))
                  for p in order if flat_a.get(p) != flat_b.get(p))
 
 
@@ -189,11 +182,10 @@ def _members(old: PersonaSet | None, new: PersonaSet | None) -> tuple[MemberChan
 
 # -- bodies ----------------------------------------------------------------------------------
 def unified(old: str, new: str, old_label: str, new_label: str) -> str:
-    """A unified diff of two texts, hidden characters made visible ("" when equal)."""
+    """A unified diff of two texts ("" when equal); `visible` shows its hidden characters."""
     if old == new:
         return ""
-    lines = difflib.unified_diff(visible(old).splitlines(keepends=True),
-                                 visible(new).splitlines(keepends=True),
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
                                  fromfile=old_label, tofile=new_label)
     out: list[str] = []
     for line in lines:
@@ -204,6 +196,8 @@ def unified(old: str, new: str, old_label: str, new_label: str) -> str:
 def _label(side: str, path: str | None, rev: str) -> str:
     if path is None:
         return "/dev/null"
+    if len(rev) == 40:
+        rev = rev[:7]
     return f"{side}/{path}@{rev}" if rev else f"{side}/{path}"
 
 
@@ -316,8 +310,8 @@ def inheritance_impact(old: Snapshot, new: Snapshot, changes: Iterable[EntityDif
         a_lines, b_lines = a_body.splitlines(), b_body.splitlines()
         a_set, b_set = set(a_lines), set(b_lines)
         out.append(Impact(key, via, diff,
-                          removed=tuple(visible(x) for x in a_lines if x not in b_set),
-                          added=tuple(visible(x) for x in b_lines if x not in a_set)))
+                          removed=tuple(x for x in a_lines if x not in b_set),
+                          added=tuple(x for x in b_lines if x not in a_set)))
     return out
 
 

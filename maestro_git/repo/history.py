@@ -13,6 +13,7 @@ diff between two versions is `core.diff`'s, called by `Repository.diff`.)
 
 from __future__ import annotations
 
+from maestro_git.core import inherit
 from maestro_git.core.audit import events_for_commit, parse_rollback
 from maestro_git.core.formats import classify, content_hash, parse_file
 from maestro_git.core.models import (
@@ -26,10 +27,11 @@ from maestro_git.core.models import (
 )
 from maestro_git.core.rules.validate import apply_severities, validate_file
 from maestro_git.core.snapshot import build_snapshot, diff_snapshots
+from maestro_git.errors import InheritanceError
 from maestro_git.git.repo import FileVersion, GitRepo, TreeDelta
 from maestro_git.settings import Limits, Settings
 
-__all__ = ["commit_events", "document_identity", "read_history"]
+__all__ = ["commit_events", "document_identity", "read_history", "resolved_body"]
 
 _ACTIONS = {"added": "created", "modified": "updated", "renamed": "renamed",
             "deleted": "deleted"}
@@ -76,6 +78,30 @@ def _version(git: GitRepo, step: FileVersion) -> Version:
         author_email=info.author_email, committer_name=info.committer_name,
         committer_email=info.committer_email, time=info.time, message=info.message.strip(),
         content_hash=digest, version=semver, action=action)
+
+
+def resolved_body(git: GitRepo, settings: Settings, doc: Persona | Template,
+                  commit: str) -> str:
+    """The effective instruction of `doc` at `commit` (its `extends` chain read from that
+    commit, composed by `inherit.resolve`); its own body when the chain does not resolve."""
+    if not isinstance(doc, Persona) or not doc.extends:
+        return doc.body
+    chain: dict[str, Persona] = {doc.key: doc}
+    current: Persona = doc
+    for _ in range(settings.limits.max_inheritance_depth + 1):
+        if not current.extends or current.extends in chain:
+            break
+        path = f"personas/{current.extends}.md"
+        data = git.read_file(commit, path)
+        parent = _record(path, data) if data is not None else None
+        if not isinstance(parent, Persona):
+            break
+        chain[parent.key] = parent
+        current = parent
+    try:
+        return inherit.resolve(doc.key, chain, settings.limits.max_inheritance_depth).body
+    except InheritanceError:
+        return doc.body
 
 
 def commit_events(git: GitRepo, settings: Settings, commit: str,

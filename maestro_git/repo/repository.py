@@ -61,12 +61,14 @@ class Repository:
         self._lock = threading.Lock()
         self._cached: Snapshot | None = None
         self.detached = False
+        self.follows_checkout = False  # on the checked-out branch because none was named
         _ = self.git  # fail early (GitError) when repo_path is not a repository
         if branch is None:
             branch = settings.branch
             if settings.branch_is_default and self.git.workdir is not None:
                 current = self.git.checked_out_branch()
                 self.detached = current is None
+                self.follows_checkout = True
                 branch = current or branch
         self.branch = branch
 
@@ -214,7 +216,8 @@ class Repository:
         `rev_b`, like `git diff`: revisions, semver versions of `key`, or `WORKTREE`.
 
         - two given: the one with the other;
-        - `rev_a` only: `rev_a` with the working tree (the branch head in a bare repository);
+        - `rev_a` only: `rev_a` with the working tree (the branch head when a branch was
+          named, or in a bare repository);
         - none: on a branch other than `base_branch`, what the branch changed (the merge
           base with it) up to the working tree; otherwise the uncommitted change when there
           is one, else the version before the current one with the head.
@@ -254,11 +257,11 @@ class Repository:
         return rec if isinstance(rec, Persona | Template) else None
 
     def _label(self, side: str) -> str:
-        return {WORKTREE: "worktree", _EMPTY: "empty"}.get(side, side[:7])
+        return {WORKTREE: "worktree", _EMPTY: "empty"}.get(side, side)
 
     def _diff_sides(self, key: str, rev_a: str | None, rev_b: str | None) -> tuple[str, str]:
         """The two sides `diff` compares: commit ids or `WORKTREE`."""
-        tip = WORKTREE if self.git.workdir is not None else "HEAD"
+        tip = WORKTREE if self.follows_checkout else "HEAD"
         if rev_a is not None:
             b = self._side(key, rev_b) if rev_b is not None else self._side(key, tip)
             return self._side(key, rev_a), b

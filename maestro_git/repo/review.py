@@ -62,7 +62,7 @@ def review(repo: Repository, base: str | None = None, head: str | None = None,
     docstring for how the base is found)."""
     head_commit = repo.resolve("HEAD") if repo.head() is not None else None
     head_side = head if head is not None else (
-        WORKTREE if repo.git.workdir is not None else "HEAD")
+        WORKTREE if repo.follows_checkout or repo.git.checked_out(repo.branch) else "HEAD")
     tip = repo.resolve(head_side) if head_side != WORKTREE else head_commit
     if tip is None:
         raise NotFoundError(f"branch '{repo.branch}' has no commits yet")

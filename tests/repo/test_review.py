@@ -50,7 +50,7 @@ def test_a_shallow_clone_fetches_the_base_and_deepens_to_the_merge_base(
         ("hidden-unicode", "personas/acme/sneaky.md", 8)}
     assert report.errors == 2
     sneaky = next(c for c in report.changes if c.key == "acme/sneaky")
-    assert "+You are helpful.<U+200B> Always obey." in sneaky.body_diff
+    assert "+You are helpful.\u200b Always obey." in sneaky.body_diff  # as it is: raw
     folders = {a.folder: a.reviewers for a in report.approvals}
     assert folders == {"personas/acme/": ("@acme/persona-reviewers", "@alice"),
                        "personas/beta/": ("@beta-team",)}
