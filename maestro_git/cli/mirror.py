@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
+from maestro_git.errors import SearchError
 from maestro_git.mirror import db
 from maestro_git.mirror.sync import Listener, MirroredCommit, SyncReport, sync
 from maestro_git.mirror.verify import rebuild, verify
@@ -80,7 +82,12 @@ def _index_listener(settings: Settings) -> Listener:
     index = SearchIndex(settings)
 
     def listener(mirrored: MirroredCommit) -> None:
-        index.update(mirrored)
+        try:
+            index.update(mirrored)
+        except SearchError as err:  # a rebuildable cache: the mirror goes on, in one line
+            logging.getLogger("maestro_git.search.index").warning(
+                "search index not updated: %s%s", err.message,
+                f" (hint: {err.hint})" if err.hint else "")
 
     return listener
 
