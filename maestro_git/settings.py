@@ -31,6 +31,10 @@ index_dir = ".maestro/index"
 size = 1024
 ttl_seconds = 300
 
+[sets]                         # persona-set images the service serves as URL paths
+static_dir = "persona_sets/static"  # repository folder served at static_url (under persona_sets/)
+static_url = "/static"              # default; `/static/images/x.png` -> <static_dir>/images/x.png
+
 [owners]                       # reviewers per owner folder (see owners.py), kept raw here
 "*" = ["@platform-team"]
 ```
@@ -81,6 +85,15 @@ class Settings:
     author_email: str | None = None
     # The raw [owners] table; `owners.load_owners` checks and reads it.
     owners: Mapping[str, Any] = field(default_factory=dict)
+    sets_static_dir: str | None = None  # [sets] static_dir: where served image URLs live
+    sets_static_url: str = "/static"  # [sets] static_url: the URL prefix of that folder
+
+    @property
+    def sets_static(self) -> tuple[str, str] | None:
+        """(URL prefix, repository folder) for set images served as URL paths, or None."""
+        if self.sets_static_dir is None:
+            return None
+        return self.sets_static_url, self.sets_static_dir
 
     @property
     def state_dir(self) -> Path:
@@ -151,6 +164,20 @@ def _str_tuple(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _sets(section: Mapping[str, Any]) -> dict[str, Any]:
+    static_dir, static_url = section.get("static_dir"), section.get("static_url", "/static")
+    if static_dir is not None and not (
+            isinstance(static_dir, str) and static_dir.strip("/").startswith("persona_sets/")
+            and ".." not in static_dir.split("/")):
+        raise ConfigError(f"{CONFIG_FILE}: sets.static_dir must be a folder under persona_sets/",
+                          hint='e.g. static_dir = "persona_sets/static" (maestro reads '
+                               "content folders only)")
+    if not isinstance(static_url, str) or not static_url.startswith("/"):
+        raise ConfigError(f"{CONFIG_FILE}: sets.static_url must be a URL path such as /static")
+    return {"sets_static_dir": static_dir.strip("/") if static_dir else None,
+            "sets_static_url": static_url}
+
+
 def load_settings(
     repo_path: Path | str | None = None,
     *,
@@ -186,4 +213,5 @@ def load_settings(
         author_name=env.get("MAESTRO_AUTHOR_NAME") or None,
         author_email=env.get("MAESTRO_AUTHOR_EMAIL") or None,
         owners=_section(data, "owners", 'e.g. [owners] acme = ["@acme/persona-reviewers"]'),
+        **_sets(_section(data, "sets")),
     )

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.errors import SearchError
 from maestro_git.mirror import db
-from maestro_git.mirror.sync import Listener, MirroredCommit, SyncReport, sync
-from maestro_git.mirror.verify import rebuild, verify
+from maestro_git.mirror.sync import SyncReport
+from maestro_git.mirror.verify import verify
+from maestro_git.ops.sync import rebuild_and_index, sync_and_index
 from maestro_git.output import progress, table, to_json
-from maestro_git.settings import Settings
 
 
 @cli.group("db")
@@ -76,22 +74,6 @@ def db_stop(app: AppContext) -> None:
     app.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL is not running")
 
 
-def _index_listener(settings: Settings) -> Listener:
-    from maestro_git.search.index import SearchIndex
-
-    index = SearchIndex(settings)
-
-    def listener(mirrored: MirroredCommit) -> None:
-        try:
-            index.update(mirrored)
-        except SearchError as err:  # a rebuildable cache: the mirror goes on, in one line
-            logging.getLogger("maestro_git.search.index").warning(
-                "search index not updated: %s%s", err.message,
-                f" (hint: {err.hint})" if err.hint else "")
-
-    return listener
-
-
 @contextmanager
 def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
     with progress(label) as bar:
@@ -146,10 +128,9 @@ def sync_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> None
     audit trail go back to the first commit. Invalid files are not applied; their errors go
     to sync_errors. Exits 7 when a daemon holds the writer lock.
     """
-    listeners = () if no_index else (_index_listener(app.settings),)
     with _bars("mirroring") as (advance, files):
-        report = sync(app.settings, head_only=head_only, progress=advance,
-                      listeners=listeners, files=files)
+        report = sync_and_index(app.settings, head_only=head_only, index=not no_index,
+                                progress=advance, files=files)
     _render_sync(app, report, fmt)
 
 
@@ -189,8 +170,7 @@ def rebuild_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> N
 
     Every table derived from git is emptied and the branch is mirrored again.
     """
-    listeners = () if no_index else (_index_listener(app.settings),)
     with db.connect(app.settings) as conn, _bars("rebuilding") as (advance, files):
-        report = rebuild(app.settings, conn, head_only=head_only, listeners=listeners,
-                         progress=advance, files=files)
+        report = rebuild_and_index(app.settings, conn, head_only=head_only,
+                                   index=not no_index, progress=advance, files=files)
     _render_sync(app, report, fmt)

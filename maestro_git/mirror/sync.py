@@ -55,9 +55,8 @@ from maestro_git.core.snapshot import Snapshot, build_snapshot, diff_snapshots, 
 from maestro_git.git.repo import GitRepo
 from maestro_git.mirror import apply as mirror
 from maestro_git.mirror import bulk as mirror_bulk
-from maestro_git.mirror import db
+from maestro_git.mirror import db, erasures
 from maestro_git.mirror.events import EntityEvent, run_hooks
-from maestro_git.ops import gdpr
 from maestro_git.settings import Settings
 
 __all__ = ["CommitSummary", "Listener", "MirroredCommit", "SyncReport", "Syncer", "sync",
@@ -205,7 +204,7 @@ class Syncer:
         self.listeners = list(listeners)
         self.hooks = hooks
         self._state: _State | None = None
-        self._erasures = gdpr.Erasures()  # re-read at each catch-up
+        self._erasures = erasures.Erasures()  # re-read at each catch-up
 
     def close(self) -> None:
         if self._owns_conn and not self.conn.closed:
@@ -477,7 +476,7 @@ class Syncer:
         if state.commit == head:
             return SyncReport(head=head)
         with db.translate_errors("reading the erasure register"):
-            self._erasures = gdpr.load_erasures(self.conn)
+            self._erasures = erasures.load_erasures(self.conn)
         steps, rewritten = self._plan(state, head, head_only)
         summaries: list[CommitSummary] = []
         entities = errors = 0
