@@ -15,6 +15,7 @@ import pytest
 
 from maestro_git.core.snapshot import diff_snapshots
 from maestro_git.errors import SearchError
+from maestro_git.search import speedups
 from maestro_git.search.index import SearchIndex
 from maestro_git.settings import Settings
 from tests.factories import GitRepoFactory, persona_md
@@ -33,6 +34,8 @@ def _file(ix: SearchIndex, kind: str) -> Path:
     pattern = {"toc": "_MAIN_*.toc", "seg": "*.seg", "wsa": "*.wsa",
                "WRITELOCK": "MAIN_WRITELOCK"}[kind]
     found = sorted(ix.path.glob(pattern))
+    if not found and kind == "wsa" and not speedups.enabled():
+        pytest.skip("plain Whoosh writes no posting arrays")
     assert found, f"no {pattern} in the index"
     return found[0]
 
