@@ -25,11 +25,11 @@ from whoosh.query import And, AndNot, Not, Phrase, Prefix, Query, Term
 from whoosh.reading import EmptyReader, MultiReader, SegmentReader
 from whoosh.searching import Searcher
 
+from maestro_git.core import grammar
 from maestro_git.errors import SearchError
 from maestro_git.search import speedups
 from maestro_git.search.documents import uid as _uid
 from maestro_git.search.query import Matcher
-from maestro_git.search.query import check_query as _check_query_fields
 from maestro_git.search.speedups.fields import (
     ID,
     NAME_ANALYZER,
@@ -56,6 +56,7 @@ __all__ = [
     "merge_small",
     "parse_query",
     "text_of",
+    "to_whoosh",
 ]
 
 SCHEMA_VERSION = 3  # recorded in the index; bump when `SCHEMA` or its tokenising changes
@@ -174,7 +175,39 @@ def deletions(kind: str, key: str) -> list[Query]:
 
 def check_query(text: str) -> None:
     """Reject what Whoosh would silently turn into nothing, with a one-line reason."""
-    _check_query_fields(text, FIELDS)
+    grammar.parse(text)
+
+
+_BARE = re.compile(r"[\w.,'-]+")
+
+
+def _term(text: str) -> str:
+    """A word as Whoosh query syntax: bare when it is plain, else single-quoted (literal)."""
+    if _BARE.fullmatch(text) and not text.startswith("-") and text not in ("AND", "OR", "NOT"):
+        return text
+    return "'" + text.replace("'", "") + "'"
+
+
+def to_whoosh(node: grammar.Node, *, top: bool = True) -> str:
+    """A query tree (`core/grammar.py`) as Whoosh query syntax, which Whoosh's parser then
+    analyses field by field (stems, stop words, the multifield default)."""
+    if isinstance(node, grammar.Word):
+        head = f"{node.field}:" if node.field else ""
+        return head + (node.text + "*" if node.prefix else _term(node.text))
+    if isinstance(node, grammar.Phrase):
+        head = f"{node.field}:" if node.field else ""
+        return head + '"' + " ".join(w.replace('"', "") for w in node.words) + '"'
+    if isinstance(node, grammar.Range):
+        if node.low is not None and node.high is not None:
+            return f"{node.field}:[{node.low} TO {node.high}]"
+        if node.high is not None:
+            return f"{node.field}:<={node.high}"
+        return f"{node.field}:>={node.low if node.low is not None else -(2**31)}"
+    if isinstance(node, grammar.Not):
+        return "NOT " + to_whoosh(node.item, top=False)
+    joiner = " " if isinstance(node, grammar.And) else " OR "
+    text = joiner.join(to_whoosh(item, top=False) for item in node.items)
+    return text if top else f"({text})"
 
 
 def _errors(q: Query) -> list[str]:
@@ -197,11 +230,13 @@ _OR_PARSER = _parser(qparser.OrGroup.factory(0.9))
 
 
 def parse_query(text: str, *, any_word: bool = False) -> Query:
-    """`text` in Whoosh query syntax as a query over the index, or `SearchError`."""
-    check_query(text)
+    """`text` in the query language (`core/grammar.py`) as a query over the index, or
+    `SearchError`: parsed once into the grammar's tree, then given to Whoosh's parser as
+    Whoosh syntax (`to_whoosh`), which applies each field's analyzer."""
+    tree = grammar.parse(text)
     parser = _OR_PARSER if any_word else _AND_PARSER
     try:
-        q = parser.parse(text)
+        q = parser.parse(to_whoosh(tree))
     except Exception as exc:  # whoosh raises assorted errors on odd input
         raise SearchError(f"cannot parse the query: {exc}") from exc
     errors = _errors(q)

@@ -216,7 +216,9 @@ def test_sigterm_stops_the_daemon_within_a_second_while_another_process_holds_th
         started = time.monotonic()
         proc.proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-        assert time.monotonic() - started < 1.0
+        # Within a second on an idle machine (the update waiting for the lock gives up at
+        # once); the margin is for a loaded CI machine. Before: 30 s, the lock's timeout.
+        assert time.monotonic() - started < 3.0
     finally:
         proc.kill()
         os.close(fd)
