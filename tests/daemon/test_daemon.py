@@ -29,7 +29,7 @@ from maestro_git.mirror.verify import verify
 from maestro_git.search.index import SearchIndex
 from maestro_git.settings import Settings
 from scripts.synthetic.latency import measure_commit_latency
-from tests.factories import GitRepoFactory, persona_md
+from tests.factories import GitRepoFactory, mirror_sql, persona_md
 
 FAST = DaemonOptions(poll_interval=0.5, debounce=0.05, lock_retry=0.2, backoff_initial=0.1,
                      backoff_max=0.5)
@@ -180,7 +180,7 @@ def test_content_folder_created_after_start_is_watched(git_repo: GitRepoFactory)
 # -- with the real mirror ------------------------------------------------------------------
 def cursor(url: str, branch: str = "main") -> str | None:
     """The last mirrored commit of `branch`, or None (also before the schema exists)."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    with mirror_sql(url, branch) as conn:
         if not conn.execute("SELECT to_regclass('sync_state') IS NOT NULL").fetchone()[0]:
             return None
         row = conn.execute("SELECT commit FROM sync_state WHERE branch = %s",
@@ -189,7 +189,7 @@ def cursor(url: str, branch: str = "main") -> str | None:
 
 
 def scalar(url: str, query: str, *args: object) -> object:
-    with psycopg.connect(url, autocommit=True) as conn:
+    with mirror_sql(url) as conn:
         return conn.execute(query, args).fetchone()[0]
 
 
@@ -394,8 +394,9 @@ def test_once_refuses_while_a_daemon_holds_the_lock(git_repo: GitRepoFactory,
                                                     database_url: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     _repo_with_persona(git_repo)
-    with psycopg.connect(database_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (db.WRITER_LOCK_KEY,))
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    with db.connect(settings) as holder:  # the lock of this repository's mirror of main
+        assert db.writer_lock(holder)
         code = main(["--repo", str(git_repo.path), "--database-url", database_url, "daemon",
                      "--once"])
     assert code == 7
@@ -429,7 +430,7 @@ MIRROR_QUERIES = {
 
 
 def mirror_rows(url: str) -> dict[str, list[tuple[object, ...]]]:
-    with psycopg.connect(url, autocommit=True) as conn:
+    with mirror_sql(url) as conn:
         return {name: conn.execute(q).fetchall() for name, q in MIRROR_QUERIES.items()}
 
 
@@ -475,7 +476,7 @@ def test_sigkill_at_random_points_leaves_a_mirror_equal_to_a_clean_one(
     finally:
         final.kill()
     settings = Settings(repo_path=git_repo.path, database_url=database_url)
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with db.connect(settings) as conn:
         report = verify(settings, conn)
     assert report.ok, report.drift
     with sibling_database(database_url) as clean:
