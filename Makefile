@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint typecheck bench clean
+.PHONY: install demo test test-fast lint typecheck bench browser screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,28 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+## browser: Debian's chromium and chromium-driver for the browser tests (apt-get, only when missing)
+CHROMIUM     ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
+	fi
+
 ## test: the whole test suite against a real PostgreSQL (DATABASE_URL, or the embedded server)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## test-fast: the suite without tests marked slow
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'not slow'
+
+## screenshots: retake the README's web-interface pictures (tests/screenshots/) with the browser tests
+screenshots: $(STAMP) browser
+	MAESTRO_WEB_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/server/web/test_browser.py
 
 ## lint: ruff and mypy
 lint: $(STAMP)

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from maestro_git.core.models import SearchHit
 from maestro_git.errors import DatabaseError, SearchError
-from maestro_git.mirror import db, query, registry
+from maestro_git.mirror import db, query, registry, scope
 from maestro_git.mirror.query import (
     PersonaFilters,
     PersonaRow,
@@ -56,7 +56,7 @@ from maestro_git.settings import Settings, load_settings
 if TYPE_CHECKING:
     from maestro_git.search.index import SearchIndex  # whoosh is imported by a local search only
 
-__all__ = ["Client", "ClientStats"]
+__all__ = ["Client", "ClientStats", "ScopedClient"]
 
 log = logging.getLogger("maestro_git.client")
 
@@ -322,6 +322,12 @@ class Client:
         self._cache.invalidate({f"persona:{key}", f"persona:{_ANY}"})
         return row
 
+    def scoped(self, owners: str) -> ScopedClient:
+        """The reads of one owner scope (`mirror.scope.owners_setting`): every query runs under
+        PostgreSQL row-level security for those owners, and its rows are cached apart from
+        every other scope's, in this client's NOTIFY-coherent cache."""
+        return ScopedClient(self, owners)
+
     # -- lifetime ------------------------------------------------------------------------
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -343,3 +349,62 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ScopedClient:
+    """`Client` reads under one owner scope (see `Client.scoped`); `peek_*` answer from the
+    cache alone (None on a miss) and never send a query, so a server can serve hot reads
+    without leaving its event loop."""
+
+    def __init__(self, client: Client, owners: str) -> None:
+        self.client = client
+        self.owners = owners
+
+    def _run(self, fn: Callable[[db.Connection], T]) -> Callable[[db.Connection], T]:
+        def run(conn: db.Connection) -> T:
+            with scope.scoped(conn, self.owners):
+                return fn(conn)
+        return run
+
+    def _key(self, *parts: Hashable) -> Hashable:
+        return ("scope", self.owners, *parts)
+
+    def _peek(self, key: Hashable) -> Any:
+        found, value = self.client._cache.get(key)
+        if found:
+            self.client.stats.hits += 1
+            return value
+        return None
+
+    def peek_get(self, key: str) -> PersonaRow | None:
+        return self._peek(self._key("get", key))  # type: ignore[no-any-return]
+
+    def peek_list(self, filters: PersonaFilters) -> builtins.list[PersonaSummary] | None:
+        return self._peek(self._key("list", repr(filters)))  # type: ignore[no-any-return]
+
+    def get(self, key: str) -> PersonaRow:
+        return self.client._cached(self._key("get", key), frozenset({f"persona:{key}"}),
+                                   self._run(lambda c: query.get_persona(c, key)))
+
+    def list(self, filters: PersonaFilters) -> builtins.list[PersonaSummary]:
+        return self.client._cached(self._key("list", repr(filters)),
+                                   frozenset({f"persona:{_ANY}"}),
+                                   self._run(lambda c: query.list_personas(c, filters)))
+
+    def history(self, key: str) -> builtins.list[VersionRow]:
+        return self.client._cached(self._key("history", key), frozenset({f"persona:{key}"}),
+                                   self._run(lambda c: query.history(c, key)))
+
+    def sets(self, status: str | None = None) -> builtins.list[SetRow]:
+        return self.client._cached(self._key("sets", status),
+                                   frozenset({f"persona_set:{_ANY}"}),
+                                   self._run(lambda c: query.list_sets(c, status)))
+
+    def set(self, key: str) -> SetDetail:
+        return self.client._cached(self._key("set", key), frozenset({f"persona_set:{key}"}),
+                                   self._run(lambda c: query.get_set(c, key)))
+
+    def record_application(self, key: str) -> UsageRow:
+        row = self.client._query(self._run(lambda c: query.record_application(c, key)))
+        self.client._cache.invalidate({f"persona:{key}", f"persona:{_ANY}"})
+        return row

@@ -35,6 +35,14 @@ index_dir = ".maestro/index"
 size = 1024
 ttl_seconds = 300
 
+[webhooks]                     # signed webhooks, delivered by `maestro serve`
+urls = ["https://ci.example.com/maestro"]
+secret_env = "MAESTRO_WEBHOOK_SECRET"       # the environment variable holding the secret
+
+[sets]                         # persona-set images the service serves as URL paths
+static_dir = "persona_sets/static"  # repository folder served at static_url (under persona_sets/)
+static_url = "/static"              # default; `/static/images/x.png` -> <static_dir>/images/x.png
+
 [owners]                       # reviewers per owner folder (see owners.py), kept raw here
 "*" = ["@platform-team"]
 ```
@@ -89,8 +97,19 @@ class Settings:
     cache_ttl_seconds: float = 300.0
     author_name: str | None = None  # None: git config user.name
     author_email: str | None = None
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None  # from the environment variable [webhooks] secret_env
     # The raw [owners] table; `owners.load_owners` checks and reads it.
     owners: Mapping[str, Any] = field(default_factory=dict)
+    sets_static_dir: str | None = None  # [sets] static_dir: where served image URLs live
+    sets_static_url: str = "/static"  # [sets] static_url: the URL prefix of that folder
+
+    @property
+    def sets_static(self) -> tuple[str, str] | None:
+        """(URL prefix, repository folder) for set images served as URL paths, or None."""
+        if self.sets_static_dir is None:
+            return None
+        return self.sets_static_url, self.sets_static_dir
 
     @property
     def mirrored_branches(self) -> tuple[str, ...]:
@@ -207,6 +226,20 @@ def _sync(section: Mapping[str, Any], branch: str | None) -> dict[str, Any]:
     return {"branch": default, "branches": branches, "mirror_name": name, "schemas": schemas}
 
 
+def _sets(section: Mapping[str, Any]) -> dict[str, Any]:
+    static_dir, static_url = section.get("static_dir"), section.get("static_url", "/static")
+    if static_dir is not None and not (
+            isinstance(static_dir, str) and static_dir.strip("/").startswith("persona_sets/")
+            and ".." not in static_dir.split("/")):
+        raise ConfigError(f"{CONFIG_FILE}: sets.static_dir must be a folder under persona_sets/",
+                          hint='e.g. static_dir = "persona_sets/static" (maestro reads '
+                               "content folders only)")
+    if not isinstance(static_url, str) or not static_url.startswith("/"):
+        raise ConfigError(f"{CONFIG_FILE}: sets.static_url must be a URL path such as /static")
+    return {"sets_static_dir": static_dir.strip("/") if static_dir else None,
+            "sets_static_url": static_url}
+
+
 def load_settings(
     repo_path: Path | str | None = None,
     *,
@@ -228,6 +261,14 @@ def load_settings(
     search = _section(data, "search")
     cache = _section(data, "cache")
     index_dir = search.get("index_dir")
+    webhooks = _section(data, "webhooks")
+    secret_env = webhooks.get("secret_env", "MAESTRO_WEBHOOK_SECRET")
+    if not isinstance(secret_env, str) or not secret_env:
+        raise ConfigError(f"{CONFIG_FILE}: webhooks.secret_env must be a variable name")
+    webhook_urls = _str_tuple(webhooks, "urls")
+    for url in webhook_urls:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{CONFIG_FILE}: webhook URL {url!r} is not http(s)")
     return Settings(
         repo_path=root,
         database_url=database_url or env.get("DATABASE_URL") or data.get("database_url") or None,
@@ -241,5 +282,8 @@ def load_settings(
         cache_ttl_seconds=float(cache.get("ttl_seconds", 300.0)),
         author_name=env.get("MAESTRO_AUTHOR_NAME") or None,
         author_email=env.get("MAESTRO_AUTHOR_EMAIL") or None,
+        webhook_urls=webhook_urls,
+        webhook_secret=env.get(secret_env) or None,
         owners=_section(data, "owners", 'e.g. [owners] acme = ["@acme/persona-reviewers"]'),
+        **_sets(_section(data, "sets")),
     )

@@ -13,8 +13,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "maestro_git"
 
@@ -110,7 +108,6 @@ def test_the_core_does_no_io_and_imports_no_other_layer() -> None:
     assert offenders == []
 
 
-@pytest.mark.xfail(strict=True, reason="in progress: the mirror seam move (erasure register, SQL out of ops/daemon)")
 def test_units_import_only_the_layers_below_them() -> None:
     offenders = []
     for path in _files():
@@ -125,7 +122,6 @@ def test_units_import_only_the_layers_below_them() -> None:
     assert offenders == []
 
 
-@pytest.mark.xfail(strict=True, reason="in progress: the mirror seam move (erasure register, SQL out of ops/daemon)")
 def test_sql_runs_only_in_the_mirror() -> None:
     offenders = []
     for path in _files():
@@ -137,7 +133,6 @@ def test_sql_runs_only_in_the_mirror() -> None:
     assert offenders == []
 
 
-@pytest.mark.xfail(strict=True, reason="in progress: the mirror seam move (erasure register, SQL out of ops/daemon)")
 def test_no_sql_is_built_with_f_strings() -> None:
     pattern = re.compile(r"""f["'](?:SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b""")
     offenders = [f"{path.relative_to(PACKAGE)}:{n}"

@@ -10,6 +10,7 @@ Each command parses options, makes one library call and renders the result with
 - `cli/find.py`      search, sets, index                             (search and queries)
 - `cli/transfer.py`  import, export, backup, restore                (moving data in and out)
 - `cli/gdpr.py`      gdpr export, gdpr erase                         (personal data)
+- `cli/server.py`    serve, token                                    (the HTTP API)
 
 `main()` is the one error handler: a `MaestroError` becomes `error: <reason>` on stderr and its
 exit code; no traceback reaches a user for a user's mistake.
@@ -72,6 +73,7 @@ COMMAND_MODULES: dict[str, str] = {
     "owners": "owners",
     **dict.fromkeys(("import", "export", "backup", "restore"), "transfer"),
     "gdpr": "gdpr",
+    **dict.fromkeys(("serve", "token"), "server"),
 }
 
 

@@ -48,8 +48,9 @@ def export_cmd(app: AppContext, email: str, name: str | None, use_mirror: bool |
     Example:
       maestro gdpr export --email jane@example.com --name "Jane Doe" --format json
     """
+    from maestro_git.core.subject import DataSubject
     from maestro_git.mirror import db
-    from maestro_git.ops.gdpr import DataSubject, export_subject
+    from maestro_git.ops.gdpr import export_subject
 
     subject = DataSubject.of(email, name)
     if use_mirror is None:
@@ -105,8 +106,9 @@ def erase_cmd(app: AppContext, email: str, name: str | None, yes: bool, dry_run:
     Example:
       maestro gdpr erase --email jane@example.com --name "Jane Doe" --yes
     """
+    from maestro_git.core.subject import DataSubject
     from maestro_git.mirror import db
-    from maestro_git.ops.gdpr import DataSubject, erase_subject
+    from maestro_git.ops.gdpr import erase_subject
 
     subject = DataSubject.of(email, name)
     confirm = not dry_run and not yes

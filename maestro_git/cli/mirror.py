@@ -10,10 +10,10 @@ import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
 from maestro_git.mirror import db
-from maestro_git.mirror.sync import Listener, MirroredCommit, SyncReport, sync_branches
-from maestro_git.mirror.verify import rebuild, verify
+from maestro_git.mirror.sync import SyncReport
+from maestro_git.mirror.verify import verify
+from maestro_git.ops.sync import rebuild_and_index, sync_and_index
 from maestro_git.output import progress, table, to_json
-from maestro_git.settings import Settings
 
 
 @cli.group("db")
@@ -90,17 +90,6 @@ def db_stop(app: AppContext) -> None:
     app.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL is not running")
 
 
-def _index_listener(settings: Settings) -> Listener:
-    from maestro_git.search.index import SearchIndex
-
-    index = SearchIndex(settings)
-
-    def listener(mirrored: MirroredCommit) -> None:
-        index.update(mirrored)
-
-    return listener
-
-
 @contextmanager
 def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
     with progress(label) as bar:
@@ -159,13 +148,12 @@ def sync_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> None
     The local search index follows the default branch only.
     """
     default = app.settings.branch
-
-    def listeners(settings: Settings) -> list[Listener]:
-        return [] if no_index or settings.branch != default else [_index_listener(settings)]
-
+    reports = []
     with _bars("mirroring") as (advance, files):
-        reports = sync_branches(app.settings, head_only=head_only, progress=advance,
-                                listeners=listeners, files=files)
+        for branch in app.settings.mirrored_branches:
+            reports.append(sync_and_index(
+                app.settings.with_overrides(branch=branch), head_only=head_only,
+                index=not no_index and branch == default, progress=advance, files=files))
     if fmt == "json" and len(reports) > 1:
         click.echo(to_json([dataclasses.asdict(r) for r in reports]))
         return
@@ -209,8 +197,7 @@ def rebuild_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> N
 
     Every table derived from git is emptied and the branch is mirrored again.
     """
-    listeners = () if no_index else (_index_listener(app.settings),)
     with db.connect(app.settings) as conn, _bars("rebuilding") as (advance, files):
-        report = rebuild(app.settings, conn, head_only=head_only, listeners=listeners,
-                         progress=advance, files=files)
+        report = rebuild_and_index(app.settings, conn, head_only=head_only,
+                                   index=not no_index, progress=advance, files=files)
     _render_sync(app, report, fmt)

@@ -59,7 +59,7 @@ NAME_RE = re.compile(r"^[a-z0-9_-]{1,100}$")
 # Frontmatter keys with a meaning of their own; every other key is kept in `metadata`.
 PERSONA_KEYS = frozenset(
     {"id", "name", "owner", "display_name", "description", "version", "extends", "tags",
-     "active", "metadata"}
+     "active", "metadata", "model", "tools"}
 )
 TEMPLATE_KEYS = PERSONA_KEYS | {"category"}
 
@@ -213,7 +213,7 @@ def _document_fields(
             "frontmatter-type", path, f"frontmatter field '{key}' must be {expected}",
             f"set '{key}' to {expected}", line=lines.get(key)))
 
-    for key in ("id", "display_name", "description", "extends", "category"):
+    for key in ("id", "display_name", "description", "extends", "category", "model"):
         if key in fm and key in known and fm[key] is not None:
             if isinstance(fm[key], str):
                 out[key] = fm[key]
@@ -231,6 +231,12 @@ def _document_fields(
             out["tags"] = tuple(tags)
         else:
             bad("tags", "a list of strings, e.g. [coding, review]")
+    if "tools" in fm and fm["tools"] is not None:
+        tools = fm["tools"]
+        if isinstance(tools, list) and all(isinstance(t, str) and t.strip() for t in tools):
+            out["tools"] = tuple(tools)
+        else:
+            bad("tools", "a list of tool names, e.g. [Read, Grep] ([] for none)")
     if "active" in fm:
         if isinstance(fm["active"], bool):
             out["active"] = fm["active"]

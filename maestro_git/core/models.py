@@ -91,6 +91,8 @@ class _Document(_Frozen):
     description: str | None = None
     version: str = "1.0.0"
     extends: str | None = None  # parent persona key
+    model: str | None = None  # the model an agent tool should run it on (Claude/Copilot `model`)
+    tools: tuple[str, ...] | None = None  # tool allowlist; None = the tool's default (all)
     tags: tuple[str, ...] = ()
     active: bool = True
     metadata: dict[str, Any] = Field(default_factory=dict)  # unknown frontmatter keys land here

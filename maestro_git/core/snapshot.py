@@ -42,7 +42,7 @@ from maestro_git.core.models import (
 from maestro_git.core.rules import validate
 from maestro_git.settings import Settings
 
-__all__ = ["Snapshot", "build_snapshot", "diff_snapshots", "update_snapshot"]
+__all__ = ["Snapshot", "build_snapshot", "coalesce_changes", "diff_snapshots", "update_snapshot"]
 
 Record = Persona | Template | PersonaSet
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -441,3 +441,21 @@ def diff_snapshots(old: Snapshot, new: Snapshot,
             changes.append(Change(action=ChangeAction.MODIFIED, kind=rec.kind, key=key[1],
                                   path=rec.path, old_path=before[key].path))
     return changes
+
+
+def coalesce_changes(changes: Iterable[Change]) -> list[Change]:
+    """Several commits' changes, in commit order, as one set of changes against the last
+    snapshot: one change per entity (its last), and a removal for each key a rename left
+    that no later change brings back. What an index that reads records from the newest
+    snapshot needs to write each entity once (see `SearchIndex.apply`)."""
+    last: dict[tuple[EntityKind, str], Change] = {}
+    for change in changes:
+        if change.action is ChangeAction.RENAMED and change.old_key is not None:
+            old = (change.kind, change.old_key)
+            last.pop(old, None)
+            last[old] = Change(action=ChangeAction.REMOVED, kind=change.kind,
+                               key=change.old_key, old_path=change.old_path)
+        key = (change.kind, change.key)
+        last.pop(key, None)  # re-inserted: the dict keeps the order of last changes
+        last[key] = change
+    return list(last.values())

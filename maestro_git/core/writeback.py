@@ -52,7 +52,7 @@ __all__ = [
 # The order `render_document` writes keys in, and the order new keys are inserted by.
 CANONICAL_ORDER: tuple[str, ...] = (
     "id", "name", "owner", "display_name", "description", "version", "extends", "category",
-    "tags", "active", "metadata",
+    "model", "tools", "tags", "active", "metadata",
 )
 # Keys whose string values are always written double-quoted when new (a bare `1.0` is a float).
 _QUOTED_KEYS = frozenset({"version"})

@@ -20,6 +20,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol
 
+from maestro_git.core.models import Change
+from maestro_git.core.snapshot import coalesce_changes
 from maestro_git.daemon.log import DaemonLog
 from maestro_git.mirror import db
 from maestro_git.mirror.sync import Listener, MirroredCommit, Syncer
@@ -159,8 +161,21 @@ class DbSession:
                 continue
             if stop is not None and stop.is_set():
                 break
-            done += link.syncer.catch_up(stop).commits
+            done += self._catch_up_link(link, stop)
         return done
+
+    def _catch_up_link(self, link: _Link, stop: threading.Event | None) -> int:
+        assert link.syncer is not None
+        if self._indexer is None or link.settings.branch != self.settings.branch:
+            return link.syncer.catch_up(stop).commits
+        # The index serves the head only: a catch-up over many commits (the first one, a
+        # push, a restart after downtime) is indexed once, when it ends; a live commit is a
+        # catch-up of one and reaches the indexer at once, as before.
+        self._indexer.hold()
+        try:
+            return link.syncer.catch_up(stop).commits
+        finally:
+            self._indexer.release()
 
     def alive(self) -> bool:
         for link in self._links:
@@ -168,7 +183,7 @@ class DbSession:
             if conn is None or conn.closed:
                 return False
             with db.translate_errors("checking the writer lock session"):
-                conn.execute("SELECT 1")
+                db.ping(conn)
         return True
 
     def close(self) -> None:
@@ -198,12 +213,30 @@ class _Indexer:
         self.quiet = quiet
         self.max_delay = max_delay
         self.queue: queue.Queue[MirroredCommit | threading.Event] = queue.Queue()
+        self._holding = False  # between `hold` and `release`
+        self._held: MirroredCommit | None = None
+        self._held_changes: list[Change] = []
         self.thread = threading.Thread(target=self._work, daemon=True,
                                        name="maestro-daemon-indexer")
         self.thread.start()
 
     def __call__(self, mirrored: MirroredCommit) -> None:
+        if self._holding:  # only the changes and the newest commit are kept, not each snapshot
+            self._held_changes.extend(mirrored.changes)
+            self._held = mirrored
+            return
         self.queue.put(mirrored)
+
+    def hold(self) -> None:
+        """Keep what is mirrored from now on until `release` (called by the same thread)."""
+        self._holding = True
+
+    def release(self) -> None:
+        """Queue everything mirrored since `hold` as one update, for the newest commit."""
+        held, changes = self._held, self._held_changes
+        self._holding, self._held, self._held_changes = False, None, []
+        if held is not None:
+            self.queue.put(dataclasses.replace(held, changes=changes))
 
     def _work(self) -> None:
         pending: list[MirroredCommit] = []
@@ -235,7 +268,7 @@ class _Indexer:
         # Changes in commit order, each applied against the newest snapshot: an entity added
         # then removed is deleted, one renamed then edited is written once under its new key.
         combined = dataclasses.replace(
-            pending[-1], changes=[c for m in pending for c in m.changes])
+            pending[-1], changes=coalesce_changes([c for m in pending for c in m.changes]))
         try:
             self.index.update(combined)
         except Exception as exc:  # a cache: log it; `maestro index` rebuilds it

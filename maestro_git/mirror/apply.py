@@ -193,7 +193,7 @@ class _Counts:
                                              for c in self.cursors.get(what, ()))
 
 
-def _write(conn: Connection, counts: _Counts, what: str, stmt: str,
+def _write(conn: Connection, counts: _Counts, what: str, stmt: sql.Composed,
            rows: list[tuple[Any, ...]], copy: bool, table: str, cols: Sequence[str]) -> None:
     """`rows` into `table`: COPY (`copy`, a first load into empty tables), else `stmt` for
     each row."""

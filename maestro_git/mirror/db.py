@@ -50,6 +50,7 @@ from maestro_git.mirror.registry import Mirror
 from maestro_git.settings import Settings
 
 __all__ = [
+    "ping",
     "Connection",
     "DbStatus",
     "EmbeddedServer",
@@ -268,6 +269,11 @@ def listen_connection(url: str, channel: str = NOTIFY_CHANNEL) -> Connection:
     conn = connect(url)
     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
     return conn
+
+
+def ping(conn: Connection) -> None:
+    """A round trip on `conn` (raises psycopg's error when the session is gone)."""
+    conn.execute(sql.SQL("SELECT 1"))
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
@@ -26,6 +27,7 @@ from maestro_git.mirror import events
 from maestro_git.mirror.db import Connection, translate_errors
 
 __all__ = [
+    "has_synced",
     "SORTS",
     "MemberRow",
     "PersonaFilters",
@@ -190,6 +192,18 @@ _MEMBER_COLUMNS = [f for f in MemberRow.__dataclass_fields__]
 
 def _columns(names: Sequence[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def has_synced(conn: Connection, branch: str) -> bool:
+    """True when the mirror has mirrored `branch` at least once (False without a schema)."""
+    try:
+        row = conn.execute(sql.SQL("SELECT 1 FROM sync_state WHERE branch = %s"),
+                           (branch,)).fetchone()
+    except psycopg.Error:  # no schema yet: not a mirror we can read
+        if not conn.autocommit:
+            conn.rollback()
+        return False
+    return row is not None
 
 
 def list_personas(conn: Connection, filters: PersonaFilters | None = None

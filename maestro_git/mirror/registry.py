@@ -61,15 +61,20 @@ REGISTRY_SCHEMA = "maestro"
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 _UNSAFE = re.compile(r"[^a-z0-9_]+")
 
-# What migrations 0001-0004 created in `public` (the layout before one schema per mirror).
+# What migrations before 0005 (and the server's 0010-0012, where they ran there) created in
+# `public`, the layout before one schema per mirror. Indexes, constraints, policies, grants
+# and owned sequences move with their tables.
 LEGACY_OBJECTS: tuple[tuple[str, str], ...] = (
     ("TABLE", "personas"), ("TABLE", "persona_versions"), ("TABLE", "persona_sets"),
     ("TABLE", "persona_set_members"), ("TABLE", "persona_templates"),
     ("TABLE", "audit_events"), ("TABLE", "sync_state"), ("TABLE", "sync_errors"),
     ("TABLE", "persona_usage"), ("TABLE", "gdpr_erasures"), ("TABLE", "schema_migrations"),
+    ("TABLE", "api_tokens"), ("TABLE", "webhook_cursors"), ("TABLE", "webhook_deliveries"),
     ("VIEW", "current_personas"), ("VIEW", "latest_versions"), ("VIEW", "set_members"),
 )
-_LEGACY_FUNCTION = "maestro_tags_text(text[])"
+_LEGACY_FUNCTIONS = ("maestro_tags_text(text[])", "maestro_owner_visible(text)",
+                     "maestro_set_visible(jsonb)")
+_READER_ROLE = "maestro_reader"  # migration 0011's role: it needs USAGE on the new schema
 
 _CREATE_REGISTRY = """
 CREATE TABLE IF NOT EXISTS maestro.mirrors (
@@ -263,11 +268,17 @@ def adopt_legacy(conn: Connection, mirror: Mirror) -> Mirror:
     for kind, name in LEGACY_OBJECTS:
         conn.execute(sql.SQL("ALTER {} IF EXISTS {} SET SCHEMA {}").format(
             sql.SQL(kind), sql.Identifier("public", name), sql.Identifier(target.schema)))
-    found = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL",
-                         (f"public.{_LEGACY_FUNCTION}",)).fetchone()
-    if found and found[0]:
-        conn.execute(sql.SQL("ALTER FUNCTION public.{} SET SCHEMA {}").format(
-            sql.SQL(_LEGACY_FUNCTION), sql.Identifier(target.schema)))
+    for function in _LEGACY_FUNCTIONS:
+        found = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL",
+                             (f"public.{function}",)).fetchone()
+        if found and found[0]:
+            conn.execute(sql.SQL("ALTER FUNCTION public.{} SET SCHEMA {}").format(
+                sql.SQL(function), sql.Identifier(target.schema)))
+    role = conn.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)",
+                        (_READER_ROLE,)).fetchone()
+    if role and role[0]:
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+            sql.Identifier(target.schema), sql.Identifier(_READER_ROLE)))
     conn.execute(sql.SQL("DELETE FROM {} WHERE branch <> %s").format(
         sql.Identifier(target.schema, "sync_state")), (target.branch,))
     register(conn, target)

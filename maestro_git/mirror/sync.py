@@ -59,9 +59,8 @@ from maestro_git.core.snapshot import Snapshot, build_snapshot, diff_snapshots, 
 from maestro_git.git.repo import GitRepo
 from maestro_git.mirror import apply as mirror
 from maestro_git.mirror import bulk as mirror_bulk
-from maestro_git.mirror import db
+from maestro_git.mirror import db, erasures
 from maestro_git.mirror.events import EntityEvent, run_hooks
-from maestro_git.ops import gdpr
 from maestro_git.settings import Settings
 
 __all__ = ["CommitSummary", "Listener", "MirroredCommit", "SyncReport", "Syncer", "sync",
@@ -211,7 +210,7 @@ class Syncer:
         self.listeners = list(listeners)
         self.hooks = hooks
         self._state: _State | None = None
-        self._erasures = gdpr.Erasures()  # re-read at each catch-up
+        self._erasures = erasures.Erasures()  # re-read at each catch-up
 
     def close(self) -> None:
         if self._owns_conn and not self.conn.closed:
@@ -476,14 +475,16 @@ class Syncer:
         `files(parsed, total)` reports a commit whose whole tree is parsed (a first load, a
         rewritten history): every `FILE_PROGRESS_STEP` files and at the last one.
         """
+        bound = db.mirror_of(self.conn)
+        branch, schema = self.settings.branch, bound.schema if bound is not None else ""
         head = self.git.head(self.settings.branch)
         if head is None:
-            return SyncReport(head=None, branch=self.settings.branch)
+            return SyncReport(head=None, branch=branch, schema=schema)
         state = self._current_state()
         if state.commit == head:
-            return SyncReport(head=head, branch=self.settings.branch)
+            return SyncReport(head=head, branch=branch, schema=schema)
         with db.translate_errors("reading the erasure register"):
-            self._erasures = gdpr.load_erasures(self.conn)
+            self._erasures = erasures.load_erasures(self.conn)
         steps, rewritten = self._plan(state, head, head_only)
         summaries: list[CommitSummary] = []
         entities = errors = 0
@@ -501,7 +502,7 @@ class Syncer:
             errors += failed
             if progress is not None:
                 progress(n, len(steps))
-        return SyncReport(head=head, branch=self.settings.branch, commits=len(summaries),
+        return SyncReport(head=head, branch=branch, schema=schema, commits=len(summaries),
                           entities=entities, errors=errors,
                           rewritten=rewritten, steps=tuple(summaries))
 
@@ -542,11 +543,8 @@ def sync(settings: Settings, *, head_only: bool = False,
     conn = db.connect(settings)
     try:
         db.migrate(conn)
-        bound = db.mirror_of(conn)
         with db.WriterLock(conn), Syncer(settings, conn, listeners) as syncer:
             report = syncer.catch_up(head_only=head_only, progress=progress, files=files)
-        report = dataclasses.replace(report, branch=settings.branch,
-                                     schema=bound.schema if bound is not None else "")
         return with_invalid_paths(conn, report)
     finally:
         conn.close()

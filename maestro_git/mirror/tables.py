@@ -1,6 +1,6 @@
 """Each mirrored table's columns, write statement and row builder, for `mirror.apply_commit`.
 
-No connection here: statements are text, rows are tuples (JSON values wrapped in psycopg's
+No connection here: statements are `psycopg.sql` compositions, rows are tuples (JSON values wrapped in psycopg's
 `Jsonb`). Every row table is written by one of two statement shapes, built here once:
 - `upsert`: `INSERT … ON CONFLICT (key) DO UPDATE SET … WHERE … IS DISTINCT FROM …`, so a
   row whose hashes did not change is not rewritten (a replayed commit writes nothing);
@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from maestro_git.core.models import AuditEvent, CommitInfo, Persona, PersonaSet, Template
@@ -49,21 +50,24 @@ __all__ = [
 ]
 
 
-def insert(table: str, columns: Sequence[str], *, skip_duplicates_of: str | None = None) -> str:
+def insert(table: str, columns: Sequence[str], *,
+           skip_duplicates_of: str | None = None) -> sql.Composed:
     """`INSERT INTO table (columns) VALUES (%s, …)`, one placeholder per column.
 
     `skip_duplicates_of`: a unique constraint's name; a row it already holds is skipped
     (`ON CONFLICT ON CONSTRAINT … DO NOTHING`).
     """
-    text = (f"INSERT INTO {table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))})")
+    stmt = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.Placeholder() * len(columns)))
     if skip_duplicates_of is not None:
-        text += f" ON CONFLICT ON CONSTRAINT {skip_duplicates_of} DO NOTHING"
-    return text
+        stmt += sql.SQL(" ON CONFLICT ON CONSTRAINT {} DO NOTHING").format(
+            sql.Identifier(skip_duplicates_of))
+    return stmt
 
 
 def upsert(table: str, columns: Sequence[str], *, key: str, keep: Sequence[str] = (),
-           changed: Sequence[str], returning: str | None = None) -> str:
+           changed: Sequence[str], returning: str | None = None) -> sql.Composed:
     """Insert a row or update the row with the same `key`, only when it changed.
 
     - `key`: the conflict target column; it and the `keep` columns (e.g. `created_at`) keep
@@ -73,13 +77,17 @@ def upsert(table: str, columns: Sequence[str], *, key: str, keep: Sequence[str] 
     - `returning`: a column to return, for the rows inserted or updated only.
     """
     fixed = {key, *keep}
-    text = (insert(table, columns) + f" ON CONFLICT ({key}) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in fixed)
-            + " WHERE "
-            + " OR ".join(f"{table}.{c} IS DISTINCT FROM excluded.{c}" for c in changed))
+    t = sql.Identifier(table)
+    sets = sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+                              for c in columns if c not in fixed)
+    differs = sql.SQL(" OR ").join(
+        sql.SQL("{t}.{c} IS DISTINCT FROM excluded.{c}").format(t=t, c=sql.Identifier(c))
+        for c in changed)
+    stmt = insert(table, columns) + sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {} WHERE {}").format(
+        sql.Identifier(key), sets, differs)
     if returning is not None:
-        text += f" RETURNING {returning}"
-    return text
+        stmt += sql.SQL(" RETURNING {}").format(sql.Identifier(returning))
+    return stmt
 
 
 PERSONA_COLUMNS = ("id", "key", "owner", "name", "path", "display_name", "description",

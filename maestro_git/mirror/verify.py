@@ -17,6 +17,8 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from psycopg import sql
+
 from maestro_git.core import inherit
 from maestro_git.core.formats import classify
 from maestro_git.core.models import Persona, PersonaSet, Template
@@ -65,9 +67,10 @@ def verify(settings: Settings, conn: db.Connection) -> VerifyReport:
         rows: dict[str, dict[str, tuple[str, str]]] = {}
         for kind, (table, col) in _TABLES.items():
             rows[kind] = {r[0]: (r[1], r[2]) for r in conn.execute(
-                f"SELECT {col}, path, content_hash FROM {table}")}  # noqa: S608 - constants
+                sql.SQL("SELECT {}, path, content_hash FROM {}").format(
+                    sql.Identifier(col), sql.Identifier(table)))}
         resolved_rows = {r[0]: r[1] for r in conn.execute(
-            "SELECT key, resolved_hash FROM personas")}
+            sql.SQL("SELECT key, resolved_hash FROM personas"))}
     drift: list[Drift] = []
     if head is None:
         for kind, table_rows in rows.items():

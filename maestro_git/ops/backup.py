@@ -40,9 +40,9 @@ from maestro_git.core.snapshot import build_snapshot
 from maestro_git.errors import UsageError
 from maestro_git.git.repo import GitRepo
 from maestro_git.mirror import apply as mirror
-from maestro_git.mirror import db
+from maestro_git.mirror import db, erasures, usage
+from maestro_git.mirror.erasures import RegisterEntry
 from maestro_git.mirror.verify import VerifyReport, verify
-from maestro_git.ops import gdpr
 from maestro_git.settings import Settings
 
 __all__ = [
@@ -94,7 +94,7 @@ class Backup(_Frozen):
     mirror_commit: str | None  # the mirror's cursor then
     personas: tuple[BackupPersona, ...] = ()
     usage: tuple[UsageRecord, ...] = ()
-    erasures: tuple[gdpr.RegisterEntry, ...] = ()  # the GDPR register, as the table holds it
+    erasures: tuple[RegisterEntry, ...] = ()  # the GDPR register, as the table holds it
 
 
 @dataclass(frozen=True)
@@ -125,15 +125,13 @@ def create_backup(settings: Settings, conn: db.Connection) -> Backup:
                     content_hash=rec.content_hash, version=rec.version))
     with db.translate_errors("reading usage counters"):
         cursor = mirror.read_cursor(conn, settings.branch)
-        rows = conn.execute(
-            "SELECT u.persona_id::text, p.key, u.application_count, u.last_applied_at "
-            "FROM persona_usage u LEFT JOIN personas p ON p.id = u.persona_id "
-            "ORDER BY u.persona_id").fetchall()
-        register = gdpr.read_register(conn)
-    usage = tuple(UsageRecord(persona_id=r[0], key=r[1], application_count=r[2],
-                              last_applied_at=r[3]) for r in rows)
+        rows = usage.read_usage(conn)
+        register = erasures.read_register(conn)
+    records = tuple(UsageRecord(persona_id=r.persona_id, key=r.key,
+                                application_count=r.application_count,
+                                last_applied_at=r.last_applied_at) for r in rows)
     return Backup(created_at=datetime.now(UTC), branch=settings.branch, head=head,
-                  mirror_commit=cursor, personas=tuple(personas), usage=usage,
+                  mirror_commit=cursor, personas=tuple(personas), usage=records,
                   erasures=tuple(register))
 
 
@@ -166,15 +164,6 @@ def read_backup(path: Path) -> Backup:
                          hint="the backup file was edited or truncated") from None
 
 
-_UPSERT = """
-INSERT INTO persona_usage AS pu (persona_id, application_count, last_applied_at)
-VALUES (%s, %s, %s)
-ON CONFLICT (persona_id) DO UPDATE SET
-    application_count = GREATEST(pu.application_count, excluded.application_count),
-    last_applied_at = GREATEST(pu.last_applied_at, excluded.last_applied_at)
-"""
-
-
 def restore_usage(settings: Settings, conn: db.Connection, backup: Backup) -> RestoreReport:
     """Load the backup's usage rows into `persona_usage` (larger count, later time win) and
     its erasure register into `gdpr_erasures` (pseudonymising the mirror rows it names),
@@ -183,7 +172,7 @@ def restore_usage(settings: Settings, conn: db.Connection, backup: Backup) -> Re
     git = GitRepo(settings.repo_path)
     head_known = backup.head is None or git.has_commit(backup.head)
     with db.translate_errors("restoring usage counters"), conn.transaction():
-        by_key = {str(r[0]): str(r[1]) for r in conn.execute("SELECT key, id FROM personas")}
+        by_key = usage.persona_ids_by_key(conn)
         known_ids = set(by_key.values())
         rows: list[tuple[str, int, datetime | None]] = []
         remapped = 0
@@ -196,10 +185,9 @@ def restore_usage(settings: Settings, conn: db.Connection, backup: Backup) -> Re
             elif target not in known_ids:
                 orphaned.append(rec.persona_id)
             rows.append((target, rec.application_count, rec.last_applied_at))
-        with conn.cursor() as cur:
-            cur.executemany(_UPSERT, rows)
-        added = gdpr.add_to_register(conn, backup.erasures)
-        pseudonymised = sum(gdpr.apply_register(conn).values()) if backup.erasures else 0
+        usage.merge_usage(conn, rows)
+        added = erasures.add_to_register(conn, backup.erasures)
+        pseudonymised = sum(erasures.apply_register(conn).values()) if backup.erasures else 0
     report = verify(settings, conn)
     return RestoreReport(len(rows), remapped, tuple(orphaned), head_known, report,
                          added, pseudonymised)

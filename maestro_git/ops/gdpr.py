@@ -20,7 +20,7 @@ SHA-256 of the lower-cased address. The pseudonym is stable (erasing twice, or a
 the address can recompute it. The tool never rewrites git history, so erasure is complete only
 after a human rewrites it (`git filter-repo --mailmap`, force push) and the content files
 that still name the subject are edited and committed. Until then the erasure register
-(`gdpr_erasures`: hashes of the address and name, and the pseudonym; kept by `maestro
+(`gdpr_erasures`, `mirror/erasures.py`: hashes of the address and name, and the pseudonym; kept by `maestro
 rebuild`) makes the mirror write the pseudonym for the subject's commits, old and new
 (`Erasures.apply` on each commit the syncer mirrors).
 
@@ -30,200 +30,34 @@ The matching functions are pure; `export_subject` and `erase_subject` do the I/O
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from maestro_git.core.models import CommitInfo, SourceFile
 from maestro_git.core.snapshot import Snapshot, build_snapshot
-from maestro_git.errors import UsageError
+from maestro_git.core.subject import DataSubject, pseudonym
 from maestro_git.git.repo import GitRepo
-from maestro_git.mirror import db
+from maestro_git.mirror import db, erasures
 from maestro_git.settings import Settings
 
 __all__ = [
     "ContentHit",
-    "DataSubject",
     "ErasureReport",
-    "Erasures",
     "MirrorRows",
     "RecordHit",
-    "RegisterEntry",
     "SubjectCommit",
     "SubjectExport",
-    "add_to_register",
-    "apply_register",
     "commit_roles",
     "content_hits",
     "erase_subject",
     "export_subject",
-    "load_erasures",
     "mailmap_lines",
     "mirror_rows",
-    "pseudonym",
-    "read_register",
     "record_hits",
-    "register_entry",
     "subject_commits",
 ]
-
-# The mirror's identity columns: table -> (name column, e-mail column, columns exported).
-_IDENTITY_COLUMNS: Mapping[str, tuple[str, str, tuple[str, ...]]] = {
-    "persona_versions": ("author_name", "author_email",
-                         ("id", "key", "commit", "action", "author_name", "author_email",
-                          "committed_at", "message")),
-    "audit_events": ("actor_name", "actor_email",
-                     ("id", "commit", "action", "kind", "key", "actor_name", "actor_email",
-                      "occurred_at", "message")),
-}
-
-
-@dataclass(frozen=True)
-class DataSubject:
-    """The person a request is about: an e-mail address and, optionally, a name."""
-
-    email: str
-    name: str | None = None
-
-    @classmethod
-    def of(cls, email: str, name: str | None = None) -> DataSubject:
-        """A subject from user input (trimmed); a UsageError when the address is not one."""
-        address = email.strip()
-        if "@" not in address or any(c.isspace() for c in address):
-            raise UsageError(f"'{email}' is not an e-mail address",
-                             hint="pass --email name@example.com")
-        return cls(address, (name or "").strip() or None)
-
-    def names_identity(self, name: str, email: str) -> bool:
-        """True when a commit or mirror identity is this subject's."""
-        if email.strip().lower() == self.email.lower():
-            return True
-        return self.name is not None and name.strip().lower() == self.name.lower()
-
-    def needles(self) -> tuple[str, ...]:
-        """The lower-cased texts a content scan looks for."""
-        return (self.email.lower(),) + ((self.name.lower(),) if self.name else ())
-
-    def occurs_in(self, text: str) -> bool:
-        low = text.lower()
-        return any(n in low for n in self.needles())
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def pseudonym(subject: DataSubject) -> tuple[str, str]:
-    """The stable (name, e-mail) that replaces the subject's identity in the mirror."""
-    digest = _sha256(subject.email.lower())[:12]
-    return f"erased-{digest}", f"erased-{digest}@invalid"
-
-
-@dataclass(frozen=True)
-class Erasures:
-    """The erasure register (`gdpr_erasures`): identities the mirror writes as pseudonyms.
-
-    Matching is `DataSubject.names_identity`'s (the address ignoring case, or the name
-    ignoring case and surrounding spaces), on hashes."""
-
-    by_email: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    by_name: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-
-    def identity(self, name: str, email: str) -> tuple[str, str]:
-        """The (name, e-mail) to write for this identity."""
-        if not self.by_email:
-            return name, email
-        hit = self.by_email.get(_sha256(email.strip().lower()))
-        if hit is None and self.by_name:
-            hit = self.by_name.get(_sha256(name.strip().lower()))
-        return hit if hit is not None else (name, email)
-
-    def apply(self, info: CommitInfo) -> CommitInfo:
-        """`info` with erased author and committer identities replaced by their pseudonyms."""
-        if not self.by_email:
-            return info
-        author = self.identity(info.author_name, info.author_email)
-        committer = self.identity(info.committer_name, info.committer_email)
-        return replace(info, author_name=author[0], author_email=author[1],
-                       committer_name=committer[0], committer_email=committer[1])
-
-
-def load_erasures(conn: db.Connection) -> Erasures:
-    """The erasure register as the mirror holds it (a migrated mirror: the caller's job, as
-    for every syncer read; one query, run at each catch-up)."""
-    by_email: dict[str, tuple[str, str]] = {}
-    by_name: dict[str, tuple[str, str]] = {}
-    for email_hash, name_hash, p_name, p_email in conn.execute(
-            "SELECT email_sha256, name_sha256, pseudonym_name, pseudonym_email "
-            "FROM gdpr_erasures"):
-        by_email[email_hash] = (p_name, p_email)
-        if name_hash:
-            by_name[name_hash] = (p_name, p_email)
-    return Erasures(by_email, by_name)
-
-
-@dataclass(frozen=True)
-class RegisterEntry:
-    """One row of the erasure register, as `maestro backup` carries it to another database."""
-
-    email_sha256: str
-    name_sha256: str | None
-    pseudonym_name: str
-    pseudonym_email: str
-    erased_at: datetime
-
-
-def read_register(conn: db.Connection) -> list[RegisterEntry]:
-    """Every row of the erasure register, oldest erasure first (a migrated mirror)."""
-    return [RegisterEntry(*row) for row in conn.execute(
-        "SELECT email_sha256, name_sha256, pseudonym_name, pseudonym_email, erased_at "
-        "FROM gdpr_erasures ORDER BY erased_at, email_sha256")]
-
-
-def add_to_register(conn: db.Connection, entries: Iterable[RegisterEntry]) -> int:
-    """Add `entries` to the register (an (address, name) pair it holds already is kept as
-    it is); returns how many were new. Call inside the caller's transaction."""
-    added = 0
-    for e in entries:
-        cur = conn.execute(
-            "INSERT INTO gdpr_erasures (email_sha256, name_sha256, pseudonym_name, "
-            "pseudonym_email, erased_at) VALUES (%s, %s, %s, %s, %s) "
-            "ON CONFLICT (email_sha256, coalesce(name_sha256, '')) DO NOTHING",
-            (e.email_sha256, e.name_sha256, e.pseudonym_name, e.pseudonym_email, e.erased_at))
-        added += max(cur.rowcount, 0)
-    return added
-
-
-def register_entry(subject: DataSubject) -> RegisterEntry:
-    """The register row that erases `subject` (hashes of its address and name, its
-    pseudonym), dated now."""
-    name, email = pseudonym(subject)
-    return RegisterEntry(_sha256(subject.email.lower()),
-                         _sha256(subject.name.lower()) if subject.name else None,
-                         name, email, datetime.now(UTC))
-
-
-def apply_register(conn: db.Connection) -> dict[str, int]:
-    """Write the register's pseudonyms over the mirror rows that still carry an erased
-    identity (after restoring a register into a database mirrored without it); returns
-    table -> rows changed. Matching is `Erasures.identity`'s. Call inside a transaction."""
-    erasures = load_erasures(conn)
-    changed: dict[str, int] = dict.fromkeys(_IDENTITY_COLUMNS, 0)
-    if not erasures.by_email:
-        return changed
-    for table, (name_col, email_col, _) in _IDENTITY_COLUMNS.items():
-        pairs = conn.execute(f"SELECT DISTINCT {name_col}, {email_col} FROM {table}").fetchall()
-        for name, email in pairs:
-            new = erasures.identity(name, email)
-            if new != (name, email):
-                cur = conn.execute(
-                    f"UPDATE {table} SET {name_col} = %s, {email_col} = %s "
-                    f"WHERE {name_col} = %s AND {email_col} = %s", (*new, name, email))
-                changed[table] += cur.rowcount
-    return changed
-
 
 # -- records ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -406,35 +240,13 @@ def _head_reads(settings: Settings) -> tuple[GitRepo, str | None, list[SourceFil
 
 
 # -- the mirror -------------------------------------------------------------------------------
-def _has_mirror(conn: db.Connection) -> bool:
-    row = conn.execute("SELECT to_regclass('persona_versions') IS NOT NULL "
-                       "AND to_regclass('audit_events') IS NOT NULL").fetchone()
-    return bool(row and row[0])
-
-
-def _where(table: str, subject: DataSubject) -> tuple[str, list[Any]]:
-    name_col, email_col, _ = _IDENTITY_COLUMNS[table]
-    clause = f"lower(btrim({email_col})) = lower(%s)"
-    params: list[Any] = [subject.email]
-    if subject.name:
-        clause += f" OR lower(btrim({name_col})) = lower(%s)"
-        params.append(subject.name)
-    return f"({clause})", params
-
-
 def mirror_rows(conn: db.Connection, subject: DataSubject) -> MirrorRows:
     """The persona_versions and audit_events rows naming the subject (empty without a
     migrated mirror)."""
-    if not _has_mirror(conn):
-        return MirrorRows()
-    out: dict[str, tuple[Mapping[str, Any], ...]] = {}
     with db.translate_errors("reading the mirror"):
-        for table, (_, _, columns) in _IDENTITY_COLUMNS.items():
-            where, params = _where(table, subject)
-            rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} "
-                                "ORDER BY id", params).fetchall()
-            out[table] = tuple(dict(zip(columns, row, strict=True)) for row in rows)
-    return MirrorRows(**out)
+        if not erasures.has_identity_tables(conn):
+            return MirrorRows()
+        return MirrorRows(**erasures.identity_rows(conn, subject))
 
 
 # -- the two requests -------------------------------------------------------------------------
@@ -460,20 +272,16 @@ def erase_subject(settings: Settings, conn: db.Connection, subject: DataSubject,
     subject, for a human to rewrite history and edit the files."""
     git, head, files = _head_reads(settings)
     name, email = pseudonym(subject)
-    updated: dict[str, int] = dict.fromkeys(_IDENTITY_COLUMNS, 0)
-    if _has_mirror(conn):
+    updated: dict[str, int] = dict.fromkeys(erasures.IDENTITY_COLUMNS, 0)
+    if erasures.has_identity_tables(conn):
         if not dry_run:
             db.migrate(conn)  # the register (0003, 0004) must exist
         with db.translate_errors("erasing from the mirror"), conn.transaction():
             if dry_run:
-                for table in _IDENTITY_COLUMNS:
-                    where, params = _where(table, subject)
-                    row = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}",
-                                       params).fetchone()
-                    updated[table] = int(row[0]) if row else 0
+                updated = erasures.count_identity_rows(conn, subject)
             else:  # the register, then its pseudonyms: later syncs and rebuilds use it too
-                add_to_register(conn, [register_entry(subject)])
-                updated = apply_register(conn)
+                erasures.add_to_register(conn, [erasures.register_entry(subject)])
+                updated = erasures.apply_register(conn)
     commits = subject_commits(git, head, subject)
     return ErasureReport(subject=subject, pseudonym_name=name, pseudonym_email=email,
                          updated=updated, commits=len(commits),

@@ -61,20 +61,12 @@ def mirror_connection(settings: Settings, source: Source) -> Iterator[Any | None
         yield None
         return
     try:
-        if source == "auto" and not _has_synced(conn, settings.branch):
+        if source == "auto" and not query.has_synced(conn, settings.branch):
             yield None
         else:
             yield conn
     finally:
         conn.close()
-
-
-def _has_synced(conn: Any, branch: str) -> bool:
-    try:
-        row = conn.execute("SELECT 1 FROM sync_state WHERE branch = %s", (branch,)).fetchone()
-    except Exception:  # no schema yet: not a mirror we can read
-        return False
-    return row is not None
 
 
 def _worktree_row(p: Persona) -> dict[str, Any]:

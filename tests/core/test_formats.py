@@ -53,11 +53,22 @@ def test_a_file_starting_with_a_brace_is_not_read_as_json() -> None:
 
 
 def test_unknown_frontmatter_keys_are_kept_in_metadata() -> None:
-    record, rules = parse("personas/a/x.md", "---\nmetadata: {a: 1}\nmodel: big\n"
+    record, rules = parse("personas/a/x.md", "---\nmetadata: {a: 1}\ntemperature: 0.2\n"
                           "released: 2024-01-02\n---\nYou are x.\n")
     assert rules == []
     assert isinstance(record, Persona)
-    assert record.metadata == {"a": 1, "model": "big", "released": "2024-01-02"}
+    assert record.metadata == {"a": 1, "temperature": 0.2, "released": "2024-01-02"}
+
+
+def test_model_and_tools_are_typed_fields_for_agent_tools() -> None:
+    record, rules = parse("personas/a/x.md", "---\nmodel: sonnet\ntools: [Read, Grep]\n---\n"
+                          "You are x.\n")
+    assert rules == [] and isinstance(record, Persona)
+    assert (record.model, record.tools, record.metadata) == ("sonnet", ("Read", "Grep"), {})
+    none, _ = parse("personas/a/y.md", "---\ntools: []\n---\nYou are y.\n")
+    assert isinstance(none, Persona) and none.tools == ()
+    _, rules = parse("personas/a/z.md", "---\nmodel: 4\ntools: Read\n---\nYou are z.\n")
+    assert rules == ["frontmatter-type", "frontmatter-type"]
 
 
 def test_template_category_is_read() -> None:

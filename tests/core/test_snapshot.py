@@ -126,3 +126,26 @@ def test_a_hand_built_snapshot_still_answers_lookups() -> None:
     bare = Snapshot(None, built.files, built.personas, built.templates, built.sets, ())
     assert bare.paths_for_id(IDS[0]) == ("personas/a/p.md",)
     assert bare.problems_for("personas/a/p.md") == built.problems_for("personas/a/p.md")
+
+
+def test_coalesced_changes_name_each_entity_once_with_its_last_change() -> None:
+    from maestro_git.core.models import Change
+    from maestro_git.core.snapshot import coalesce_changes
+
+    def ch(action: ChangeAction, key: str, old_key: str | None = None) -> Change:
+        return Change(action=action, kind="persona", key=key, old_key=old_key,
+                      path=None if action is ChangeAction.REMOVED else f"personas/{key}.md",
+                      old_path=f"personas/{old_key or key}.md")
+
+    out = coalesce_changes([
+        ch(ChangeAction.ADDED, "a/x"), ch(ChangeAction.MODIFIED, "a/x"),
+        ch(ChangeAction.RENAMED, "a/y", old_key="a/x"), ch(ChangeAction.MODIFIED, "a/y"),
+        ch(ChangeAction.ADDED, "a/z"), ch(ChangeAction.REMOVED, "a/z"),
+    ])
+    assert [(c.action, c.key) for c in out] == [
+        (ChangeAction.REMOVED, "a/x"), (ChangeAction.MODIFIED, "a/y"),
+        (ChangeAction.REMOVED, "a/z")]
+    brought_back = coalesce_changes([ch(ChangeAction.RENAMED, "a/y", old_key="a/x"),
+                                     ch(ChangeAction.ADDED, "a/x")])
+    assert [(c.action, c.key) for c in brought_back] == [
+        (ChangeAction.RENAMED, "a/y"), (ChangeAction.ADDED, "a/x")]

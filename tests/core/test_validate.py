@@ -137,13 +137,24 @@ CASES: dict[str, tuple[dict[str, str | bytes], dict[str, str | bytes], Settings]
                           {"persona_sets/t/set.json": team([{"name": "a", "image_url":
                                                             "images/a.png"}]),
                            "persona_sets/t/images/a.png": b"\x89PNG\x00"}, S),
+    "set-image-url-path": ({"persona_sets/t.json": team([{"name": "a", "image_url":
+                                                         "/media/images/p_1.png"}])},
+                           {"persona_sets/t.json": team([{"name": "a", "image_url":
+                                                         "/static/images/personas/p_1.png"}]),
+                            "persona_sets/static/images/personas/p_1.png": b"\x89PNG\x00"},
+                           S.with_overrides(sets_static_dir="persona_sets/static")),
 }
 SYMLINK_RULES = {"symlink-escape", "symlink"}
 
 
 # Rules with failing and passing cases in other test modules (two revisions; maestro.toml).
 TESTED_ELSEWHERE = {"version-not-raised",  # tests/test_review.py
-                    "owner-without-reviewer"}  # tests/test_owners.py
+                    "owner-without-reviewer",  # tests/test_owners.py
+                    # agent-tool files, not repository files: tests/core/test_tools.py
+                    "tool-required-key", "tool-dropped-file", "tool-quoted-boolean",
+                    "tool-body-too-long", "tool-duplicate-spelling", "tool-invalid-value",
+                    "tool-deprecated-key", "tool-ignored-file", "tool-import-missing",
+                    "tool-format-normalised"}
 
 
 def test_every_rule_has_a_case() -> None:

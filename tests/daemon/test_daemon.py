@@ -235,6 +235,38 @@ def test_burst_of_commits_reaches_the_search_index(git_repo: GitRepoFactory,
         assert not out.has("search index not updated")
 
 
+def test_catch_up_over_twenty_commits_writes_the_index_once(git_repo: GitRepoFactory,
+                                                             database_url: str) -> None:
+    from maestro_git.daemon.session import DbSession
+    from maestro_git.ops.sync import sync_and_index
+    from tests.ops.test_sync import _generation
+
+    _repo_with_persona(git_repo)
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    sync_and_index(settings)  # mirror and index at the first commit
+    before = _generation(settings.resolved_index_dir)
+    for i in range(20):  # made while no daemon runs: its first catch-up mirrors all twenty
+        head = git_repo.commit({f"personas/acme/p{i}.md": persona_md(f"P{i}",
+                                                                     description=f"lynx{i}")})
+    out = Lines()
+    session = DbSession(settings, DaemonLog("text", out))
+    try:
+        assert session.acquire()
+        # Each commit takes longer than the indexer's quiet time, as on a large repository:
+        # an indexer fed commit by commit would write the index several times.
+        assert session.catch_up(on_commit=lambda _: time.sleep(0.15)) == 20
+        wait_for(lambda: SearchIndex(settings).commit == head, what="the index to catch up")
+        assert _generation(settings.resolved_index_dir) == before + 1
+        assert [h.key for h in SearchIndex(settings).search("lynx19")] == ["acme/p19"]
+        head = git_repo.commit({"personas/acme/p0.md": persona_md("P0", description="ibex")})
+        assert session.catch_up() == 1  # a live commit is indexed at once, as before
+        wait_for(lambda: SearchIndex(settings).commit == head, what="the live commit")
+        assert _generation(settings.resolved_index_dir) == before + 2
+    finally:
+        session.close()
+    assert not out.has("search index not updated")
+
+
 def test_lost_ref_event_is_caught_by_the_head_check(git_repo: GitRepoFactory,
                                                      database_url: str) -> None:
     _repo_with_persona(git_repo)

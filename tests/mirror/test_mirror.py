@@ -140,12 +140,14 @@ def test_adding_an_id_later_keeps_the_history(git_repo: GitRepoFactory,
 def test_upsert_keeps_key_and_created_at_and_updates_only_a_changed_row() -> None:
     text = mirror_tables.upsert("t", ("k", "a", "h", "created_at"), key="k",
                                 keep=("created_at",), changed=("h", "a"), returning="k")
-    assert text == (
-        "INSERT INTO t (k, a, h, created_at) VALUES (%s, %s, %s, %s) ON CONFLICT (k) "
-        "DO UPDATE SET a = excluded.a, h = excluded.h WHERE t.h IS DISTINCT FROM excluded.h "
-        "OR t.a IS DISTINCT FROM excluded.a RETURNING k")
-    assert mirror_tables.insert("t", ("a", "b"), skip_duplicates_of="t_once") == (
-        "INSERT INTO t (a, b) VALUES (%s, %s) ON CONFLICT ON CONSTRAINT t_once DO NOTHING")
+    assert text.as_string(None) == (
+        'INSERT INTO "t" ("k", "a", "h", "created_at") VALUES (%s, %s, %s, %s) '
+        'ON CONFLICT ("k") DO UPDATE SET "a" = excluded."a", "h" = excluded."h" '
+        'WHERE "t"."h" IS DISTINCT FROM excluded."h" OR "t"."a" IS DISTINCT FROM excluded."a" '
+        'RETURNING "k"')
+    insert = mirror_tables.insert("t", ("a", "b"), skip_duplicates_of="t_once")
+    assert insert.as_string(None) == (
+        'INSERT INTO "t" ("a", "b") VALUES (%s, %s) ON CONFLICT ON CONSTRAINT "t_once" DO NOTHING')
 
 
 def test_row_builders_match_their_tables_columns() -> None:

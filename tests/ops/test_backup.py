@@ -138,7 +138,8 @@ def test_the_erasure_register_travels_with_the_backup(git_repo: GitRepoFactory,
     """A database mirrored again from git shows an erased identity; restoring the backup
     brings back the register, which pseudonymises those rows (once: restoring twice changes
     nothing) and keeps doing so for the commits mirrored after it."""
-    from maestro_git.ops.gdpr import DataSubject, erase_subject, pseudonym
+    from maestro_git.core.subject import DataSubject, pseudonym
+    from maestro_git.ops.gdpr import erase_subject
 
     jane, bob = ("Jane Doe", "jane@example.com"), ("Bob Roe", "bob@example.com")
     git_repo.commit({"personas/acme/a.md": persona_md("A")}, "a", author=jane)

@@ -8,10 +8,11 @@ import json
 import pytest
 
 from maestro_git.cli import main
+from maestro_git.core.subject import DataSubject, pseudonym
 from maestro_git.errors import UsageError
 from maestro_git.mirror import db, sync
 from maestro_git.mirror.verify import rebuild
-from maestro_git.ops.gdpr import DataSubject, erase_subject, export_subject, pseudonym
+from maestro_git.ops.gdpr import erase_subject, export_subject
 from maestro_git.settings import Settings
 from tests.factories import GitRepoFactory, mirror_sql, persona_md
 

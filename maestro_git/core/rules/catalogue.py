@@ -12,7 +12,7 @@ from maestro_git.core.models import Problem, Severity
 
 __all__ = ["RULES", "problem"]
 
-E, W = Severity.ERROR, Severity.WARNING
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 # rule id -> (default severity, summary)
 RULES: dict[str, tuple[Severity, str]] = {
@@ -56,9 +56,21 @@ RULES: dict[str, tuple[Severity, str]] = {
     "json-syntax": (E, "a persona set is not valid JSON"),
     "set-schema": (E, "a persona set does not have the persona-set shape"),
     "set-duplicate-member": (E, "two members of a set share a name"),
-    "set-score-range": (E, "a score is not a finite number between 0 and 1"),
+    "set-score-range": (E, "a score known to be a fraction is not between 0 and 1"),
     "set-image-path": (E, "an image_url is not http(s) or leaves persona_sets/"),
     "set-image-missing": (E, "an image_url points at a file that does not exist"),
+    "set-image-url-path": (N, "an image_url is a URL path an application serves (not checked)"),
+    # agent-tool files (import and `export --target`; see core/tools/)
+    "tool-required-key": (E, "a tool file lacks a key without which the tool ignores it"),
+    "tool-dropped-file": (E, "a value that makes the tool silently drop the file (Claude `hooks: []`)"),
+    "tool-quoted-boolean": (E, 'a boolean written as a string (Cursor reads "true" as false)'),
+    "tool-body-too-long": (E, "over the tool's size limit (Copilot agent 30,000, Windsurf 12,000)"),
+    "tool-duplicate-spelling": (E, "two spellings of one key (user-invocable/user-invokable)"),
+    "tool-invalid-value": (W, "a value the tool does not know (model, color, trigger, ...)"),
+    "tool-deprecated-key": (W, "a key or file kind the tool has retired (infer, chat modes)"),
+    "tool-ignored-file": (W, "a file in a tool folder that the tool does not read"),
+    "tool-import-missing": (W, "an @import the tool cannot follow from the repository"),
+    "tool-format-normalised": (N, "export will write this tool file's frontmatter in maestro's layout"),
     # owners (only where maestro.toml has an [owners] table; see owners.py)
     "owner-without-reviewer": (W, "an owner folder holds personas and [owners] names no reviewer"),
     # review (only with `maestro check --against REV` / `maestro review`; see review.py)

@@ -192,7 +192,7 @@ def validate_file(parsed: ParsedFile, source: SourceFile, settings: Settings) ->
     if isinstance(rec, Persona | Template):
         problems.extend(_document_rules(rec, parsed.field_lines, settings))
     elif isinstance(rec, PersonaSet):
-        problems.extend(set_problems(rec, parsed.field_lines, text))
+        problems.extend(set_problems(rec, parsed.field_lines, text, settings.sets_static))
     return problems
 
 
@@ -226,7 +226,7 @@ def cross_file_problems(view: CrossView, path: str, settings: Settings) -> list[
         for index, member in enumerate(rec.members):
             if not member.image_url:
                 continue
-            target, reason = image_target(path, member.image_url)
+            target, reason = image_target(path, member.image_url, settings.sets_static)
             if target is not None and reason is None and target not in assets:
                 problems.append(_p("set-image-missing", path,
                                    f"image_url '{member.image_url}' of '{member.name}' does "

@@ -1,0 +1,104 @@
+"""The event hub: one LISTEN connection per server process, fanned out to SSE subscribers.
+
+Rules of this module:
+- One daemon thread holds a `db.listen_connection` on `maestro_events` and hands every
+  payload (the JSON of `mirror.events`) to each subscriber's asyncio queue through its loop
+  (`call_soon_threadsafe`). Subscribers never touch the database connection.
+- Notifications sent while the connection is down are lost: after each (re)connect the hub
+  sends subscribers `{"action": "reloaded", "kind": "repository", "key": "*"}`, so a remote
+  cache flushes, as `Client` does. A subscriber whose queue is full gets the same.
+- What a subscriber may see is decided by the stream route (`routes/stream.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any
+
+from maestro_git.errors import DatabaseError
+from maestro_git.mirror import db
+
+__all__ = ["RELOADED", "EventHub"]
+
+log = logging.getLogger("maestro_git.server.events")
+
+RELOADED: dict[str, Any] = {"action": "reloaded", "kind": "repository", "key": "*"}
+QUEUE_SIZE = 1000
+
+
+class EventHub:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._subs: dict[asyncio.Queue[dict[str, Any]], asyncio.AbstractEventLoop] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.listening = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="maestro-events", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        with self._lock:
+            self._subs[queue] = asyncio.get_running_loop()
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        with self._lock:
+            self._subs.pop(queue, None)
+
+    def publish(self, payload: dict[str, Any]) -> None:
+        with self._lock:
+            subs = list(self._subs.items())
+        for queue, loop in subs:
+            try:
+                loop.call_soon_threadsafe(_offer, queue, payload)
+            except RuntimeError:  # the subscriber's loop has closed
+                self.unsubscribe(queue)
+
+    def _run(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                conn = db.listen_connection(self.url)
+            except DatabaseError as err:
+                log.warning("event hub cannot connect (%s); retrying", err.message)
+                self._stop.wait(delay)
+                delay = min(2 * delay, 5.0)
+                continue
+            delay = 0.1
+            self.listening.set()
+            self.publish(RELOADED)
+            try:
+                while not self._stop.is_set():
+                    for note in conn.notifies(timeout=0.25):
+                        try:
+                            payload = json.loads(note.payload)
+                        except ValueError:
+                            payload = RELOADED
+                        self.publish(payload if isinstance(payload, dict) else RELOADED)
+            except Exception as exc:  # a dropped connection: reconnect
+                if not self._stop.is_set():
+                    log.warning("event hub lost its connection (%s); reconnecting", exc)
+            finally:
+                self.listening.clear()
+                conn.close()
+
+
+def _offer(queue: asyncio.Queue[dict[str, Any]], payload: dict[str, Any]) -> None:
+    try:
+        queue.put_nowait(payload)
+    except asyncio.QueueFull:
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(RELOADED)

@@ -1,0 +1,84 @@
+"""Templates, the audit log, search, and the floor route `ping`.
+
+Rules of this module:
+- These reads are not cached: each takes a pooled connection under the request's scope.
+- Search runs on the backend asked for (`auto`: the local Whoosh index when usable, else
+  PostgreSQL). Whoosh knows no scopes, so its hits pass through PostgreSQL, which keeps only
+  the keys the scope may read; PostgreSQL's own search reads under row-level security.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from maestro_git.core.models import SearchHit
+from maestro_git.mirror import query, reads
+from maestro_git.mirror.reads import AuditFilters
+from maestro_git.server.auth import ConnDep, Scope, ScopeDep, StateDep
+from maestro_git.server.http import json_response
+from maestro_git.server.state import ServerState
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+PING = b'{"status":"ok","service":"maestro-git"}'
+
+
+@router.get("/ping", tags=["service"], summary="Liveness (no token needed); the benchmark floor")
+async def ping() -> Response:
+    return Response(PING, media_type="application/json")
+
+
+@router.get("/templates", tags=["templates"], summary="Every template")
+def list_templates(request: Request, conn: ConnDep,
+                   category: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+    return json_response(request, {"items": reads.list_templates(conn, category)})
+
+
+@router.get("/templates/{name}", tags=["templates"], summary="One template")
+def get_template(request: Request, name: str, conn: ConnDep) -> Response:
+    row = reads.template(conn, name)
+    return json_response(request, row, commit=row.commit)
+
+
+@router.get("/audit", tags=["audit"], summary="The audit log, newest first")
+def audit(request: Request, conn: ConnDep,
+          key: Annotated[str | None, Query(max_length=201)] = None,
+          kind: Annotated[str | None, Query(
+              pattern="^(persona|template|persona_set|repository)$")] = None,
+          action: Annotated[str | None, Query(
+              pattern="^(created|updated|renamed|deleted|rolled_back|history_rewritten)$")
+          ] = None,
+          since: datetime | None = None,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+          offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+    rows = reads.audit_log(conn, AuditFilters(key, kind, action, since, limit + 1, offset))
+    nxt = str(request.url.include_query_params(offset=offset + limit)) \
+        if len(rows) > limit else None
+    return json_response(request, {"items": rows[:limit], "limit": limit, "offset": offset,
+                                   "next": nxt})
+
+
+def _search(state: ServerState, scope: Scope, q: str, limit: int,
+            backend: Literal["auto", "whoosh", "postgres"]) -> list[SearchHit]:
+    if backend == "postgres":
+        with state.pool.scoped(scope.setting) as conn:
+            return query.search(conn, q, limit)
+    wide = limit if scope.owners is None else min(4 * limit, 500)
+    hits = state.client.search(q, wide, backend)
+    with state.pool.scoped(scope.setting) as conn:
+        return reads.visible_hits(conn, hits)[:limit]
+
+
+@router.get("/search", tags=["search"], summary="Search personas, templates, sets, members")
+async def search(request: Request, state: StateDep, scope: ScopeDep,
+                 q: Annotated[str, Query(min_length=1, max_length=500)],
+                 limit: Annotated[int, Query(ge=1, le=100)] = 10,
+                 backend: Literal["auto", "whoosh", "postgres"] = "auto") -> Response:
+    hits = await run_in_threadpool(_search, state, scope, q, limit, backend)
+    return json_response(request, {"query": q, "backend": backend, "items": hits})

@@ -1,0 +1,88 @@
+"""What one server process holds for its lifetime: settings, the cached client, a pool.
+
+Rules of this module:
+- One `ServerState` per process, built at start-up by the app's lifespan and closed at its
+  end; routes reach it with `state_of(request)`.
+- Hot reads go through `client` (the NOTIFY-coherent cache of `maestro_git.client`); reads it
+  does not cache (search, audit, templates, diffs) take a connection of `pool`. Both read
+  under a row-level-security owner scope (`maestro_git.mirror.scope`).
+- Token look-ups are cached for `TOKEN_CACHE_SECONDS`, so a revoked or expired token stops
+  working within that time and a hot request costs no query.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from maestro_git.client import Client
+from maestro_git.mirror import db, tokens
+from maestro_git.mirror.scope import Pool
+from maestro_git.repo.repository import Repository
+from maestro_git.settings import Settings
+
+__all__ = ["TOKEN_CACHE_SECONDS", "ServerState"]
+
+TOKEN_CACHE_SECONDS = 2.0
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    public: bool
+    url: str
+    client: Client
+    pool: Pool
+    _repos: dict[str, Repository] = field(default_factory=dict)
+    _tokens: dict[str, tuple[float, tuple[str, ...] | None]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings, *, public: bool, pool_size: int = 8) -> ServerState:
+        url = db.database_url(settings)
+        with db.connect(settings.with_overrides(database_url=url)) as conn:
+            db.migrate(conn)  # the mirror of the settings' branch, created when missing
+            mirror = db.mirror_of(conn)
+        client = Client(url, settings=settings, mirror=mirror)
+        return cls(settings=settings, public=public, url=url, client=client,
+                   pool=Pool(url, pool_size, mirror))
+
+    @property
+    def repo(self) -> Repository:
+        """The git repository on the mirrored branch."""
+        return self.repo_for(None)
+
+    def repo_for(self, branch: str | None = None) -> Repository:
+        """The git repository on `branch` (default: the mirrored one), for past versions,
+        other branches and set images."""
+        name = branch or self.settings.branch
+        with self._lock:
+            repo = self._repos.get(name)
+            if repo is None:
+                if len(self._repos) >= 32:  # branch names come from requests: bound the map
+                    self._repos.clear()
+                repo = Repository(self.settings.with_overrides(branch=name))
+                self._repos[name] = repo
+        return repo
+
+    def cached_token(self, secret: str) -> tuple[bool, tuple[str, ...] | None]:
+        """(known, owners) from the token cache; owners None: not a live token."""
+        item = self._tokens.get(secret)
+        if item is None or item[0] < time.monotonic():
+            return False, None
+        return True, item[1]
+
+    def lookup_token(self, secret: str) -> tuple[str, ...] | None:
+        """The owners of a live token (a query; the answer is cached briefly)."""
+        with self.pool.connection() as conn:
+            owners = tokens.lookup(conn, secret)
+        with self._lock:
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            self._tokens[secret] = (time.monotonic() + TOKEN_CACHE_SECONDS, owners)
+        return owners
+
+    def close(self) -> None:
+        self.client.close()
+        self.pool.close()

@@ -1,0 +1,428 @@
+"""The pages: home and search, personas, persona sets, the audit log, branches, logging in.
+
+Rules of this module:
+- Each page reads under the request's owner scope: cached reads through
+  `ServerState.client.scoped(...)`, other reads on a `ServerState.pool.scoped(...)`
+  connection (row-level security), past versions and images from git through
+  `ServerState.repo` only after the scoped mirror has shown that the reader may see the
+  entity. Nothing here filters rows itself.
+- Pages are plain GET forms and links: they work without JavaScript. Query parameters are
+  read as text and checked here, so a bad one gives an HTML page with a one-line reason (400),
+  never a JSON error or a 500; an entity outside the scope is a 404, like a missing one.
+- Route handlers are plain functions (run in the thread pool): every read blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import posixpath
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+from starlette.responses import Response
+
+from maestro_git.core.models import SearchHit, Version
+from maestro_git.core.render import render_html
+from maestro_git.errors import MaestroError, NotFoundError, UsageError
+from maestro_git.mirror import branches, reads
+from maestro_git.mirror.query import SORTS, PersonaFilters
+from maestro_git.server.auth import Scope, state_of
+from maestro_git.server.state import ServerState
+from maestro_git.server.web import session, views
+from maestro_git.server.web.session import page_scope
+
+__all__ = ["PAGE_SIZE", "TEMPLATES_DIR", "router", "templates"]
+
+PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+ScopeDep = Annotated[Scope, Depends(page_scope)]
+# Defence in depth: the pages run no script at all, so the browser is told to run none
+# (sanitising on output, `core.render`, is the first line).
+SECURITY_HEADERS = {
+    "Cache-Control": "private, no-store",
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'self'; "
+                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+router = APIRouter(include_in_schema=False)
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+@lru_cache(maxsize=1024)
+def _html(markdown: str) -> Markup:
+    return views.for_page(render_html(markdown))
+
+
+def _page(request: Request, scope: Scope | None, name: str, status: int = 200,
+          **context: Any) -> Response:
+    state = state_of(request)
+    context.update(request=request, scope=scope, csrf=session.csrf_token(request),
+                   public=state.public, branch=state.settings.branch)
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    session.set_csrf_cookie(request, response)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _guarded(request: Request, scope: Scope, build: Callable[[ServerState], Response]
+             ) -> Response:
+    """`build(state)`, with a MaestroError shown as an HTML error page."""
+    try:
+        return build(state_of(request))
+    except MaestroError as err:
+        status = 404 if isinstance(err, NotFoundError) else 400 if isinstance(
+            err, UsageError) else 503
+        return _page(request, scope, "error.html", status=status, message=err.message,
+                     hint=err.hint)
+
+
+def _int(value: str | None, name: str, default: int, low: int = 1) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number, not {value!r}") from None
+    if number < low:
+        raise UsageError(f"{name} must be at least {low}")
+    return number
+
+
+# -- home: browse and search ---------------------------------------------------------------
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, scope: ScopeDep, q: str | None = None, owner: str | None = None,
+         tag: str | None = None, active: str | None = None, sort: str | None = None,
+         page: str | None = None, per: str | None = None) -> Response:
+    def build(state: ServerState) -> Response:
+        number = _int(page, "page", 1)
+        size = _int(per, "per", PAGE_SIZE)
+        if size > MAX_PAGE_SIZE:
+            raise UsageError(f"per must be at most {MAX_PAGE_SIZE}")
+        order = sort or "key"
+        if order not in SORTS:
+            raise UsageError(f"unknown sort {order!r}", hint="sorts: " + ", ".join(SORTS))
+        if active not in (None, "", "yes", "no"):
+            raise UsageError("active must be yes or no")
+        reader = state.client.scoped(scope.setting)
+        hits = None
+        if q and q.strip():
+            found = _search(state, scope, q, number * size + 1)
+            hits = found[(number - 1) * size:number * size]
+            more = len(found) > number * size
+            rows = []
+        else:
+            rows = reader.list(PersonaFilters(
+                owner=owner or None, tags=(tag,) if tag else (),
+                active=None if not active else active == "yes", sort=order,
+                limit=size + 1, offset=(number - 1) * size))
+            more = len(rows) > size
+            rows = rows[:size]
+        sets = reader.sets() if number == 1 and not (q or owner or tag) else []
+        params = {k: v for k, v in (("q", q), ("owner", owner), ("tag", tag),
+                                    ("active", active), ("sort", sort), ("per", per)) if v}
+        return _page(request, scope, "home.html", rows=rows, hits=hits, sets=sets,
+                     q=q or "", owner=owner or "", tag=tag or "", active=active or "",
+                     sort=order, sorts=list(SORTS), page=number, more=more, params=params)
+    return _guarded(request, scope, build)
+
+
+def _search(state: ServerState, scope: Scope, text: str, limit: int) -> list[SearchHit]:
+    """Search as `GET /api/v1/search` does (backend auto): the local index when there is
+    one, then only the hits the scope may read (PostgreSQL decides, `reads.visible_hits`)."""
+    wide = limit if scope.owners is None else min(4 * limit, 500)
+    hits = state.client.search(text, wide, "auto")
+    with state.pool.scoped(scope.setting) as conn:
+        return reads.visible_hits(conn, hits)[:limit]
+
+
+# -- logging in and out ----------------------------------------------------------------------
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _login_page(request: Request, next_path: str | None, error: str | None,
+                status: int = 200) -> Response:
+    # A browser keeps a Secure cookie only from HTTPS or a loopback address: say so, or a
+    # login over plain HTTP from another host would fail without a word.
+    insecure = request.url.scheme == "http" and request.url.hostname not in _LOOPBACK
+    return _page(request, None, "login.html", status=status, next=session.safe_next(next_path),
+                 error=error, insecure=insecure)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> Response:
+    return _login_page(request, next, None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, token: Annotated[str, Form()] = "",
+          csrf: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:
+    try:
+        session.check_csrf(request, csrf)
+    except session.CsrfRejected as err:
+        return _login_page(request, next, str(err), status=403)
+    secret = token.strip()
+    owners = state_of(request).lookup_token(secret) if secret else None
+    if owners is None:
+        return _login_page(request, next, "That token is unknown, revoked or expired.",
+                           status=401)
+    response = RedirectResponse(session.safe_next(next), status_code=303)
+    session.remember_login(response, secret)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    try:
+        session.check_csrf(request, csrf)
+    except session.CsrfRejected as err:
+        return _page(request, None, "error.html", status=403, message=str(err), hint=None)
+    response = RedirectResponse("/login", status_code=303)
+    session.clear_login(response)
+    return response
+
+
+# -- personas --------------------------------------------------------------------------------
+@router.get("/personas/{owner}/{name}", response_class=HTMLResponse)
+def persona_page(request: Request, owner: str, name: str, scope: ScopeDep) -> Response:
+    key = f"{owner}/{name}"
+
+    def build(state: ServerState) -> Response:
+        reader = state.client.scoped(scope.setting)
+        row = reader.get(key)
+        versions = reader.history(key)
+        children = reader.list(PersonaFilters(parent=key, limit=None))
+        chain: list[tuple[str | None, str | None]] = [(key, row.content)]
+        parent, seen = row.parent_key, {key}
+        while parent and parent not in seen:
+            seen.add(parent)
+            try:
+                ancestor = reader.get(parent)
+            except NotFoundError:
+                chain.append((None, None))  # outside the scope (or missing): not named
+                break
+            chain.append((ancestor.key, ancestor.content))
+            parent = ancestor.parent_key
+        chain.reverse()
+        sections = views.attribute_sections(chain, row.resolved_content)
+        return _page(request, scope, "persona.html", row=row, versions=versions,
+                     children=children, chain=[k for k, _ in chain], sections=sections,
+                     body=_html(row.content), resolved=_html(row.resolved_content),
+                     hidden=views.hidden_characters(row.content),
+                     metadata=json.dumps(row.metadata, indent=2, ensure_ascii=False,
+                                         sort_keys=True))
+    return _guarded(request, scope, build)
+
+
+@router.get("/personas/{owner}/{name}/diff", response_class=HTMLResponse)
+def persona_diff(request: Request, owner: str, name: str, scope: ScopeDep,
+                 a: str | None = None, b: str | None = None,
+                 view: str | None = None) -> Response:
+    key = f"{owner}/{name}"
+
+    def build(state: ServerState) -> Response:
+        mode = view or "raw"
+        if mode not in ("raw", "resolved"):
+            raise UsageError("view must be raw or resolved")
+        reader = state.client.scoped(scope.setting)
+        versions = reader.history(key)  # the scope decides: a hidden persona is a 404 here
+        commits = [v.commit for v in versions]
+        new = b or commits[0]
+        old = a or (commits[1] if len(commits) > 1 else commits[0])
+        for label, commit in (("a", old), ("b", new)):
+            if commit not in commits:
+                raise UsageError(f"{label} must be one of the commits in {key}'s history")
+        diff = state.repo_for().diff(key, old, new, resolved=mode == "resolved")
+        return _page(request, scope, "diff.html", key=key, versions=versions, diff=diff,
+                     a=old, b=new, view=mode, lines=views.diff_lines(diff.body_diff),
+                     fields=[(f.field, views.visible(_json(f.old)), views.visible(_json(f.new)))
+                             for f in diff.fields])
+    return _guarded(request, scope, build)
+
+
+def _json(value: Any) -> str:
+    return "(absent)" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+# -- persona sets ----------------------------------------------------------------------------
+def _set_image_src(set_key: str, member: Any) -> str | None:
+    url = member.image_url
+    if not url or "://" in url or url.startswith(("/", "data:")):
+        return None  # only images stored in the repository are shown (no outside fetches)
+    return f"/sets/{set_key}/images/{member.position}"
+
+
+@router.get("/sets/{key}", response_class=HTMLResponse)
+def set_page(request: Request, key: str, scope: ScopeDep) -> Response:
+    def build(state: ServerState) -> Response:
+        detail = state.client.scoped(scope.setting).set(key)
+        versions = _set_history(state, key)
+        s = detail.set
+        charts = [(title, views.bar_chart(views.score_items(value), title))
+                  for title, value in (("RQE scores", s.rqe_scores),
+                                       ("Diversity", s.diversity_score),
+                                       ("Validation", s.validation_scores))
+                  if views.score_items(value)]
+        cards = [(m, _set_image_src(key, m),
+                  views.bar_chart(views.score_items(m.similarity_score),
+                                  f"Similarity of {m.name}"))
+                 for m in detail.members]
+        return _page(request, scope, "set.html", detail=detail, charts=charts, cards=cards,
+                     versions=versions)
+    return _guarded(request, scope, build)
+
+
+@router.get("/sets/{key}/members/{position}", response_class=HTMLResponse)
+def member_page(request: Request, key: str, position: str, scope: ScopeDep) -> Response:
+    def build(state: ServerState) -> Response:
+        detail = state.client.scoped(scope.setting).set(key)
+        number = _int(position, "position", 0, low=0)
+        member = next((m for m in detail.members if m.position == number), None)
+        if member is None:
+            raise NotFoundError(f"persona set '{key}' has no member {number}")
+        fields = [(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+                  for k, v in member.persona_data.items()
+                  if k not in ("name", "image_url", "image_prompt", "similarity_score",
+                               "validation_status")]
+        return _page(request, scope, "member.html", detail=detail, member=member,
+                     fields=fields, image=_set_image_src(key, member),
+                     chart=views.bar_chart(views.score_items(member.similarity_score),
+                                           f"Similarity of {member.name}"))
+    return _guarded(request, scope, build)
+
+
+@router.get("/sets/{key}/changes", response_class=HTMLResponse)
+def set_changes(request: Request, key: str, scope: ScopeDep, a: str | None = None,
+                b: str | None = None) -> Response:
+    def build(state: ServerState) -> Response:
+        state.client.scoped(scope.setting).set(key)  # the scope decides
+        versions = _set_history(state, key)
+        by_commit = {v.commit: v for v in versions}
+        new = b or versions[0].commit
+        old = a or (versions[1].commit if len(versions) > 1 else versions[0].commit)
+        for label, commit in (("a", old), ("b", new)):
+            if commit not in by_commit:
+                raise UsageError(f"{label} must be one of the commits in {key}'s history")
+        docs = [_set_document(state, by_commit[c]) for c in (old, new)]
+        return _page(request, scope, "set_changes.html", key=key, versions=versions,
+                     a=old, b=new, changes=views.member_changes(*docs),
+                     unreadable=[c for c, d in zip((old, new), docs, strict=True) if d is None])
+    return _guarded(request, scope, build)
+
+
+_HISTORIES: OrderedDict[tuple[str, str | None], list[Version]] = OrderedDict()
+_HISTORIES_LOCK = threading.Lock()
+
+
+def _set_history(state: ServerState, key: str) -> list[Version]:
+    """A set's versions from git, kept per (key, branch head): walking a file's history is
+    the costliest read of the set page, and a new head is a new cache key."""
+    repo = state.repo_for()
+    cache_key = (key, repo.head())
+    with _HISTORIES_LOCK:
+        found = _HISTORIES.get(cache_key)
+        if found is not None:
+            _HISTORIES.move_to_end(cache_key)
+            return found
+    versions = repo.history(key)
+    with _HISTORIES_LOCK:
+        _HISTORIES[cache_key] = versions
+        while len(_HISTORIES) > 256:
+            _HISTORIES.popitem(last=False)
+    return versions
+
+
+def _set_document(state: ServerState, version: Any) -> Any:
+    if version.content_hash is None:
+        return {}
+    data = state.repo_for().git.read_file(version.commit, version.path)
+    try:
+        return json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+
+
+@router.get("/sets/{key}/images/{position}")
+def set_image(request: Request, key: str, position: str, scope: ScopeDep) -> Response:
+    state = state_of(request)
+    try:
+        detail = state.client.scoped(scope.setting).set(key)
+        with state.pool.scoped(scope.setting) as conn:
+            source = reads.set_source(conn, key)
+        number = _int(position, "position", 0, low=0)
+    except MaestroError:
+        return Response(status_code=404)
+    member = next((m for m in detail.members if m.position == number), None)
+    if member is None or _set_image_src(key, member) is None:
+        return Response(status_code=404)
+    folder = posixpath.dirname(source.path)
+    path = posixpath.normpath(posixpath.join(folder, member.image_url or ""))
+    if not path.startswith(folder + "/"):
+        return Response(status_code=404)
+    data = state.repo_for().git.read_file(source.commit, path)
+    if data is None:
+        return Response(status_code=404)
+    media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if not media.startswith("image/") or media == "image/svg+xml":
+        media = "application/octet-stream"  # never serve a script-bearing type inline
+    return Response(data, media_type=media, headers={
+        "Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff",
+        "ETag": f'"{source.commit[:16]}-{number}"'})
+
+
+# -- the audit log and the branches ----------------------------------------------------------
+AUDIT_KINDS = ("persona", "persona_set", "template", "repository")
+AUDIT_ACTIONS = ("created", "updated", "renamed", "deleted", "rolled_back",
+                 "history_rewritten")
+
+
+@router.get("/log", response_class=HTMLResponse)
+def audit_page(request: Request, scope: ScopeDep, key: str | None = None,
+               kind: str | None = None, action: str | None = None,
+               since: str | None = None, page: str | None = None) -> Response:
+    def build(state: ServerState) -> Response:
+        number = _int(page, "page", 1)
+        if kind and kind not in AUDIT_KINDS:
+            raise UsageError(f"unknown kind {kind!r}", hint="kinds: " + ", ".join(AUDIT_KINDS))
+        if action and action not in AUDIT_ACTIONS:
+            raise UsageError(f"unknown action {action!r}",
+                             hint="actions: " + ", ".join(AUDIT_ACTIONS))
+        when = None
+        if since:
+            try:
+                when = datetime.fromisoformat(since)
+            except ValueError:
+                raise UsageError("since must be a date (YYYY-MM-DD)") from None
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        with state.pool.scoped(scope.setting) as conn:
+            rows = reads.audit_log(conn, reads.AuditFilters(
+                key=key or None, kind=kind or None, action=action or None, since=when,
+                limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE))
+        params = {k: v for k, v in (("key", key), ("kind", kind), ("action", action),
+                                    ("since", since)) if v}
+        return _page(request, scope, "log.html", rows=rows[:PAGE_SIZE],
+                     more=len(rows) > PAGE_SIZE, page=number, params=params, key=key or "",
+                     kind=kind or "", action=action or "", since=since or "",
+                     kinds=AUDIT_KINDS, actions=AUDIT_ACTIONS)
+    return _guarded(request, scope, build)
+
+
+@router.get("/branches", response_class=HTMLResponse)
+def branches_page(request: Request, scope: ScopeDep) -> Response:
+    def build(state: ServerState) -> Response:
+        with state.pool.scoped(scope.setting) as conn:
+            rows = branches.branches(conn)
+        return _page(request, scope, "branches.html", rows=rows,
+                     served=state.settings.branch)
+    return _guarded(request, scope, build)
