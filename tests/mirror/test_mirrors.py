@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -301,3 +302,47 @@ def test_a_cursor_git_no_longer_has_is_reconciled_with_every_commit_of_the_new_l
         versions = Counter((r[0], r[1]) for r in conn.execute(
             "SELECT commit, content_hash FROM persona_versions"))
     assert versions == _git_versions(new, "main") and sum(versions.values()) == 5
+
+
+def test_sync_settings_read_branches_name_and_schema(tmp_path: Path) -> None:
+    from maestro_git.errors import ConfigError
+    from maestro_git.settings import load_settings
+
+    (tmp_path / "maestro.toml").write_text(
+        '[sync]\nbranches = ["main", "production"]\nname = "acme"\n'
+        'schema = {production = "acme_prod"}\n', encoding="utf-8")
+    s = load_settings(tmp_path, environ={})
+    assert (s.branch, s.mirrored_branches, s.mirror_name) == ("main", BRANCHES, "acme")
+    assert s.schema_for("production") == "acme_prod" and s.schema_for("main") is None
+    narrowed = load_settings(tmp_path, branch="production", environ={})
+    assert narrowed.mirrored_branches == ("production",)
+    (tmp_path / "maestro.toml").write_text(
+        '[sync]\nbranches = ["main", "production"]\nschema = "one"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="names one schema but 2 branches"):
+        load_settings(tmp_path, environ={})
+    (tmp_path / "maestro.toml").write_text('[sync]\nschema = "Bad-Name"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a usable schema name"):
+        load_settings(tmp_path, environ={})
+
+
+def test_client_reads_the_branch_it_is_given_and_ignores_other_mirrors_events(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    from maestro_git.client import Client
+
+    git_repo.commit({"personas/acme/a.md": persona_md("A")}, "a")
+    _commit_on(git_repo, "production", {"personas/acme/p.md": persona_md("P")}, "p")
+    _checkout(git_repo, "main")
+    settings = _settings(git_repo, database_url)
+    sync.sync_branches(settings)
+    with Client(database_url, settings=settings, branch="production") as prod, \
+            Client(database_url, settings=settings) as main:
+        assert {p.key for p in prod.list()} == {"acme/a", "acme/p"}
+        assert {p.key for p in main.list()} == {"acme/a"}
+        assert prod.mirror.schema != main.mirror.schema
+        flushes = prod.stats.invalidations + prod.stats.flushes
+        git_repo.commit({"personas/acme/b.md": persona_md("B")}, "b on main")
+        sync.sync(settings)
+        deadline = time.monotonic() + 5
+        while "acme/b" not in {p.key for p in main.list()}:
+            assert time.monotonic() < deadline, "main's client never saw b"
+        assert prod.stats.invalidations + prod.stats.flushes == flushes  # not its mirror
