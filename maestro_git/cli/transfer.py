@@ -27,37 +27,51 @@ from maestro_git.output import format_problems, table, to_json
                    "instead of writing them into the working tree.")
 @click.option("--author", help="Commit author 'Name <email>' (with --commit).")
 @click.option("-m", "--message", help="Commit message (with --commit).")
+@click.option("--static", "static", metavar="DIR",
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The persona-set service's static folder: each member's image "
+                   "(/static/images/personas/...) is copied into persona_sets/SET/images/ "
+                   "and its image_url rewritten.")
 @format_option("text", "json")
 @pass_app
 def import_cmd(app: AppContext, paths: tuple[Path, ...], owner: str | None, name: str | None,
                template_category: str | None, dry_run: bool, commit: bool,
-               author: str | None, message: str | None, fmt: str) -> None:
+               author: str | None, message: str | None, static: Path | None,
+               fmt: str) -> None:
     """Bring existing system instructions and persona sets into the repository.
 
-    PATHS are instruction files (GEMINI.md, CLAUDE.md, AGENTS.md, .cursorrules,
-    .github/copilot-instructions.md, any Markdown) and persona-set JSON files
+    PATHS are instruction files (any Markdown named explicitly), agent-tool files (Claude
+    Code subagents, Copilot agents, prompts and instructions, Cursor rules, Continue and
+    Windsurf rules, CLAUDE.md, AGENTS.md, GEMINI.md) and persona-set JSON files
     (default_personas.json, default_personas_<set>.json, default_personas/<set>.json), or
-    folders of them. Each persona gets a fresh id and version 1.0.0; its body is kept byte for
-    byte. Everything is validated first: on any error nothing is written, and an existing key
-    is never overwritten.
+    project folders: a folder is searched for the tools' files (.claude/agents/,
+    .github/..., .cursor/rules/, ...) and persona sets, and every other file (a README,
+    docs/, package.json) is skipped with a one-line note. Each persona gets a fresh id and
+    version 1.0.0; its body is kept byte for byte, a tool's own keys under metadata.<tool>.
+    Everything is validated first: on any error nothing is written, and an existing key is
+    never overwritten.
 
     \b
     Example:
       maestro import ~/src/app/GEMINI.md --owner acme --name app_assistant
-      maestro import default_personas_set1.json --commit
+      maestro import ~/src/app --owner acme
+      maestro import default_personas_set1.json --static ~/pep-be/static --commit
     """
     from maestro_git.ops.importer import describe, import_paths
 
     result = import_paths(app.settings, paths, owner=owner, name=name,
                           template_category=template_category, dry_run=dry_run,
-                          commit=commit, author=author, message=message)
+                          commit=commit, author=author, message=message, static=static)
     if fmt == "json":
         click.echo(to_json({"written": result.written, "commit": result.commit,
-                            "items": describe(result.items), "problems": result.problems}))
+                            "items": describe(result.items), "problems": result.problems,
+                            "skipped": [{"path": p, "reason": r} for p, r in result.skipped]}))
         return
     verb = "would import" if dry_run else "imported"
     for item in result.items:
         app.echo(f"{verb} {item.source} -> {item.path}")
+    for path, reason in result.skipped:
+        app.echo(f"skipped {path}: {reason}")
     if result.problems:
         click.echo(format_problems(result.problems))
     if result.commit:
@@ -68,6 +82,18 @@ def import_cmd(app: AppContext, paths: tuple[Path, ...], owner: str | None, name
 
 @cli.command("export")
 @click.argument("key", required=False)
+@click.option("--target", metavar="TOOL",
+              help="Render personas into a consuming repository (KEY is then its folder) in "
+                   "an agent tool's layout: claude, claude-md, copilot, copilot-instructions, "
+                   "copilot-scoped, copilot-prompt, copilot-chatmode, cursor, agents-md, "
+                   "gemini, continue, windsurf.")
+@click.option("--only", "only", multiple=True, metavar="KEY",
+              help="With --target: export only these personas (repeatable).")
+@click.option("--owner", metavar="OWNER", help="With --target: only this owner's personas.")
+@click.option("--check", is_flag=True,
+              help="With --target: write nothing, exit 1 when the folder is stale.")
+@click.option("--json", "as_json", is_flag=True,
+              help="With --target: print the result as JSON.")
 @click.option("--all", "all_dir", type=click.Path(file_okay=False, path_type=Path),
               metavar="DIR", help="Export every valid persona, template and set into DIR.")
 @click.option("--resolved", is_flag=True,
@@ -81,24 +107,37 @@ def import_cmd(app: AppContext, paths: tuple[Path, ...], owner: str | None, name
               help="Write to this file instead of standard output.")
 @click.option("--rev", metavar="REV", help="Read from this commit instead of the working tree.")
 @pass_app
-def export_cmd(app: AppContext, key: str | None, all_dir: Path | None, resolved: bool,
-               frontmatter: bool, fmt: str | None, output: Path | None, rev: str | None
-               ) -> None:
+def export_cmd(app: AppContext, key: str | None, target: str | None, only: tuple[str, ...],
+               owner: str | None, check: bool, as_json: bool, all_dir: Path | None,
+               resolved: bool, frontmatter: bool, fmt: str | None, output: Path | None,
+               rev: str | None) -> None:
     """Export KEY (a persona OWNER/NAME, a template or a persona set) for use elsewhere.
 
     A persona exports as its instruction (Markdown, ready to save as GEMINI.md or AGENTS.md)
     or as its JSON record; a persona set as its JSON, the persona-set service's shape. With
-    --all DIR, everything is written into DIR in the repository layout.
+    --all DIR, everything is written into DIR in the repository layout. With --target TOOL
+    DIR, the personas (resolved) are written into the consuming repository DIR in that
+    tool's layout, each with a generated-by line naming its key and commit; a second run
+    changes nothing, and --check exits 1 when DIR is stale (for the consuming repository's
+    CI).
 
     \b
     Example:
       maestro export acme/python_reviewer --resolved -o AGENTS.md
       maestro export clinic_booking_research -o default_personas/clinic.json
       maestro export --all shared/ --rev v1.2
+      maestro export --target claude ../app --owner acme
+      maestro export --target agents-md ../app --only acme/python_reviewer --check
     """
     from maestro_git.atomic import write_atomic
     from maestro_git.ops.exporter import ExportFormat, export_all, export_entity
 
+    if target is not None:
+        _export_target(app, target, key, only, owner, check, as_json, rev)
+        return
+    if only or owner or check or as_json:
+        raise UsageError("--only, --owner, --check and --json go with --target",
+                         hint="maestro export --target claude DIR --check")
     if all_dir is not None:
         if key is not None or output is not None or fmt == "json" or frontmatter:
             raise UsageError("--all takes a folder and writes files with frontmatter",
@@ -118,6 +157,38 @@ def export_cmd(app: AppContext, key: str | None, all_dir: Path | None, resolved:
     else:
         write_atomic(output, data)
         app.echo(f"wrote {output}", err=True)
+
+
+def _export_target(app: AppContext, target: str, folder: str | None, only: tuple[str, ...],
+                   owner: str | None, check: bool, as_json: bool, rev: str | None) -> None:
+    from maestro_git.ops.exporter import export_target
+
+    if folder is None:
+        raise UsageError("--target needs the consuming repository's folder",
+                         hint=f"maestro export --target {target} ../app")
+    result = export_target(app.settings, target, Path(folder), keys=only, owner=owner,
+                           check=check, rev=rev)
+    errors = [p for p in result.problems if p.severity == "error"]
+    if as_json:
+        click.echo(to_json(dataclasses.asdict(result)))
+    else:
+        if result.problems:
+            click.echo(format_problems(result.problems), err=True)
+        if check:
+            for path in result.stale:
+                app.echo(f"stale {path}")
+            app.echo(f"{folder}: {len(result.stale)} stale, {len(result.unchanged)} up to date "
+                     f"({result.target})")
+        else:
+            for path in result.written:
+                app.echo(f"wrote {path}")
+            for path in result.removed:
+                app.echo(f"removed {path}")
+            app.echo(f"{result.target}: {len(result.written)} written, "
+                     f"{len(result.unchanged)} unchanged, {len(result.removed)} removed in "
+                     f"{folder}")
+    if (check and result.stale) or errors:
+        raise click.exceptions.Exit(1)
 
 
 @cli.command("backup")

@@ -16,6 +16,13 @@
   file under its folder, such as its images, or `persona_sets/<set>.json`), a bundle
   `maestro import` reads back.
 
+- `export_target` renders personas into a consuming repository in an agent tool's layout
+  (`.claude/agents/<name>.md`, `.github/agents/<name>.agent.md`, `.cursor/rules/<name>.mdc`,
+  `AGENTS.md`, ...; `core/tools`): the resolved body, the persona's typed `model`/`tools`
+  and its `metadata.<tool>` keys, and a generated-by line naming the persona key and the
+  commit. Inactive and invalid personas are not exported; a rendered file the tool would
+  drop (a trap of `core/tools`) is not written and its problem is returned.
+
 Everything is read from the working tree, or from any commit (`rev`). An entity with an error
 at that point is refused (`ValidationFailed`) rather than exported half-broken; `export_all`
 skips such files and lists them.
@@ -24,23 +31,23 @@ skips such files and lists them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from maestro_git.atomic import write_atomic
-from maestro_git.core import inherit
-from maestro_git.core.models import Persona, PersonaSet, Severity, Template
+from maestro_git.core import inherit, tools
+from maestro_git.core.models import Persona, PersonaSet, Problem, Severity, Template
 from maestro_git.core.snapshot import Snapshot, build_snapshot
 from maestro_git.core.writeback import render_document
-from maestro_git.errors import NotFoundError, UsageError, ValidationFailed
+from maestro_git.errors import ConflictError, NotFoundError, UsageError, ValidationFailed
 from maestro_git.git.worktree import read_worktree
 from maestro_git.output import to_jsonable
 from maestro_git.settings import Settings
 
-__all__ = ["ExportAllResult", "ExportFormat", "export_all", "export_entity", "find_entity",
-           "load_snapshot"]
+__all__ = ["ExportAllResult", "ExportFormat", "TargetResult", "export_all", "export_entity",
+           "export_target", "find_entity", "load_snapshot", "render_target"]
 
 ExportFormat = Literal["md", "json"]
 Entity = Persona | Template | PersonaSet
@@ -218,3 +225,135 @@ def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
 
 def _qualified(record: Persona | Template) -> str:
     return record.key if isinstance(record, Persona) else f"template:{record.key}"
+
+
+# -- agent-tool targets ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TargetResult:
+    """What `export_target` wrote (or, with `check`, found stale) in a consuming repository.
+
+    Paths are relative to the target folder. `stale` lists every path that differs from what
+    the personas render to (missing, changed, or a generated file whose persona is gone)."""
+
+    target: str
+    written: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    removed: tuple[str, ...]
+    stale: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    commit: str | None
+
+
+def _selected(snap: Snapshot, keys: Sequence[str], owner: str | None) -> list[Persona]:
+    for key in keys:
+        if key not in snap.personas:
+            raise NotFoundError(f"no persona '{key}'", hint="see 'maestro list'")
+    chosen = [p for k, p in sorted(snap.personas.items())
+              if (not keys or k in keys) and (owner is None or p.owner == owner)]
+    return [p for p in chosen if snap.is_valid(p.path) and p.active]
+
+
+def render_target(settings: Settings, target: str, *, keys: Sequence[str] = (),
+                  owner: str | None = None, rev: str | None = None,
+                  snap: Snapshot | None = None
+                  ) -> tuple[dict[str, bytes], list[Problem], str | None]:
+    """The files `target` gets (path -> bytes), the problems of those the tool would drop
+    (not included), and the commit rendered: `rev`, by default the branch head (committed
+    content, so the generated-by line names a commit), the working tree before a first
+    commit."""
+    try:
+        fmt = tools.target(target)
+    except KeyError:
+        raise UsageError(f"unknown target '{target}'",
+                         hint="one of: " + ", ".join(sorted(tools.TARGETS))) from None
+    if snap is None:
+        snap = load_snapshot(settings, rev if rev is not None else _branch_head(settings))
+    personas = _selected(snap, keys, owner)
+    if fmt.single is not None and len(personas) != 1:
+        raise UsageError(f"{fmt.single} holds one persona; {len(personas)} are selected",
+                         hint="name it: --only OWNER/NAME")
+    files: dict[str, bytes] = {}
+    problems: list[Problem] = []
+    for persona in personas:
+        body, _ = _body(snap, persona, True, settings)
+        path = fmt.path_for(persona.name)
+        if path in files:
+            raise UsageError(f"two personas would both be written to {path}",
+                             hint="export one owner at a time: --owner OWNER")
+        data = fmt.render(tools.doc_for_persona(fmt, persona, body), key=persona.key,
+                          commit=snap.commit)
+        found = [p.model_copy(update={"message": f"{persona.key}: {p.message}"})
+                 for p in fmt.parse(path, data).problems]
+        problems += found
+        if not any(p.severity is Severity.ERROR for p in found):
+            files[path] = data
+    return files, problems, snap.commit
+
+
+def _branch_head(settings: Settings) -> str | None:
+    """The branch's head commit (what a target is rendered from by default), or None before
+    the first commit (then the working tree)."""
+    from maestro_git.repo.repository import Repository
+
+    return Repository(settings).head()
+
+
+def _generated_files(dest: Path, fmt: tools.ToolFormat) -> dict[str, bytes]:
+    """The files under `dest` in `fmt`'s place that carry maestro's generated-by line."""
+    if fmt.single is not None:
+        candidates = [dest / fmt.single]
+    else:
+        assert fmt.folder is not None
+        candidates = sorted((dest / fmt.folder).glob(f"*{fmt.suffix}"))
+    found: dict[str, bytes] = {}
+    for file in candidates:
+        if file.is_file():
+            data = file.read_bytes()
+            if tools.GENERATED_RE.search(data.decode("utf-8", "replace")):
+                found[file.relative_to(dest).as_posix()] = data
+    return found
+
+
+def _same(old: bytes, new: bytes) -> bool:
+    """Equal apart from the commit named in the generated-by line."""
+    a, key_a = tools.strip_generated(old.decode("utf-8", "replace"))
+    b, key_b = tools.strip_generated(new.decode("utf-8", "replace"))
+    return key_a == key_b and a == b
+
+
+def export_target(settings: Settings, target: str, dest: Path, *, keys: Sequence[str] = (),
+                  owner: str | None = None, check: bool = False,
+                  rev: str | None = None) -> TargetResult:
+    """Render personas (resolved) into `dest`, a consuming repository, in `target`'s layout.
+
+    Idempotent: a file whose content is unchanged (whatever commit its generated-by line
+    names) is not rewritten; a generated file whose persona is no longer exported is
+    removed; files without the generated-by line are never touched, and one standing where a
+    persona would go is refused. With `check`, nothing is written: `stale` lists what an
+    export would change (the CLI exits 1 then)."""
+    fmt = tools.target(target) if target in tools.TARGETS else None
+    files, problems, commit = render_target(settings, target, keys=keys, owner=owner, rev=rev)
+    assert fmt is not None
+    existing = _generated_files(dest, fmt)
+    written, unchanged, stale = [], [], []
+    for path, data in files.items():
+        full = dest / path
+        old = full.read_bytes() if full.is_file() else None
+        if old is not None and _same(old, data):
+            unchanged.append(path)
+            continue
+        if old is not None and path not in existing and not check:
+            raise ConflictError(f"{path} exists and was not generated by maestro",
+                                hint="move it away (or import it first: maestro import)")
+        stale.append(path)
+        if not check:
+            write_atomic(full, data)
+            written.append(path)
+    removed = [p for p in sorted(existing) if p not in files]
+    stale += removed
+    if not check:
+        for path in removed:
+            (dest / path).unlink()
+    return TargetResult(fmt.id, tuple(written), tuple(unchanged),
+                        tuple(removed) if not check else (), tuple(stale), tuple(problems),
+                        commit)

@@ -1,7 +1,15 @@
 """Migration tools: existing system instructions and persona-set JSON into the repository.
 
 What is imported (`import_sources`, the `maestro import` command):
-- an instruction file (GEMINI.md, CLAUDE.md, AGENTS.md, `.cursorrules`,
+- a folder is searched by `discover`: the agent tools' files in their places (`core.tools`),
+  persona-set JSON and a repository layout; every other file is skipped with its reason
+  (`ImportResult.skipped`), never refusing the import;
+- an agent-tool file with frontmatter (a Claude subagent, a Copilot agent, prompt, chat mode
+  or instructions file, a Cursor, Continue or Windsurf rule) becomes a persona through its
+  `ToolFormat`: mapped keys to fields (`description`, `model`, `tools`, ...), the tool's other
+  keys kept under `metadata.<tool>`, the body byte for byte, and the tool's traps returned as
+  problems (`convert_tool`);
+- a plain instruction file (GEMINI.md, CLAUDE.md, AGENTS.md, `.cursorrules`,
   `.github/copilot-instructions.md`, or any Markdown/text file), with or without YAML
   frontmatter, becomes `personas/<owner>/<name>.md` (or `templates/<name>.md` when imported as
   a template). The body is kept byte for byte (a UTF-8 byte-order mark is dropped). The
@@ -42,6 +50,7 @@ with `commit=True` as one validated compare-and-swap commit of every imported fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -52,10 +61,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from maestro_git.atomic import write_atomic
+from maestro_git.core import tools
 from maestro_git.core.formats import NAME_RE, classify, split_frontmatter
 from maestro_git.core.models import EntityKind, Problem, Severity, SourceFile
+from maestro_git.core.rules.sets import is_served_path
 from maestro_git.core.safe_yaml import load_frontmatter
 from maestro_git.core.snapshot import Snapshot, build_snapshot, update_snapshot
+from maestro_git.core.tools.imports import find_imports
 from maestro_git.core.writeback import render_document
 from maestro_git.errors import ConflictError, UsageError, ValidationFailed
 from maestro_git.git.repo import Identity
@@ -68,13 +80,17 @@ __all__ = [
     "ImportResult",
     "Source",
     "convert_instruction",
+    "attach_static",
     "convert_set",
+    "convert_tool",
     "describe",
+    "discover",
     "import_paths",
     "import_sources",
     "normalise_name",
     "read_sources",
     "set_name_for",
+    "tool_format",
 ]
 
 # File stems that name a role, not a persona: such a file takes its folder's name.
@@ -94,6 +110,7 @@ class Source:
     path: str
     data: bytes
     assets: Mapping[str, bytes] = field(default_factory=dict)
+    tool: str | None = None  # the agent-tool format found by its place (`core.tools`)
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,7 @@ class ImportResult:
     problems: tuple[Problem, ...]  # warnings and notes on the imported files
     written: bool
     commit: str | None = None
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, why) of files a folder held and not read
 
 
 def normalise_name(raw: str) -> str:
@@ -217,6 +235,52 @@ def convert_instruction(source: Source, *, owner: str | None = None, name: str |
                       render_document(fields, body))
 
 
+def tool_format(source: Source) -> tools.ToolFormat | None:
+    """The agent-tool format of `source`: found by its place in the folder imported, or, for
+    a file named on its own, by the end of its path (`…/.claude/agents/x.md`)."""
+    if source.tool is not None:
+        return tools.FORMATS[source.tool]
+    parts = PurePosixPath(source.path.replace("\\", "/")).parts
+    for start in range(len(parts)):
+        found = tools.detect("/".join(parts[start:]))
+        if found is not None:
+            return found
+    return None
+
+
+def convert_tool(source: Source, fmt: tools.ToolFormat, *, owner: str | None = None,
+                 name: str | None = None,
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())
+                 ) -> tuple[ImportItem, list[Problem]]:
+    """An agent-tool file (a Claude subagent, a Copilot agent, a Cursor rule, ...) as a
+    persona: its fields typed, its tool-only keys in `metadata.<tool>`, its body byte for
+    byte. Returns the tool's problems with it (a trap the tool would drop the file for, or a
+    note that an export will normalise its frontmatter)."""
+    doc = fmt.parse(source.path, source.data)
+    problems = list(doc.problems)
+    note = fmt.normalised_note(source.path, source.data, doc)
+    if note is not None:
+        problems.append(note)
+    if any(p.rule == "invalid-utf8" for p in problems):
+        raise ValidationFailed(f"{source.path}: {problems[0].message}", problems,
+                               hint=problems[0].fix)
+    final_name = name or doc.name
+    if not NAME_RE.match(final_name):
+        raise UsageError(f"{source.path}: cannot make a persona name from '{final_name}'",
+                         hint="pass --name NAME (lowercase letters, digits, _ and -)")
+    if owner is None:
+        raise UsageError(f"{source.path}: no owner for the persona",
+                         hint="pass --owner OWNER (the folder under personas/)")
+    if not NAME_RE.match(owner):
+        raise UsageError(f"owner '{owner}' is not a valid name",
+                         hint="owners are lowercase letters, digits, _ and -")
+    fields: dict[str, Any] = {"id": new_id(), **tools.persona_fields(fmt, doc),
+                              "version": "1.0.0"}
+    key = f"{owner}/{final_name}"
+    return ImportItem(source.path, "persona", key, f"personas/{key}.md",
+                      render_document(fields, doc.body)), problems
+
+
 def convert_set(source: Source, *, name: str | None = None) -> ImportItem:
     """A persona-set JSON file as `persona_sets/<set>/set.json`, its assets beside it. Pure.
 
@@ -247,63 +311,139 @@ def _is_set(path: str) -> bool:
     return path.lower().endswith(".json")
 
 
+# Folders a project holds that are never instruction files (not even noted one by one).
+_NEVER = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".maestro",
+                    ".tox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "dist", "build"})
+
+
 def _files_under(folder: Path) -> list[Path]:
-    """Every file below `folder`, sorted, outside hidden folders."""
+    """Every file below `folder`, sorted, outside the folders in `_NEVER`."""
     return [p for p in sorted(folder.rglob("*")) if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])]
+            and not any(part in _NEVER for part in p.relative_to(folder).parts[:-1])]
 
 
-def _expand(path: Path) -> list[tuple[Path, dict[str, bytes]]]:
-    """The files to import under `path`, each with its assets (a `set.json`'s folder)."""
+def _looks_like_set(file: Path) -> bool:
+    """A JSON file of persona-set shape (the service's names, or an object with a
+    `personas` array): sniffed, so a `package.json` is noted, not refused."""
+    rel_name = file.name
+    if rel_name.startswith("default_personas") or file.parent.name == "default_personas":
+        return True
+    try:
+        doc = json.loads(file.read_bytes())
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("personas"), list)
+
+
+def _kind_of(rel: str, file: Path) -> tuple[str | None, str | None]:
+    """(tool format id or "" for another importable file, or None; why it is skipped)."""
+    fmt = tools.detect(rel)
+    if fmt is not None:
+        return fmt.id, None
+    if file.name == ".cursorrules" or classify(rel) is not None:
+        return "", None
+    if file.suffix.lower() == ".json":
+        if _looks_like_set(file):
+            return "", None
+        return None, "JSON that is not a persona set"
+    reason = tools.ignored_reason(rel)
+    if reason is not None:
+        return None, reason
+    if file.suffix.lower() in _INSTRUCTION_SUFFIXES:
+        return None, "not an instruction file of a known tool (name it explicitly to import it)"
+    return None, "not an instruction or persona-set file"
+
+
+def _expand(path: Path) -> tuple[list[tuple[Path, dict[str, bytes], str | None]],
+                                 list[tuple[str, str]]]:
+    """The files to import under `path`, each with its assets (a `set.json`'s folder) and
+    its tool format, and the files skipped there with the reason."""
     if not path.is_dir():
-        return [(path, {})]
+        return [(path, {}, None)], []
     files = _files_under(path)
     set_dirs = {p.parent for p in files if p.name == "set.json"}
-    found: list[tuple[Path, dict[str, bytes]]] = []
+    found: list[tuple[Path, dict[str, bytes], str | None]] = []
+    skipped: list[tuple[str, str]] = []
     for file in files:
         owner = next((d for d in set_dirs if d in file.parents), None)
         if file.name == "set.json":
             assets = {p.relative_to(file.parent).as_posix(): p.read_bytes()
                       for p in _files_under(file.parent)
                       if p != file and not p.name.startswith(".")}
-            found.append((file, assets))
-        elif owner is None and (file.suffix.lower() in (*_INSTRUCTION_SUFFIXES, ".json")
-                                or file.name == ".cursorrules"):
-            found.append((file, {}))
-    return found
+            found.append((file, assets, None))
+            continue
+        if owner is not None:
+            continue
+        kind, reason = _kind_of(file.relative_to(path).as_posix(), file)
+        if kind is None:
+            skipped.append((file.as_posix(), reason or "not imported"))
+        else:
+            found.append((file, {}, kind or None))
+    return found, skipped
 
 
-def read_sources(paths: Iterable[Path | str]) -> list[Source]:
-    """The files to import: each path, or every `*.md`/`*.json`/... file under a folder
-    (a `set.json` there with the other files under its folder as its assets).
+def discover(paths: Iterable[Path | str]) -> tuple[list[Source], list[tuple[str, str]]]:
+    """The files to import, and those skipped. A file named explicitly is always read; a
+    folder is searched for what a user has: the agent tools' files (`.claude/agents/`,
+    `CLAUDE.md`, `.github/copilot-instructions.md`, `.github/instructions/`,
+    `.github/prompts/`, `.github/agents/`, `.github/chatmodes/`, `.cursor/rules/**/*.mdc`,
+    `AGENTS.md`, `GEMINI.md`, `.continue/rules/`, `.windsurf/rules/`, `.cursorrules`),
+    persona-set JSON, and a repository layout (`personas/`, `templates/`, `persona_sets/`);
+    any other file (a README, `docs/`, `package.json`) is skipped with its reason.
 
     Raises `UsageError` for a path that does not exist or a folder with nothing to import.
     """
     sources: list[Source] = []
+    skipped: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise UsageError(f"{path} does not exist")
-        files = _expand(path)
+        files, passed = _expand(path)
+        skipped += passed
         if not files:
-            raise UsageError(f"{path} holds no Markdown or JSON file to import")
-        for file, assets in files:
-            sources.append(Source(file.as_posix(), file.read_bytes(), assets))
-    return sources
+            raise UsageError(f"{path} holds no instruction or persona-set file to import",
+                             hint="name a file explicitly to import it")
+        for file, assets, tool in files:
+            sources.append(Source(file.as_posix(), file.read_bytes(), assets, tool))
+    return sources, skipped
+
+
+def read_sources(paths: Iterable[Path | str]) -> list[Source]:
+    """The files to import (see `discover`), without the list of those skipped."""
+    return discover(paths)[0]
 
 
 def _convert_all(sources: Sequence[Source], owner: str | None, name: str | None,
-                 template_category: str | None, settings: Settings) -> list[ImportItem]:
+                 template_category: str | None, settings: Settings,
+                 static: Path | None = None) -> tuple[list[ImportItem], list[Problem]]:
     if name is not None and len(sources) > 1:
         raise UsageError("--name needs exactly one file to import",
                          hint="import the files one at a time, or let the file names decide")
     items: list[ImportItem] = []
+    notes: list[Problem] = []
     for src in sources:
+        fmt = tool_format(src)
         if _is_set(src.path):
-            items.append(convert_set(src, name=name))
+            item = convert_set(src, name=name)
+            if static is not None:
+                item, missing = attach_static(item, static)
+                notes += missing
+            items.append(item)
+        elif fmt is not None and fmt.frontmatter:
+            item, found = convert_tool(src, fmt, owner=owner, name=name)
+            if name is None and any(i.path == item.path for i in items):
+                item, note = _renamed(item, fmt)
+                found.append(note)
+            items.append(item)
+            notes += found
         else:
+            plain = Source(src.path, _without_generated(src.data), src.assets, src.tool)
+            if fmt is not None:
+                notes += fmt.parse(src.path, plain.data).problems
+                notes += _import_notes(src)
             items.append(convert_instruction(
-                src, owner=owner, name=name, template_category=template_category,
+                plain, owner=owner, name=name, template_category=template_category,
                 max_frontmatter_bytes=settings.limits.max_frontmatter_bytes))
     seen: dict[str, str] = {}
     for item in items:
@@ -311,7 +451,89 @@ def _convert_all(sources: Sequence[Source], owner: str | None, name: str | None,
             raise UsageError(f"{seen[item.path]} and {item.source} would both become "
                              f"{item.path}", hint="import one of them with --name NAME")
         seen[item.path] = item.source
-    return items
+    return items, notes
+
+
+def _renamed(item: ImportItem, fmt: tools.ToolFormat) -> tuple[ImportItem, Problem]:
+    """A tool file whose name another file of the import already took (`typescript.mdc`
+    beside `typescript.instructions.md`) takes its tool family as a suffix."""
+    key = f"{item.key}-{fmt.family.replace('_', '-')}"
+    note = Problem(rule="duplicate-key", severity=Severity.INFO, path=item.source,
+                   message=f"{item.key} is taken by another file of this import; imported "
+                           f"as {key}", fix="pass --name NAME to choose another name")
+    return dataclasses.replace(item, key=key, path=f"personas/{key}.md"), note
+
+
+def _without_generated(data: bytes) -> bytes:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data  # convert_instruction reports it
+    return tools.strip_generated(text)[0].encode("utf-8")
+
+
+def _import_notes(src: Source) -> list[Problem]:
+    """CLAUDE.md / GEMINI.md `@path` imports: kept as written, named so the user can import
+    the files they point at explicitly (a README or docs/ is never imported by itself)."""
+    text = src.data.decode("utf-8", "replace")
+    return [Problem(rule="tool-import-missing", severity=Severity.INFO, path=src.path,
+                    line=line, message=f"@{target} is kept as a reference, not imported",
+                    fix=f"import {target} explicitly to make it a persona of its own")
+            for line, target in find_imports(text) if not target.startswith(("/", "~/"))]
+
+
+def _static_file(static: Path, url: str) -> Path | None:
+    """The file a served URL path stands for under the service's static folder `static`:
+    `/static/images/personas/p.png` is `<static>/images/personas/p.png` (or the path below
+    the folder's own name, or, failing both, a file of that name directly in it)."""
+    rel = PurePosixPath(url.lstrip("/"))
+    candidates = [static / rel.as_posix()]
+    if len(rel.parts) > 1:
+        candidates.append(static.joinpath(*rel.parts[1:]))
+    candidates.append(static / rel.name)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def attach_static(item: ImportItem, static: Path) -> tuple[ImportItem, list[Problem]]:
+    """A set with each member's served image (`/static/images/personas/persona_7.png`)
+    copied from `static` into `persona_sets/<set>/images/` and its `image_url` rewritten to
+    `images/<file>` (only that JSON string changes, the rest of the file stays byte for
+    byte). An image not found is noted and its URL kept."""
+    try:
+        doc = json.loads(item.data)
+    except ValueError:
+        return item, []
+    members = doc.get("personas") if isinstance(doc, dict) else None
+    text = item.data.decode("utf-8")
+    assets = dict(item.assets)
+    notes: list[Problem] = []
+    folder = item.path[: -len("set.json")]
+    for member in members if isinstance(members, list) else []:
+        url = member.get("image_url") if isinstance(member, dict) else None
+        if not isinstance(url, str) or not is_served_path(url):
+            continue
+        found = _static_file(static, url)
+        if found is None:
+            notes.append(Problem(rule="set-image-url-path", severity=Severity.WARNING,
+                                 path=item.source, message=f"{url} is not under {static}; "
+                                 "its URL is kept", fix="pass the service's static folder"))
+            continue
+        new_url = f"images/{found.name}"
+        assets[f"{folder}{new_url}"] = found.read_bytes()
+        for old in (json.dumps(url), json.dumps(url).replace("/", "\\/")):
+            text = text.replace(f'"image_url": {old}', f'"image_url": {json.dumps(new_url)}')
+    data = text.encode("utf-8")
+    if any(json.dumps(m.get("image_url")) in text for m in members or []
+           if isinstance(m, dict) and isinstance(m.get("image_url"), str)
+           and is_served_path(m["image_url"]) and _static_file(static, m["image_url"])):
+        for member in members or []:  # spelled another way in the file: write it anew
+            url = member.get("image_url") if isinstance(member, dict) else None
+            if isinstance(url, str) and is_served_path(url):
+                hit = _static_file(static, url)
+                if hit is not None:
+                    member["image_url"] = f"images/{hit.name}"
+        data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return ImportItem(item.source, item.kind, item.key, item.path, data, assets), notes
 
 
 def _check_free(items: Sequence[ImportItem], base: Snapshot) -> None:
@@ -375,7 +597,8 @@ def import_sources(settings: Settings, sources: Sequence[Source], *, owner: str 
                    name: str | None = None, template_category: str | None = None,
                    dry_run: bool = False, commit: bool = False,
                    author: Identity | str | None = None,
-                   message: str | None = None) -> ImportResult:
+                   message: str | None = None, static: Path | None = None,
+                   skipped: Sequence[tuple[str, str]] = ()) -> ImportResult:
     """Import `sources` into the repository at `settings.repo_path` (module docstring).
 
     Working-tree mode validates against the working tree and writes the files there; with
@@ -385,19 +608,24 @@ def import_sources(settings: Settings, sources: Sequence[Source], *, owner: str 
     """
     if not sources:
         raise UsageError("nothing to import", hint="pass one or more files or folders")
-    items = _convert_all(sources, owner, name, template_category, settings)
+    if static is not None and not static.is_dir():
+        raise UsageError(f"--static {static} is not a folder",
+                         hint="pass the persona-set service's static folder (./static)")
+    items, notes = _convert_all(sources, owner, name, template_category, settings, static)
     root = settings.repo_path
     if commit:
-        return _import_commit(settings, items, dry_run, author, message)
-    base = build_snapshot(read_worktree(root), settings)
-    _check_free(items, base)
-    _check_disk(items, root)
-    problems = _validate(items, base, settings)
-    if dry_run:
-        return ImportResult(tuple(items), problems, written=False)
-    for path, data in _files(items):
-        _write_file(root, path, data)
-    return ImportResult(tuple(items), problems, written=True)
+        result = _import_commit(settings, items, dry_run, author, message)
+    else:
+        base = build_snapshot(read_worktree(root), settings)
+        _check_free(items, base)
+        _check_disk(items, root)
+        problems = _validate(items, base, settings)
+        if not dry_run:
+            for path, data in _files(items):
+                _write_file(root, path, data)
+        result = ImportResult(tuple(items), problems, written=not dry_run)
+    return dataclasses.replace(result, problems=(*notes, *result.problems),
+                               skipped=tuple(skipped))
 
 
 def _import_commit(settings: Settings, items: Sequence[ImportItem], dry_run: bool,
@@ -438,8 +666,9 @@ def _commit_message(items: Sequence[ImportItem]) -> str:
 
 def import_paths(settings: Settings, paths: Iterable[Path | str],
                  **options: Any) -> ImportResult:
-    """`import_sources` over the files at `paths` (folders expanded, see `read_sources`)."""
-    return import_sources(settings, read_sources(paths), **options)
+    """`import_sources` over the files at `paths` (folders searched, see `discover`)."""
+    sources, skipped = discover(paths)
+    return import_sources(settings, sources, skipped=skipped, **options)
 
 
 def describe(items: Iterable[ImportItem]) -> list[Mapping[str, str]]:

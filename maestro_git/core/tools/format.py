@@ -162,12 +162,10 @@ class ToolFormat:
     def render(self, doc: ToolDoc, *, key: str | None = None,
                commit: str | None = None) -> bytes:
         """The tool file for `doc`; with `key`, a generated-by line naming it and `commit`."""
-        if not self.frontmatter:
+        values = self._values(doc) if self.frontmatter else {}
+        if not values:  # plain Markdown: the generated-by line is an HTML comment on top
             head = generated_comment(key, commit, yaml_comment=False) if key else ""
             return (head + doc.body).encode("utf-8")
-        values = self._values(doc)
-        if not values and key is None:
-            return doc.body.encode("utf-8")
         text = emit(values, quote_lists=self.quote_lists, raw=self.raw_keys)
         if key is not None:
             text = generated_comment(key, commit, yaml_comment=True) + text
