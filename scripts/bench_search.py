@@ -176,7 +176,7 @@ def _postgres(ctx: Context) -> list[Row]:
     from maestro_git.mirror import db, query
 
     url = _mirrored_url(ctx)
-    with db.connect(url) as conn:
+    with db.connect(ctx.settings.with_overrides(database_url=url)) as conn:
         conn.execute("ANALYZE")
         return _fixed_set(ctx, "postgres", lambda q: query.search(conn, q))
 

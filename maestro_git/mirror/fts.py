@@ -28,7 +28,7 @@ from psycopg import sql
 
 from maestro_git.core import grammar
 
-__all__ = ["Statement", "statement"]
+__all__ = ["STOP_ONLY", "Statement", "statement", "tsquery_texts"]
 
 _WEIGHTS = {"name": "A", "display_name": "A", "description": "B", "content": "C"}
 
@@ -101,8 +101,9 @@ def _tsquery(leaf: grammar.Word | grammar.Phrase, weight: str = "") -> str:
 class _Compiler:
     """One query tree as SQL conditions, one per kind, sharing numbered parameters."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_only: frozenset[str] = frozenset()) -> None:
         self.params: dict[str, Any] = {}
+        self.stop_only = stop_only
 
     def param(self, value: Any) -> sql.Composable:
         name = f"p{len(self.params)}"
@@ -110,10 +111,13 @@ class _Compiler:
         return sql.Placeholder(name)
 
     def text_match(self, vector: sql.Composable, text: str) -> sql.Composable:
-        """`vector` matches the tsquery `text`; a query of stop words only matches all,
-        as Whoosh drops stop words from a query."""
-        q = sql.SQL("to_tsquery('english', {})").format(self.param(text))
-        return sql.SQL("(numnode({q}) = 0 OR {v} @@ {q})").format(q=q, v=vector)
+        """`vector` matches the tsquery `text`; a query of stop words only (`stop_only`)
+        matches all, as Whoosh drops stop words from a query. A plain `@@`, so the GIN
+        index on the stored vector serves it."""
+        if text in self.stop_only:
+            return sql.SQL("true")
+        return sql.SQL("({v} @@ to_tsquery('english', {q}))").format(v=vector,
+                                                                      q=self.param(text))
 
     def where(self, node: grammar.Node, kind: _Kind) -> sql.Composable:
         if isinstance(node, grammar.And | grammar.Or):
@@ -188,12 +192,32 @@ def _like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def statement(tree: grammar.Node, limit: int) -> Statement:
-    """The SQL of `tree`: (kind, key, title, score, snippet, member) rows, best first."""
-    compiler = _Compiler()
+def tsquery_texts(tree: grammar.Node) -> list[str]:
+    """The tsquery text of every word and phrase of `tree` that goes through `to_tsquery`:
+    the caller asks the server which are stop words only (`statement`'s `stop_only`)."""
+    found: list[str] = []
+    for leaf in grammar.leaves(tree, positive=False) + grammar.leaves(tree):
+        if isinstance(leaf, grammar.Word | grammar.Phrase):
+            if leaf.field is None or leaf.field == "metadata":
+                found.append(_tsquery(leaf))
+            elif leaf.field in _WEIGHTS:
+                found.append(_tsquery(leaf, _WEIGHTS[leaf.field]))
+    return sorted(set(found))
+
+
+STOP_ONLY = sql.SQL("SELECT t FROM unnest({}::text[]) t"
+                    " WHERE numnode(to_tsquery('english', t)) = 0").format(sql.Placeholder("t"))
+
+
+def statement(tree: grammar.Node, limit: int,
+              stop_only: frozenset[str] = frozenset()) -> Statement:
+    """The SQL of `tree`: (kind, key, title, score, snippet, member) rows, best first.
+    `stop_only`: the tsquery texts (`tsquery_texts`) the server reduces to nothing."""
+    compiler = _Compiler(stop_only)
     ranked = [leaf for leaf in grammar.leaves(tree)
               if isinstance(leaf, grammar.Word | grammar.Phrase)
-              and (leaf.field is None or leaf.field in _WEIGHTS)]
+              and (leaf.field is None or leaf.field in _WEIGHTS)
+              and _tsquery(leaf) not in stop_only]
     rank_text = " | ".join(f"({_tsquery(leaf)})" for leaf in ranked)
     rank = compiler.param(rank_text)
     branches = []

@@ -322,12 +322,15 @@ def search(conn: Connection, text: str, limit: int = 10, *,
     transaction of its own; an interrupted wait (Ctrl-C, a client gone) cancels it on the
     server, as psycopg does for every interrupted query."""
     tree = grammar.parse(text)
-    found = fts.statement(tree, limit)
+    texts = fts.tsquery_texts(tree)
     try:
         with translate_errors("search the mirror"), conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT set_config('statement_timeout', %s, true),"
                         " set_config('client_min_messages', 'warning', true)",
                         (f"{int(timeout_ms)}ms",))
+            stop_only = frozenset(r[0] for r in cur.execute(
+                fts.STOP_ONLY, {"t": texts}).fetchall()) if texts else frozenset()
+            found = fts.statement(tree, limit, stop_only)
             rows = cur.execute(found.query, found.params).fetchall()
     except DatabaseError as err:
         if isinstance(err.__cause__, psycopg.errors.QueryCanceled):

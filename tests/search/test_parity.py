@@ -50,7 +50,7 @@ def test_one_query_set_finds_the_same_documents_on_both_backends(
         both: tuple[SearchIndex, Settings]) -> None:
     ix, settings = both
     differ = {}
-    with db.connect(settings.database_url or "") as conn:
+    with db.connect(settings) as conn:
         for q in QUERIES:
             whoosh = _found(ix.search(q, limit=50))
             postgres = _found(query.search(conn, q, limit=50))
@@ -65,7 +65,7 @@ def test_one_query_set_finds_the_same_documents_on_both_backends(
 def test_the_readme_example_finds_hits_away_from_a_local_index(
         both: tuple[SearchIndex, Settings]) -> None:
     _, settings = both
-    with Client(settings) as client:
+    with Client(settings=settings) as client:
         hits = client.search("tag:coding review", backend="postgres")
     assert [(h.kind, h.key) for h in hits] == [("persona", "acme/code_reviewer")]
 
@@ -86,7 +86,7 @@ def test_oversized_queries_are_refused_on_both_backends_in_one_line(
     started = time.monotonic()
     with pytest.raises(SearchError) as whoosh:
         ix.search(text)
-    with db.connect(settings.database_url or "") as conn, pytest.raises(SearchError) as pg:
+    with db.connect(settings) as conn, pytest.raises(SearchError) as pg:
         query.search(conn, text)
     assert time.monotonic() - started < 1.0
     for err in (whoosh.value, pg.value):
@@ -96,7 +96,7 @@ def test_oversized_queries_are_refused_on_both_backends_in_one_line(
 def test_a_long_search_statement_is_stopped_by_the_server(
         both: tuple[SearchIndex, Settings]) -> None:
     _, settings = both
-    with db.connect(settings.database_url or "") as conn, \
+    with db.connect(settings) as conn, \
             pytest.raises(SearchError, match="longer than 50 ms"):
         _slow_search(conn)
 
@@ -106,8 +106,11 @@ def _slow_search(conn: db.Connection) -> None:
     search needs, so it waits until its statement timeout stops it."""
     import psycopg
 
+    row = conn.execute("SHOW search_path").fetchone()
+    assert row is not None
     other = psycopg.connect(conn.info.dsn, autocommit=False)
     try:
+        other.execute("SELECT set_config('search_path', %s, false)", (row[0],))
         other.execute("LOCK TABLE personas IN ACCESS EXCLUSIVE MODE")
         query.search(conn, "review", timeout_ms=50)
     finally:
