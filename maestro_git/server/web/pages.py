@@ -44,7 +44,8 @@ from maestro_git.server.state import ServerState
 from maestro_git.server.web import session, views
 from maestro_git.server.web.session import page_scope
 
-__all__ = ["PAGE_SIZE", "TEMPLATES_DIR", "router", "templates"]
+__all__ = ["PAGE_SIZE", "SECURITY_HEADERS", "TEMPLATES_DIR", "fill_csrf", "kept_html",
+           "page_address", "persona_inputs", "router", "set_inputs", "templates"]
 
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -90,9 +91,14 @@ _RENDERED_LOCK = threading.Lock()
 _RENDERED_SIZE = 512
 
 
-def _kept_html(request: Request, scope: Scope, name: str,
-               inputs: tuple[object, ...]) -> str | None:
-    key = (name, scope.setting, str(request.url))
+def page_address(path: str, query: str) -> str:
+    """The address a kept page is filed under (the same for a route and `fastpath`)."""
+    return f"{path}?{query}" if query else path
+
+
+def kept_html(name: str, setting: str, address: str, inputs: tuple[object, ...]) -> str | None:
+    """The kept HTML of a page for this scope and address, if rendered from `inputs`."""
+    key = (name, setting, address)
     with _RENDERED_LOCK:
         kept = _RENDERED.get(key)
         if kept is not None:
@@ -103,8 +109,17 @@ def _kept_html(request: Request, scope: Scope, name: str,
     return None
 
 
+def _address(request: Request) -> str:
+    return page_address(request.url.path, request.url.query)
+
+
+def fill_csrf(html: str, token: str) -> str:
+    """Kept HTML with this browser's CSRF token in its forms."""
+    return html.replace(_CSRF_SLOT, token)
+
+
 def _respond(request: Request, html: str) -> Response:
-    response = HTMLResponse(html.replace(_CSRF_SLOT, session.csrf_token(request)))
+    response = HTMLResponse(fill_csrf(html, session.csrf_token(request)))
     session.set_csrf_cookie(request, response)
     response.headers.update(SECURITY_HEADERS)
     return response
@@ -114,7 +129,7 @@ def _kept_page(request: Request, scope: Scope, name: str, inputs: tuple[object, 
                context: Callable[[], dict[str, Any]]) -> Response:
     """`_page` for a page that is a pure function of `inputs` (records from the cache) and
     the scope: rendered once, then served from `_RENDERED` while the inputs are the same."""
-    html = _kept_html(request, scope, name, inputs)
+    html = kept_html(name, scope.setting, _address(request), inputs)
     if html is None:
         state = state_of(request)
         values = context()
@@ -122,7 +137,7 @@ def _kept_page(request: Request, scope: Scope, name: str, inputs: tuple[object, 
                       branch=state.settings.branch)
         html = templates.get_template(name).render(values)
         with _RENDERED_LOCK:
-            _RENDERED[(name, scope.setting, str(request.url))] = (inputs, html)
+            _RENDERED[(name, scope.setting, _address(request))] = (inputs, html)
             while len(_RENDERED) > _RENDERED_SIZE:
                 _RENDERED.popitem(last=False)
     return _respond(request, html)
@@ -134,7 +149,7 @@ def _hot(request: Request, scope: Scope, name: str,
     page was rendered from exactly those: served on the event loop, without a thread."""
     if inputs is None or any(i is None for i in inputs):
         return None
-    html = _kept_html(request, scope, name, tuple(inputs))
+    html = kept_html(name, scope.setting, _address(request), tuple(inputs))
     return None if html is None else _respond(request, html)
 
 
@@ -256,7 +271,8 @@ def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
 
 
 # -- personas --------------------------------------------------------------------------------
-def _persona_inputs(reader: ScopedClient, key: str) -> list[object | None] | None:
+def persona_inputs(reader: ScopedClient, key: str) -> list[object | None] | None:
+    """The cached records a persona page is made of (`peek_*`: no query), or None."""
     row = reader.peek_get(key)
     if row is None:
         return None
@@ -281,7 +297,7 @@ def _children_filter(key: str) -> PersonaFilters:
 async def persona_page(request: Request, owner: str, name: str, scope: ScopeDep) -> Response:
     key = f"{owner}/{name}"
     reader = state_of(request).client.scoped(scope.setting)
-    hot = _hot(request, scope, "persona.html", _persona_inputs(reader, key))
+    hot = _hot(request, scope, "persona.html", persona_inputs(reader, key))
     if hot is not None:
         return hot
     return await run_in_threadpool(_persona_page, request, scope, key)
@@ -361,9 +377,7 @@ def _set_image_src(set_key: str, member: Any) -> str | None:
 @router.get("/sets/{key}", response_class=HTMLResponse)
 async def set_page(request: Request, key: str, scope: ScopeDep) -> Response:
     state = state_of(request)
-    versions = _kept_set_history(state, key)
-    hot = _hot(request, scope, "set.html", [
-        state.client.scoped(scope.setting).peek_set(key), versions])
+    hot = _hot(request, scope, "set.html", set_inputs(state, scope.setting, key))
     if hot is not None:
         return hot
     return await run_in_threadpool(_set_page, request, scope, key)
@@ -433,10 +447,11 @@ _HISTORIES_LOCK = threading.Lock()
 _HEADS: dict[str, str | None] = {}  # the branch head the last full set page read from git
 
 
-def _kept_set_history(state: ServerState, key: str) -> list[Version] | None:
-    """The kept history of a set at the current head, or None (no git walk here)."""
+def set_inputs(state: ServerState, setting: str, key: str) -> list[object | None]:
+    """The cached records a set page is made of (no query, no git walk)."""
     with _HISTORIES_LOCK:
-        return _HISTORIES.get((key, _HEADS.get(state.settings.branch)))
+        versions = _HISTORIES.get((key, _HEADS.get(state.settings.branch)))
+    return [state.client.scoped(setting).peek_set(key), versions]
 
 
 def _set_history(state: ServerState, key: str) -> list[Version]:
