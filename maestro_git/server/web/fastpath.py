@@ -81,10 +81,10 @@ class WebFastPath:
             inputs = pages.set_inputs(state, setting, set_match.group(1))
         if inputs is None or any(i is None for i in inputs):
             return False
-        html = pages.kept_html(name, setting, pages.page_address(path, ""), tuple(inputs))
-        if html is None:
+        parts = pages.kept_html(name, setting, pages.page_address(path, ""), tuple(inputs))
+        if parts is None:
             return False
-        body = pages.fill_csrf(html, csrf).encode()
+        body = pages.fill_csrf(parts, csrf)
         await send({"type": "http.response.start", "status": 200,
                     "headers": [*_HEADERS, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -86,7 +86,10 @@ def _page(request: Request, scope: Scope | None, name: str, status: int = 200,
 # identity check is sound; the browser's CSRF token is put in per response (a per-process
 # random slot stands for it in the kept HTML).
 _CSRF_SLOT = "csrf-slot-" + secrets.token_hex(16)
-_RENDERED: OrderedDict[tuple[str, str, str], tuple[tuple[object, ...], str]] = OrderedDict()
+_CSRF_SLOT_BYTES = _CSRF_SLOT.encode()
+# (template, scope, address) -> (input records, the page's UTF-8 bytes split at the CSRF slot)
+_RENDERED: OrderedDict[tuple[str, str, str], tuple[tuple[object, ...], tuple[bytes, ...]]] = \
+    OrderedDict()
 _RENDERED_LOCK = threading.Lock()
 _RENDERED_SIZE = 512
 
@@ -96,8 +99,10 @@ def page_address(path: str, query: str) -> str:
     return f"{path}?{query}" if query else path
 
 
-def kept_html(name: str, setting: str, address: str, inputs: tuple[object, ...]) -> str | None:
-    """The kept HTML of a page for this scope and address, if rendered from `inputs`."""
+def kept_html(name: str, setting: str, address: str,
+              inputs: tuple[object, ...]) -> tuple[bytes, ...] | None:
+    """The kept page for this scope and address, if rendered from `inputs`: its bytes split
+    where the CSRF token goes (`fill_csrf` joins them)."""
     key = (name, setting, address)
     with _RENDERED_LOCK:
         kept = _RENDERED.get(key)
@@ -113,13 +118,13 @@ def _address(request: Request) -> str:
     return page_address(request.url.path, request.url.query)
 
 
-def fill_csrf(html: str, token: str) -> str:
-    """Kept HTML with this browser's CSRF token in its forms."""
-    return html.replace(_CSRF_SLOT, token)
+def fill_csrf(parts: tuple[bytes, ...], token: str) -> bytes:
+    """A kept page with this browser's CSRF token in its forms."""
+    return token.encode().join(parts)
 
 
-def _respond(request: Request, html: str) -> Response:
-    response = HTMLResponse(fill_csrf(html, session.csrf_token(request)))
+def _respond(request: Request, parts: tuple[bytes, ...]) -> Response:
+    response = HTMLResponse(fill_csrf(parts, session.csrf_token(request)))
     session.set_csrf_cookie(request, response)
     response.headers.update(SECURITY_HEADERS)
     return response
@@ -129,18 +134,19 @@ def _kept_page(request: Request, scope: Scope, name: str, inputs: tuple[object, 
                context: Callable[[], dict[str, Any]]) -> Response:
     """`_page` for a page that is a pure function of `inputs` (records from the cache) and
     the scope: rendered once, then served from `_RENDERED` while the inputs are the same."""
-    html = kept_html(name, scope.setting, _address(request), inputs)
-    if html is None:
+    parts = kept_html(name, scope.setting, _address(request), inputs)
+    if parts is None:
         state = state_of(request)
         values = context()
         values.update(request=request, scope=scope, csrf=_CSRF_SLOT, public=state.public,
                       branch=state.settings.branch)
-        html = templates.get_template(name).render(values)
+        parts = tuple(templates.get_template(name).render(values).encode().split(
+            _CSRF_SLOT_BYTES))
         with _RENDERED_LOCK:
-            _RENDERED[(name, scope.setting, _address(request))] = (inputs, html)
+            _RENDERED[(name, scope.setting, _address(request))] = (inputs, parts)
             while len(_RENDERED) > _RENDERED_SIZE:
                 _RENDERED.popitem(last=False)
-    return _respond(request, html)
+    return _respond(request, parts)
 
 
 def _hot(request: Request, scope: Scope, name: str,
@@ -149,8 +155,8 @@ def _hot(request: Request, scope: Scope, name: str,
     page was rendered from exactly those: served on the event loop, without a thread."""
     if inputs is None or any(i is None for i in inputs):
         return None
-    html = kept_html(name, scope.setting, _address(request), tuple(inputs))
-    return None if html is None else _respond(request, html)
+    parts = kept_html(name, scope.setting, _address(request), tuple(inputs))
+    return None if parts is None else _respond(request, parts)
 
 
 def _guarded(request: Request, scope: Scope, build: Callable[[ServerState], Response]
