@@ -65,6 +65,9 @@ def create_app(settings: Settings, *, public: bool = False, workers: bool = True
     app = FastAPI(title="maestro-git", version=_version("maestro-git"), description=DESCRIPTION,
                   lifespan=lifespan)
     problems.install(app)
+    from maestro_git.server.fastpath import FastPath
+
+    app.add_middleware(FastPath)
     from maestro_git.server import routes
 
     routes.install(app)
