@@ -244,6 +244,16 @@ def _blank_body(display_name: str) -> str:
     )
 
 
+def _child_body(display_name: str, parent: str) -> str:
+    """A child's first body: one appended section, no title, no preamble, no section named
+    like the parent's (those would replace the parent's, see `inherit`)."""
+    return (
+        f"## {display_name}\n\n"
+        f"- You are {display_name}. Everything {parent} says applies; write below only what "
+        "this persona adds. A section titled like one of the parent's replaces it.\n"
+    )
+
+
 def new_persona(
     root: Path,
     key: str,
@@ -277,7 +287,7 @@ def new_persona(
     fields: dict[str, Any] = {"id": new_id or str(uuid.uuid4())}
     display = display_name or _title(name)
     fields["display_name"] = display
-    body = _blank_body(display)
+    body = _blank_body(display) if extends is None else _child_body(display, extends)
     if template is not None:
         tpl = find_template(root, template, limits)
         fields["description"] = tpl.description
