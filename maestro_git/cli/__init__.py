@@ -66,8 +66,8 @@ def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]
 # not pay for psycopg, whoosh or watchdog. tests/test_cli.py checks this map is complete.
 COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("init", "new", "check", "fmt", "show", "list", "templates"), "files"),
-    **dict.fromkeys(("history", "diff", "rollback", "log", "review", "rename", "delete"),
-                    "versions"),
+    **dict.fromkeys(("history", "diff", "rollback", "log", "review", "rename", "delete",
+                     "promote"), "versions"),
     **dict.fromkeys(("db", "sync", "verify", "rebuild"), "mirror"),
     **dict.fromkeys(("search", "sets", "index"), "find"),
     "daemon": "daemon",

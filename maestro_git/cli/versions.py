@@ -1,4 +1,4 @@
-"""Git commands: history, diff, rollback, log, review, rename, delete.
+"""Git commands: history, diff, rollback, promote, log, review, rename, delete.
 
 Each parses options, makes one `maestro_git.repo.repository.Repository` call and renders the
 result. Editing a persona is done by editing its file; `rename` and `delete` exist because a
@@ -89,6 +89,36 @@ def diff(app: AppContext, key: str, rev_a: str | None, rev_b: str | None, resolv
         click.echo(to_json(result))
         return
     click.echo(render_diff(result), nl=False)
+
+
+@cli.command()
+@click.argument("key")
+@click.option("--from", "source", required=True, metavar="BRANCH",
+              help="The branch whose head holds the version to promote (e.g. main).")
+@click.option("--to", "target", required=True, metavar="BRANCH",
+              help="The label branch to move (e.g. production); nothing else moves.")
+@_author_option
+@_message_option
+@format_option("text", "json")
+@pass_app
+def promote(app: AppContext, key: str, source: str, target: str, author: str | None,
+            message: str | None, fmt: str) -> None:
+    """Promote KEY from one branch to another in one commit on the target branch.
+
+    The persona's file, and the parents its effective instruction needs where they differ,
+    are copied from the head of --from onto --to with compare-and-swap; the commit carries
+    'Maestro-Action: promoted', so the audit trail records a 'promoted' event and
+    'maestro history KEY --rev production' reads as the label's history.
+
+    \b
+    Example:
+      maestro promote acme/code_reviewer --from main --to production
+    """
+    repo = Repository(app.settings)
+    commit = repo.promote(key, source, target, author=author, message=message)
+    version = repo.history(key, commit)[0].version
+    _written(app, fmt, commit, f"promoted {key} {version} from {source} to {target}",
+             key=key, version=version, branch=target)
 
 
 @cli.command()

@@ -181,7 +181,7 @@ class Version(_Frozen):
     message: str
     content_hash: str | None  # None when the commit deleted the file
     version: str | None  # the frontmatter semver at that commit, when parseable
-    action: str  # created | updated | renamed | deleted | rolled_back
+    action: str  # created | updated | renamed | deleted | rolled_back | promoted
 
 
 class ChangeAction(StrEnum):
@@ -205,7 +205,7 @@ class Change(_Frozen):
 class AuditEvent(_Frozen):
     """One entry of the audit trail, derived from a commit."""
 
-    action: str  # created | updated | renamed | deleted | rolled_back | history_rewritten
+    action: str  # created | updated | renamed | deleted | rolled_back | promoted | history_rewritten
     kind: EntityKind | Literal["repository"]
     key: str
     commit: str

@@ -14,7 +14,7 @@ diff between two versions is `core.diff`'s, called by `Repository.diff`.)
 from __future__ import annotations
 
 from maestro_git.core import inherit
-from maestro_git.core.audit import events_for_commit, parse_rollback
+from maestro_git.core.audit import events_for_commit, is_promotion, parse_rollback
 from maestro_git.core.formats import classify, content_hash, parse_file
 from maestro_git.core.models import (
     AuditEvent,
@@ -70,7 +70,9 @@ def _version(git: GitRepo, step: FileVersion) -> Version:
             semver = rec.version
     action = _ACTIONS[step.status]
     rollback = parse_rollback(info.message)
-    if (rollback is not None and step.status != "deleted"
+    if is_promotion(info.message) and step.status != "deleted":
+        action = "promoted"
+    elif (rollback is not None and step.status != "deleted"
             and (not rollback.keys or key in rollback.keys)):
         action = "rolled_back"
     return Version(

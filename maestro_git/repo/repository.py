@@ -42,6 +42,7 @@ from maestro_git.errors import NotFoundError, UsageError
 from maestro_git.git.repo import GitRepo, Identity
 from maestro_git.git.worktree import read_worktree
 from maestro_git.repo.history import commit_events, read_history
+from maestro_git.repo.promote import plan_promotion
 from maestro_git.repo.writes import MAX_ATTEMPTS, Writer, key_path
 from maestro_git.settings import Settings
 
@@ -449,6 +450,26 @@ class Repository:
             lambda snap: writer.plan_rollback(snap, key, target, old_bytes, restored_version,
                                               message),
             author, base)
+
+    def promote(self, key: str, source: str, target: str,
+                author: Identity | str | None = None, message: str | None = None) -> str:
+        """Commit `key`'s file (and the ancestors its effective instruction needs, where they
+        differ) from the head of branch `source` onto branch `target`, compare-and-swap.
+
+        Only `target` moves. The commit carries `Maestro-Action: promoted`, so the audit
+        trail records a `promoted` event. Returns the new commit on `target`."""
+        if self.git.head(target) is None:
+            raise NotFoundError(f"branch '{target}' does not exist",
+                                hint=f"create it once: git branch {target} {source}")
+        start = self.git.head(source)
+        if start is None:
+            raise NotFoundError(f"branch '{source}' does not exist or has no commits")
+        source_snap = self._snapshot_at(start)
+        writer = Writer(self.git, self.settings, target, self._snapshot_at, self._remember)
+        return writer.commit(
+            lambda snap: plan_promotion(self.git, source_snap, snap, key, source, target,
+                                        message),
+            author, None)
 
 
 def _aware(when: datetime) -> datetime:
