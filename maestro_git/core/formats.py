@@ -21,7 +21,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -80,7 +80,12 @@ class Location:
 
 @dataclass(frozen=True)
 class ParsedFile:
-    """A file after parsing: its record (None when unreadable) and the problems found."""
+    """A file after parsing: its record (None when unreadable) and the problems found.
+
+    `location` is what the path means (None for a file maestro does not read) and `text` the
+    decoded text (None when unreadable), so validation never re-classifies or re-decodes.
+    A snapshot keeps its parse results without `text` (`without_text`): holding every
+    file's text twice would double a large repository's memory."""
 
     path: str
     kind: EntityKind | None
@@ -90,6 +95,12 @@ class ParsedFile:
     # file line of each top-level frontmatter key, and of each set member ("members[3]",
     # by position in `PersonaSet.members`)
     field_lines: Mapping[str, int] = field(default_factory=dict)
+    location: Location | None = None
+    text: str | None = None
+
+    def without_text(self, extra: tuple[Problem, ...] = ()) -> ParsedFile:
+        """This result without its text, with `extra` problems appended."""
+        return replace(self, problems=self.problems + extra, text=None)
 
 
 def content_hash(data: bytes) -> str:
@@ -313,13 +324,13 @@ def parse_file(src: SourceFile, limits: Limits) -> ParsedFile:
         return ParsedFile(src.path, None, None, (), digest)
     if src.is_symlink:
         # Symlinks are judged by validation (inside/outside the repository); never followed.
-        return ParsedFile(src.path, loc.kind, None, (), digest)
+        return ParsedFile(src.path, loc.kind, None, (), digest, location=loc)
     text, problems = _decode(src, limits)
     if text is None:
-        return ParsedFile(src.path, loc.kind, None, tuple(problems), digest)
+        return ParsedFile(src.path, loc.kind, None, tuple(problems), digest, location=loc)
     record: Persona | Template | PersonaSet | None
     if loc.kind == "persona_set":
         record, problems, lines = parse_set(src, loc.name, text, digest)
     else:
         record, problems, lines = _parse_document(src, loc, text, limits, digest)
-    return ParsedFile(src.path, loc.kind, record, tuple(problems), digest, lines)
+    return ParsedFile(src.path, loc.kind, record, tuple(problems), digest, lines, loc, text)

@@ -336,11 +336,7 @@ def _derive(base: Snapshot | None, idx: _Index, touched: set[str], settings: Set
 def _parse(src: SourceFile, settings: Settings) -> ParsedFile:
     parsed = parse_file(src, settings.limits)
     extra = validate.validate_file(parsed, src, settings)
-    if extra:
-        parsed = ParsedFile(parsed.path, parsed.kind, parsed.record,
-                            parsed.problems + tuple(extra), parsed.content_hash,
-                            parsed.field_lines)
-    return parsed
+    return parsed.without_text(tuple(extra))
 
 
 def _read(sources: Iterable[SourceFile], settings: Settings, idx: _Index,

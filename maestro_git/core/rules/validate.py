@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Protocol
 
 from maestro_git.core import inherit
-from maestro_git.core.formats import NAME_RE, ParsedFile, classify, decode_text
+from maestro_git.core.formats import NAME_RE, ParsedFile
 from maestro_git.core.models import (
     EntityKind,
     Persona,
@@ -169,7 +169,7 @@ def validate_file(parsed: ParsedFile, source: SourceFile, settings: Settings) ->
         return _misplaced(parsed.path)
     problems: list[Problem] = []
     rec = parsed.record
-    loc = classify(parsed.path)
+    loc = parsed.location
     assert loc is not None  # parsed.kind is set only for classified paths
     names = [("owner", loc.owner), ("name", loc.name)] if loc.owner else [("name", loc.name)]
     for label, value in names:
@@ -182,7 +182,7 @@ def validate_file(parsed: ParsedFile, source: SourceFile, settings: Settings) ->
                 f"rename the {what} in lowercase, e.g. '{suggestion}'", line=1))
     if any(p.rule in ("file-too-large", "binary-file", "invalid-utf8") for p in parsed.problems):
         return problems
-    text = decode_text(source, settings.limits)
+    text = parsed.text
     if text is None:
         return problems
     problems.extend(content_rules.hidden_unicode(parsed.path, text))
@@ -203,7 +203,7 @@ def cross_file_problems(view: CrossView, path: str, settings: Settings) -> list[
     parsed = view.files[path]
     rec = parsed.record
     problems: list[Problem] = []
-    loc = classify(path)
+    loc = parsed.location
     if loc is not None:
         same = view.paths_for_key(loc.kind, loc.key)
         if len(same) > 1:
