@@ -362,6 +362,12 @@ class ScopedClient:
     def peek_list(self, filters: PersonaFilters) -> builtins.list[PersonaSummary] | None:
         return self._peek(self._key("list", repr(filters)))  # type: ignore[no-any-return]
 
+    def peek_history(self, key: str) -> builtins.list[VersionRow] | None:
+        return self._peek(self._key("history", key))  # type: ignore[no-any-return]
+
+    def peek_set(self, key: str) -> SetDetail | None:
+        return self._peek(self._key("set", key))  # type: ignore[no-any-return]
+
     def get(self, key: str) -> PersonaRow:
         return self.client._cached(self._key("get", key), frozenset({f"persona:{key}"}),
                                    self._run(lambda c: query.get_persona(c, key)))

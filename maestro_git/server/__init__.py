@@ -16,6 +16,9 @@ import os
 from maestro_git.errors import UsageError
 from maestro_git.settings import Settings
 
+# Open event streams never end by themselves: at shutdown they get this long, then are closed.
+GRACEFUL_SECONDS = 3
+
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           public: bool = False, log_level: str = "info") -> None:
@@ -29,10 +32,12 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, work
         raise UsageError("--workers must be at least 1")
     if workers == 1:
         uvicorn.run(create_app(settings, public=public), host=host, port=port,
-                    log_level=log_level, access_log=False, http="auto")
+                    log_level=log_level, access_log=False,
+                    timeout_graceful_shutdown=GRACEFUL_SECONDS)
         return
     os.environ[SERVE_ENV] = json.dumps({
         "repo": str(settings.repo_path), "database_url": settings.database_url,
         "branch": settings.branch, "public": public})
     uvicorn.run("maestro_git.server.app:factory", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, access_log=False)
+                workers=workers, log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=GRACEFUL_SECONDS)

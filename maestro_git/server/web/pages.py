@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import mimetypes
 import posixpath
+import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -29,8 +30,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from maestro_git.client import ScopedClient
 from maestro_git.core.models import SearchHit, Version
 from maestro_git.core.render import render_html
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
@@ -74,6 +77,65 @@ def _page(request: Request, scope: Scope | None, name: str, status: int = 200,
     session.set_csrf_cookie(request, response)
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+# Pages built from the client's cached records are kept rendered: the same records (the
+# cache hands out the same objects until a NOTIFY or its TTL replaces them) give the same
+# HTML, so a hot page costs no template rendering. The entry holds its input objects, so an
+# identity check is sound; the browser's CSRF token is put in per response (a per-process
+# random slot stands for it in the kept HTML).
+_CSRF_SLOT = "csrf-slot-" + secrets.token_hex(16)
+_RENDERED: OrderedDict[tuple[str, str, str], tuple[tuple[object, ...], str]] = OrderedDict()
+_RENDERED_LOCK = threading.Lock()
+_RENDERED_SIZE = 512
+
+
+def _kept_html(request: Request, scope: Scope, name: str,
+               inputs: tuple[object, ...]) -> str | None:
+    key = (name, scope.setting, str(request.url))
+    with _RENDERED_LOCK:
+        kept = _RENDERED.get(key)
+        if kept is not None:
+            _RENDERED.move_to_end(key)
+    if kept is not None and len(kept[0]) == len(inputs) and all(
+            a is b for a, b in zip(kept[0], inputs, strict=True)):
+        return kept[1]
+    return None
+
+
+def _respond(request: Request, html: str) -> Response:
+    response = HTMLResponse(html.replace(_CSRF_SLOT, session.csrf_token(request)))
+    session.set_csrf_cookie(request, response)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _kept_page(request: Request, scope: Scope, name: str, inputs: tuple[object, ...],
+               context: Callable[[], dict[str, Any]]) -> Response:
+    """`_page` for a page that is a pure function of `inputs` (records from the cache) and
+    the scope: rendered once, then served from `_RENDERED` while the inputs are the same."""
+    html = _kept_html(request, scope, name, inputs)
+    if html is None:
+        state = state_of(request)
+        values = context()
+        values.update(request=request, scope=scope, csrf=_CSRF_SLOT, public=state.public,
+                      branch=state.settings.branch)
+        html = templates.get_template(name).render(values)
+        with _RENDERED_LOCK:
+            _RENDERED[(name, scope.setting, str(request.url))] = (inputs, html)
+            while len(_RENDERED) > _RENDERED_SIZE:
+                _RENDERED.popitem(last=False)
+    return _respond(request, html)
+
+
+def _hot(request: Request, scope: Scope, name: str,
+         inputs: Sequence[object | None] | None) -> Response | None:
+    """The kept page when every input is in the client's cache (`peek_*`, no query) and the
+    page was rendered from exactly those: served on the event loop, without a thread."""
+    if inputs is None or any(i is None for i in inputs):
+        return None
+    html = _kept_html(request, scope, name, tuple(inputs))
+    return None if html is None else _respond(request, html)
 
 
 def _guarded(request: Request, scope: Scope, build: Callable[[ServerState], Response]
@@ -194,16 +256,45 @@ def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
 
 
 # -- personas --------------------------------------------------------------------------------
-@router.get("/personas/{owner}/{name}", response_class=HTMLResponse)
-def persona_page(request: Request, owner: str, name: str, scope: ScopeDep) -> Response:
-    key = f"{owner}/{name}"
+def _persona_inputs(reader: ScopedClient, key: str) -> list[object | None] | None:
+    row = reader.peek_get(key)
+    if row is None:
+        return None
+    inputs: list[object | None] = [row, reader.peek_history(key),
+                                   reader.peek_list(_children_filter(key))]
+    parent, seen = row.parent_key, {key}
+    while parent and parent not in seen:
+        seen.add(parent)
+        ancestor = reader.peek_get(parent)
+        if ancestor is None:
+            return None  # not cached, or outside the scope: the full path decides
+        inputs.append(ancestor)
+        parent = ancestor.parent_key
+    return inputs
 
+
+def _children_filter(key: str) -> PersonaFilters:
+    return PersonaFilters(parent=key, limit=None)
+
+
+@router.get("/personas/{owner}/{name}", response_class=HTMLResponse)
+async def persona_page(request: Request, owner: str, name: str, scope: ScopeDep) -> Response:
+    key = f"{owner}/{name}"
+    reader = state_of(request).client.scoped(scope.setting)
+    hot = _hot(request, scope, "persona.html", _persona_inputs(reader, key))
+    if hot is not None:
+        return hot
+    return await run_in_threadpool(_persona_page, request, scope, key)
+
+
+def _persona_page(request: Request, scope: Scope, key: str) -> Response:
     def build(state: ServerState) -> Response:
         reader = state.client.scoped(scope.setting)
         row = reader.get(key)
         versions = reader.history(key)
-        children = reader.list(PersonaFilters(parent=key, limit=None))
+        children = reader.list(_children_filter(key))
         chain: list[tuple[str | None, str | None]] = [(key, row.content)]
+        inputs: list[object] = [row, versions, children]
         parent, seen = row.parent_key, {key}
         while parent and parent not in seen:
             seen.add(parent)
@@ -213,15 +304,19 @@ def persona_page(request: Request, owner: str, name: str, scope: ScopeDep) -> Re
                 chain.append((None, None))  # outside the scope (or missing): not named
                 break
             chain.append((ancestor.key, ancestor.content))
+            inputs.append(ancestor)
             parent = ancestor.parent_key
         chain.reverse()
-        sections = views.attribute_sections(chain, row.resolved_content)
-        return _page(request, scope, "persona.html", row=row, versions=versions,
-                     children=children, chain=[k for k, _ in chain], sections=sections,
-                     body=_html(row.content), resolved=_html(row.resolved_content),
-                     hidden=views.hidden_characters(row.content),
-                     metadata=json.dumps(row.metadata, indent=2, ensure_ascii=False,
-                                         sort_keys=True))
+
+        def context() -> dict[str, Any]:
+            return dict(
+                row=row, versions=versions, children=children, chain=[k for k, _ in chain],
+                sections=views.attribute_sections(tuple(chain), row.resolved_content),
+                body=_html(row.content), resolved=_html(row.resolved_content),
+                hidden=views.hidden_characters(row.content),
+                metadata=json.dumps(row.metadata, indent=2, ensure_ascii=False,
+                                    sort_keys=True))
+        return _kept_page(request, scope, "persona.html", tuple(inputs), context)
     return _guarded(request, scope, build)
 
 
@@ -264,22 +359,34 @@ def _set_image_src(set_key: str, member: Any) -> str | None:
 
 
 @router.get("/sets/{key}", response_class=HTMLResponse)
-def set_page(request: Request, key: str, scope: ScopeDep) -> Response:
+async def set_page(request: Request, key: str, scope: ScopeDep) -> Response:
+    state = state_of(request)
+    versions = _kept_set_history(state, key)
+    hot = _hot(request, scope, "set.html", [
+        state.client.scoped(scope.setting).peek_set(key), versions])
+    if hot is not None:
+        return hot
+    return await run_in_threadpool(_set_page, request, scope, key)
+
+
+def _set_page(request: Request, scope: Scope, key: str) -> Response:
     def build(state: ServerState) -> Response:
         detail = state.client.scoped(scope.setting).set(key)
         versions = _set_history(state, key)
-        s = detail.set
-        charts = [(title, views.bar_chart(views.score_items(value), title))
-                  for title, value in (("RQE scores", s.rqe_scores),
-                                       ("Diversity", s.diversity_score),
-                                       ("Validation", s.validation_scores))
-                  if views.score_items(value)]
-        cards = [(m, _set_image_src(key, m),
-                  views.bar_chart(views.score_items(m.similarity_score),
-                                  f"Similarity of {m.name}"))
-                 for m in detail.members]
-        return _page(request, scope, "set.html", detail=detail, charts=charts, cards=cards,
-                     versions=versions)
+
+        def context() -> dict[str, Any]:
+            s = detail.set
+            charts = [(title, views.bar_chart(views.score_items(value), title))
+                      for title, value in (("RQE scores", s.rqe_scores),
+                                           ("Diversity", s.diversity_score),
+                                           ("Validation", s.validation_scores))
+                      if views.score_items(value)]
+            cards = [(m, _set_image_src(key, m),
+                      views.bar_chart(views.score_items(m.similarity_score),
+                                      f"Similarity of {m.name}"))
+                     for m in detail.members]
+            return dict(detail=detail, charts=charts, cards=cards, versions=versions)
+        return _kept_page(request, scope, "set.html", (detail, versions), context)
     return _guarded(request, scope, build)
 
 
@@ -323,13 +430,22 @@ def set_changes(request: Request, key: str, scope: ScopeDep, a: str | None = Non
 
 _HISTORIES: OrderedDict[tuple[str, str | None], list[Version]] = OrderedDict()
 _HISTORIES_LOCK = threading.Lock()
+_HEADS: dict[str, str | None] = {}  # the branch head the last full set page read from git
+
+
+def _kept_set_history(state: ServerState, key: str) -> list[Version] | None:
+    """The kept history of a set at the current head, or None (no git walk here)."""
+    with _HISTORIES_LOCK:
+        return _HISTORIES.get((key, _HEADS.get(state.settings.branch)))
 
 
 def _set_history(state: ServerState, key: str) -> list[Version]:
     """A set's versions from git, kept per (key, branch head): walking a file's history is
     the costliest read of the set page, and a new head is a new cache key."""
     repo = state.repo_for()
-    cache_key = (key, repo.head())
+    head = repo.head()
+    _HEADS[state.settings.branch] = head
+    cache_key = (key, head)
     with _HISTORIES_LOCK:
         found = _HISTORIES.get(cache_key)
         if found is not None:

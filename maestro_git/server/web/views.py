@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import nh3
@@ -37,14 +38,15 @@ __all__ = [
     "visible",
 ]
 
-_VISIBLE_SPACE = {" ", "\n"}
-
-
 def _is_hidden(ch: str) -> bool:
-    if ch in _VISIBLE_SPACE:
-        return False
-    category = unicodedata.category(ch)
-    return category in ("Cc", "Cf", "Co", "Cn", "Zl", "Zp") or (category == "Zs")
+    # str.isprintable is False exactly for the categories Cc, Cf, Cs, Co, Cn, Zl, Zp and every
+    # Zs but the ASCII space: controls, format characters (zero-width, bidi), unassigned and
+    # private-use code points, and unusual spaces. A line break is not hidden.
+    return ch != "\n" and not ch.isprintable()
+
+
+def _has_hidden(text: str) -> bool:
+    return not text.replace("\n", "").isprintable()  # one pass in C for the common case
 
 
 def _name(ch: str) -> str:
@@ -54,6 +56,8 @@ def _name(ch: str) -> str:
 
 def visible(text: str) -> Markup:
     """`text` escaped for HTML, with every hidden character shown as a labelled marker."""
+    if not _has_hidden(text):
+        return escape(text)
     out: list[str] = []
     plain: list[str] = []
     for ch in text:
@@ -69,13 +73,16 @@ def visible(text: str) -> Markup:
     return Markup("".join(out))
 
 
-def hidden_characters(text: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def hidden_characters(text: str) -> tuple[str, ...]:
     """The distinct hidden characters of `text`, as `U+XXXX NAME`, in first-seen order."""
+    if not _has_hidden(text):
+        return ()
     seen: dict[str, None] = {}
     for ch in text:
         if _is_hidden(ch):
             seen.setdefault(f"U+{ord(ch):04X} {_name(ch)}", None)
-    return list(seen)
+    return tuple(seen)
 
 
 @dataclass(frozen=True)
@@ -114,8 +121,9 @@ class Section:
     source: str | None
 
 
-def attribute_sections(chain: Sequence[tuple[str | None, str | None]],
-                       resolved: str) -> list[Section]:
+@lru_cache(maxsize=1024)
+def attribute_sections(chain: tuple[tuple[str | None, str | None], ...],
+                       resolved: str) -> tuple[Section, ...]:
     """Which persona of `chain` (root first, the persona itself last; `(None, None)` for an
     ancestor outside the reader's scope) contributed each section of `resolved`.
 
@@ -141,7 +149,7 @@ def attribute_sections(chain: Sequence[tuple[str | None, str | None]],
         out.append(Section(heading, sec.level, source_of(
             lambda split, text=sec.text: any(s.text.rstrip("\n") == text.rstrip("\n")
                                              for s in split[1]))))
-    return out
+    return tuple(out)
 
 
 _HEADING_TAG = re.compile(r"<(/?)h([1-6])(?=[\s>])")
@@ -161,7 +169,7 @@ def for_page(html: str, by: int = 2) -> Markup:
         lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + by)}", cleaned))
 
 
-def score_items(value: Any) -> list[tuple[str, float]]:
+def score_items(value: Any) -> tuple[tuple[str, float], ...]:
     """The numeric scores of a jsonb score value: a number (`score`) or an object of
     numbers (nested objects flattened as `a.b`); other values are left out."""
     items: list[tuple[str, float]] = []
@@ -176,13 +184,14 @@ def score_items(value: Any) -> list[tuple[str, float]]:
                 walk(f"{prefix}.{k}" if prefix else str(k), sub)
 
     walk("", value)
-    return items
+    return tuple(items)
 
 
 _BAR_H, _GAP, _LABEL_W, _BAR_W = 14, 4, 120, 150
 
 
-def bar_chart(items: Sequence[tuple[str, float]], title: str) -> Markup:
+@lru_cache(maxsize=4096)
+def bar_chart(items: tuple[tuple[str, float], ...], title: str) -> Markup:
     """A small horizontal bar chart (inline SVG) of scores; a value in [0, 1] is drawn as a
     share of the full bar, a larger one against the largest value."""
     if not items:
