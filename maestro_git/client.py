@@ -19,6 +19,11 @@ connection is down are lost, so nothing is cached while it is down and the whole
 flushed each time it (re)connects. A read that raced with an invalidation is not cached (a
 generation counter). So a cached read is never staler than the notification latency.
 Thread-safe: the cache has a lock, the query connection another.
+
+Mirrors: a client reads one mirror, that of `branch` (default: the settings' branch) of the
+repository its settings describe (`maestro_git.mirror.registry`), so
+`Client(branch="production")` reads what production runs. Notifications name their mirror
+(`schema`); the listener ignores those of other mirrors.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from maestro_git.core.models import SearchHit
 from maestro_git.errors import DatabaseError, SearchError
-from maestro_git.mirror import db, query, scope
+from maestro_git.mirror import db, query, registry, scope
 from maestro_git.mirror.query import (
     PersonaFilters,
     PersonaRow,
@@ -138,19 +143,31 @@ class Client:
     server) says where the mirror is. `settings` default to those of the current directory;
     they also say where the local search index is. `cache_size` / `cache_ttl` default to
     `[cache] size` / `ttl_seconds` of maestro.toml. `listen=False` turns the NOTIFY listener
-    off (the cache then relies on its TTL alone).
+    off (the cache then relies on its TTL alone). `branch` chooses the mirror (default: the
+    settings' branch); `mirror` gives one explicitly.
     """
 
     def __init__(self, database_url: str | None = None, *, settings: Settings | None = None,
+                 branch: str | None = None, mirror: db.Mirror | None = None,
                  cache_size: int | None = None, cache_ttl: float | None = None,
                  listen: bool = True, listen_timeout: float = 5.0) -> None:
         self.settings = settings or load_settings()
+        if branch is not None:
+            self.settings = self.settings.with_overrides(branch=branch)
         self.url = database_url or db.database_url(self.settings)
         self.stats = ClientStats()
         self._cache = _Cache(self.settings.cache_size if cache_size is None else cache_size,
                              self.settings.cache_ttl_seconds if cache_ttl is None else cache_ttl)
         self._conn_lock = threading.Lock()
-        self._conn: db.Connection | None = db.connect(self.url)
+        conn = db.connect(self.url)
+        try:
+            with db.translate_errors("finding the mirror"):
+                self.mirror: db.Mirror = mirror or registry.resolve(conn, self.settings)
+            db.bind(conn, self.mirror)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn: db.Connection | None = conn
         self._index: SearchIndex | None = None
         self._stop = threading.Event()
         self._listening = threading.Event()
@@ -170,7 +187,7 @@ class Client:
                     if self._conn is not None:
                         self._conn.close()
                         self.stats.reconnects += 1
-                    self._conn = db.connect(self.url)
+                    self._conn = db.connect(self.url, mirror=self.mirror)
                 self.stats.queries += 1
                 try:
                     return fn(self._conn)
@@ -225,6 +242,9 @@ class Client:
             payload = json.loads(raw)
         except ValueError:
             payload = {}
+        if isinstance(payload, dict) and payload.get("schema", self.mirror.schema) \
+                != self.mirror.schema:
+            return  # another mirror's change
         tags = _tags_for(payload) if isinstance(payload, dict) else None
         if tags is None:
             self._cache.clear()

@@ -18,7 +18,11 @@ max_inheritance_depth = 8
 non-instruction-content = "warning"
 
 [sync]
-branch = "main"
+branch = "main"               # the default branch (readers' default; first of `branches`)
+branches = ["main", "production"]  # every branch mirrored, each in a schema of its own
+name = "acme-personas"        # the mirror's name (default: the repository folder's name)
+schema = "acme_main"          # the schema of the mirror (one branch), or a table per branch:
+# schema = {main = "acme_main", production = "acme_prod"}
 
 [hooks]
 commands = ["./scripts/notify.sh"]          # run with the event JSON on stdin
@@ -47,6 +51,7 @@ static_url = "/static"              # default; `/static/images/x.png` -> <static
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -78,6 +83,11 @@ class Settings:
     repo_path: Path = field(default_factory=Path.cwd)
     database_url: str | None = None  # None: the embedded PostgreSQL
     branch: str = "main"
+    # Every branch `maestro sync` and the daemon mirror; `branch` is one of them. Empty: just
+    # `branch`.
+    branches: tuple[str, ...] = ()
+    mirror_name: str | None = None  # [sync] name; None: the repository folder's name
+    schemas: Mapping[str, str] = field(default_factory=dict)  # branch -> explicit schema
     limits: Limits = field(default_factory=Limits)
     rule_severity: Mapping[str, str] = field(default_factory=dict)  # rule id -> severity/"off"
     hook_commands: tuple[str, ...] = ()
@@ -100,6 +110,17 @@ class Settings:
         if self.sets_static_dir is None:
             return None
         return self.sets_static_url, self.sets_static_dir
+
+    @property
+    def mirrored_branches(self) -> tuple[str, ...]:
+        """The branches to mirror: `branches`, always including `branch`."""
+        if not self.branches:
+            return (self.branch,)
+        return self.branches if self.branch in self.branches else (self.branch, *self.branches)
+
+    def schema_for(self, branch: str) -> str | None:
+        """The schema `[sync] schema` sets for `branch`, or None (maestro chooses)."""
+        return self.schemas.get(branch)
 
     @property
     def state_dir(self) -> Path:
@@ -170,6 +191,41 @@ def _str_tuple(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+_SCHEMA_RE = r"^[a-z_][a-z0-9_]{0,62}$"
+
+
+def _sync(section: Mapping[str, Any], branch: str | None) -> dict[str, Any]:
+    """branch, branches, mirror_name and schemas from [sync] (`branch`: the flag or the
+    environment, which narrows the mirrored branches to that one)."""
+    branches = _str_tuple(section, "branches")
+    default = str(section.get("branch", branches[0] if branches else "main"))
+    name = section.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ConfigError(f"{CONFIG_FILE}: sync.name must be a non-empty string")
+    raw = section.get("schema")
+    schemas: dict[str, str] = {}
+    if isinstance(raw, str):
+        if len(branches) > 1:
+            raise ConfigError(f"{CONFIG_FILE}: sync.schema names one schema but "
+                              f"{len(branches)} branches are mirrored",
+                              hint='use a table: schema = {main = "a_main", production = '
+                                   '"a_prod"}')
+        schemas[default] = raw
+    elif isinstance(raw, Mapping):
+        schemas = {str(k): v for k, v in raw.items()}
+    elif raw is not None:
+        raise ConfigError(f"{CONFIG_FILE}: sync.schema must be a string or a table")
+    for value in schemas.values():
+        if not isinstance(value, str) or not re.match(_SCHEMA_RE, value) or \
+                value.startswith("pg_") or value == "maestro":
+            raise ConfigError(f"{CONFIG_FILE}: sync.schema {value!r} is not a usable schema "
+                              "name", hint="lower-case letters, digits and _, at most 63, "
+                                           "not pg_* or maestro")
+    if branch:
+        return {"branch": branch, "branches": (), "mirror_name": name, "schemas": schemas}
+    return {"branch": default, "branches": branches, "mirror_name": name, "schemas": schemas}
+
+
 def _sets(section: Mapping[str, Any]) -> dict[str, Any]:
     static_dir, static_url = section.get("static_dir"), section.get("static_url", "/static")
     if static_dir is not None and not (
@@ -216,7 +272,7 @@ def load_settings(
     return Settings(
         repo_path=root,
         database_url=database_url or env.get("DATABASE_URL") or data.get("database_url") or None,
-        branch=branch or env.get("MAESTRO_BRANCH") or str(sync.get("branch", "main")),
+        **_sync(sync, branch or env.get("MAESTRO_BRANCH")),
         limits=_limits(_section(data, "limits")),
         rule_severity=_rules(_section(data, "rules")),
         hook_commands=_str_tuple(hooks, "commands"),

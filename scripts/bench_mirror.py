@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from bench_common import Context, Row, guarded, say, scratch_branch, timed
+
+if TYPE_CHECKING:
+    from maestro_git.settings import Settings
 
 SECTION = "mirror"
 # DESIGN.md floors for 10k personas: read 0.27 + parse 0.77 + pydantic 0.05 + COPY 0.45
@@ -13,13 +17,13 @@ SECTION = "mirror"
 FLOOR_10K = 0.27 + 0.77 + 0.05 + 0.45 + 1.6
 
 
-def mirrored_rows(url: str) -> int:
+def mirrored_rows(settings: Settings) -> int:
     from psycopg import sql
 
     from maestro_git.mirror import db
 
     total = 0
-    with db.connect(url) as conn:
+    with db.connect(settings) as conn:  # bound to the branch's mirror
         for table in ("personas", "persona_templates", "persona_sets", "persona_set_members"):
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
                 sql.Identifier(table))).fetchone()
@@ -39,7 +43,7 @@ def run(ctx: Context) -> Iterator[Row]:
         settings = ctx.settings.with_overrides(branch=branch, database_url=head_url)
         say(f"mirror: full mirror of the head ({gen.personas} personas, {gen.sets} sets)")
         seconds, report = timed(lambda: sync(settings, head_only=True))
-        count = mirrored_rows(head_url)
+        count = mirrored_rows(settings)
         yield Row(SECTION, f"full mirror of the head: {count:,} rows", seconds,
                   target=1.5 * FLOOR_10K * ctx.scale,
                   floor=ctx.floor(FLOOR_10K, "read+parse+COPY+GIN"),

@@ -10,8 +10,11 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pygit2
+from psycopg import sql
 
 DEFAULT_AUTHOR = ("Test Author", "author@example.com")
 
@@ -90,3 +93,16 @@ class GitRepoFactory:
 
     def head(self) -> str:
         return str(self.repo.head.target)
+
+
+def mirror_sql(url: str, branch: str = "main") -> psycopg.Connection[Any]:
+    """An autocommit connection set to the one registered mirror of `branch`, as an SQL user
+    would (`SET search_path`); the server's search_path when none is registered yet."""
+    conn = psycopg.connect(url, autocommit=True)
+    if conn.execute("SELECT to_regclass('maestro.mirrors') IS NOT NULL").fetchone() == (True,):
+        schemas = [r[0] for r in conn.execute(
+            "SELECT schema_name FROM maestro.mirrors WHERE branch = %s", (branch,))]
+        assert len(schemas) <= 1, f"several mirrors of {branch}: {schemas}"
+        if schemas:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schemas[0])))
+    return conn

@@ -37,7 +37,8 @@ def db_url(app: AppContext) -> None:
 @format_option("table", "json")
 @pass_app
 def db_status(app: AppContext, fmt: str) -> None:
-    """Server version, applied and pending migrations, sync cursors."""
+    """Server version; this branch's mirror (schema, migrations, cursor); every mirror in the
+    database with its repository, branch and head (* marks the one these settings read)."""
     with db.connect(app.settings) as conn:
         st = db.status(app.settings, conn)
     if fmt == "json":
@@ -46,21 +47,36 @@ def db_status(app: AppContext, fmt: str) -> None:
     lines = [f"url:         {st.url}",
              f"server:      PostgreSQL {st.server_version}"
              + (f" (embedded, {st.data_dir})" if st.embedded else ""),
+             f"schema:      {st.schema or '(search_path)'}",
              f"migrations:  {', '.join(st.applied) or 'none'}"
              + (f"; pending: {', '.join(st.pending)}" if st.pending else ""),
              f"personas:    {st.personas}",
              f"sync errors: {st.sync_errors}"]
     lines += [f"cursor:      {branch} at {commit[:7]}" for branch, commit in st.cursors.items()]
     click.echo("\n".join(lines))
+    if st.mirrors:
+        click.echo("")
+        click.echo(table([{"": "*" if m.current else "", "schema": m.schema,
+                           "repository": f"{m.name} ({', '.join(r[:7] for r in m.roots)})",
+                           "branch": m.branch, "head": (m.head or "")[:7],
+                           "personas": m.personas if m.personas >= 0 else "",
+                           "updated": m.updated_at} for m in st.mirrors],
+                         ["", "schema", "repository", "branch", "head", "personas",
+                          "updated"]))
 
 
 @db_group.command("migrate")
 @pass_app
 def db_migrate(app: AppContext) -> None:
-    """Apply pending schema migrations (each in its own transaction)."""
-    with db.connect(app.settings) as conn:
-        applied = db.migrate(conn)
-    app.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+    """Create or upgrade the mirror of every mirrored branch (each migration in its own
+    transaction, inside the mirror's schema; the old single-schema layout is moved in place)."""
+    for branch in app.settings.mirrored_branches:
+        with db.connect(app.settings.with_overrides(branch=branch)) as conn:
+            applied = db.migrate(conn)
+            bound = db.mirror_of(conn)
+        where = f"{bound.schema} ({branch})" if bound is not None else branch
+        app.echo(f"{where}: applied {', '.join(applied)}" if applied
+                 else f"{where}: schema is up to date")
 
 
 @db_group.command("stop")
@@ -94,12 +110,13 @@ def _bars(label: str) -> Iterator[tuple[Callable[[int, int], None], Callable[[in
         yield commits, files
 
 
-def _render_sync(app: AppContext, report: SyncReport, fmt: str) -> None:
+def _render_sync(app: AppContext, report: SyncReport, fmt: str, prefix: str = "") -> None:
     if fmt == "json":
         click.echo(to_json(dataclasses.asdict(report)))
         return
     if report.head is None:
-        app.echo(f"branch {app.settings.branch} has no commit; nothing to mirror")
+        app.echo(f"{prefix}branch {report.branch or app.settings.branch} has no commit; "
+                 "nothing to mirror")
         return
     def count(n: int, word: str) -> str:
         return f"{n} {word}{'' if n == 1 else 's'}"
@@ -112,7 +129,7 @@ def _render_sync(app: AppContext, report: SyncReport, fmt: str) -> None:
                      + (" …" if len(report.invalid_paths) > 3 else "")
                      + " (see sync_errors, or run 'maestro check')")
     note = " (history was rewritten: reconciled)" if report.rewritten else ""
-    app.echo(", ".join(parts) + f"; at {report.head[:7]}{note}")
+    app.echo(prefix + ", ".join(parts) + f"; at {report.head[:7]}{note}")
 
 
 @cli.command("sync")
@@ -124,14 +141,24 @@ def _render_sync(app: AppContext, report: SyncReport, fmt: str) -> None:
 def sync_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> None:
     """Mirror every commit from the last mirrored one to the branch head, in order.
 
-    From an empty database the whole first-parent history is mirrored, so versions and the
-    audit trail go back to the first commit. Invalid files are not applied; their errors go
-    to sync_errors. Exits 7 when a daemon holds the writer lock.
+    Every branch of [sync] branches is mirrored, each into its own mirror (--branch: just
+    that one). From an empty mirror the whole first-parent history is mirrored, so versions
+    and the audit trail go back to the first commit. Invalid files are not applied; their
+    errors go to sync_errors. Exits 7 when a daemon holds a mirror's writer lock.
+    The local search index follows the default branch only.
     """
+    default = app.settings.branch
+    reports = []
     with _bars("mirroring") as (advance, files):
-        report = sync_and_index(app.settings, head_only=head_only, index=not no_index,
-                                progress=advance, files=files)
-    _render_sync(app, report, fmt)
+        for branch in app.settings.mirrored_branches:
+            reports.append(sync_and_index(
+                app.settings.with_overrides(branch=branch), head_only=head_only,
+                index=not no_index and branch == default, progress=advance, files=files))
+    if fmt == "json" and len(reports) > 1:
+        click.echo(to_json([dataclasses.asdict(r) for r in reports]))
+        return
+    for report in reports:
+        _render_sync(app, report, fmt, f"{report.branch}: " if len(reports) > 1 else "")
 
 
 @cli.command("verify")

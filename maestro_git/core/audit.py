@@ -11,10 +11,13 @@ entity:
 | renamed (id or git rename)         | `renamed`     |
 | removed                            | `deleted`     |
 | added/modified/renamed by a rollback commit | `rolled_back` |
+| added/modified/renamed by a promotion commit | `promoted`    |
 
 A rollback commit is one written by `Repository.rollback`: its message carries the line
 `Rollback to version X (commit abc1234)` and a `Maestro-Rollback: <key>` trailer naming the
 rolled-back entity (without the trailer, every entity the commit changed counts as rolled back).
+A promotion commit is one whose message carries the trailer `Maestro-Action: promoted`
+(written by `maestro promote`, which copies a persona from one branch onto another).
 The actor is the commit's author (the acting user of a library write).
 """
 
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
     from maestro_git.core.models import CommitInfo
     from maestro_git.core.snapshot import Snapshot
 
-__all__ = ["Rollback", "events_for_commit", "parse_rollback", "rollback_message"]
+__all__ = ["Rollback", "events_for_commit", "is_promotion", "parse_rollback",
+           "rollback_message"]
 
 _ACTIONS = {
     ChangeAction.ADDED: "created",
@@ -42,6 +46,7 @@ _ACTIONS = {
 _ROLLBACK_LINE = re.compile(
     r"^Rollback to version (?P<version>\S+) \(commit (?P<commit>[0-9a-f]{7,40})\)\s*$",
     re.MULTILINE)
+_ACTION_TRAILER = re.compile(r"^Maestro-Action:\s*(?P<action>\S+)\s*$", re.MULTILINE)
 _ROLLBACK_TRAILER = re.compile(r"^Maestro-Rollback:\s*(?P<key>\S+)\s*$", re.MULTILINE)
 
 
@@ -70,6 +75,11 @@ def parse_rollback(message: str) -> Rollback | None:
     return Rollback(match["version"], match["commit"], keys)
 
 
+def is_promotion(message: str) -> bool:
+    """True when the commit message carries the trailer `Maestro-Action: promoted`."""
+    return any(m["action"] == "promoted" for m in _ACTION_TRAILER.finditer(message))
+
+
 def events_for_commit(info: CommitInfo, changes: Sequence[Change], old: Snapshot | None,
                       new: Snapshot) -> list[AuditEvent]:
     """The audit events of one commit: one per entity in `changes`, in that order.
@@ -80,10 +90,13 @@ def events_for_commit(info: CommitInfo, changes: Sequence[Change], old: Snapshot
     just the changed files).
     """
     rollback = parse_rollback(info.message)
+    promoted = is_promotion(info.message)
     events: list[AuditEvent] = []
     for change in changes:
         action = _ACTIONS[change.action]
-        if (rollback is not None and change.action is not ChangeAction.REMOVED
+        if promoted and change.action is not ChangeAction.REMOVED:
+            action = "promoted"
+        elif (rollback is not None and change.action is not ChangeAction.REMOVED
                 and (not rollback.keys or change.key in rollback.keys)):
             action = "rolled_back"
         events.append(AuditEvent(

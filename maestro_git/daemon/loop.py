@@ -2,8 +2,11 @@
 
 The only module that imports watchdog. Rules of this module:
 
+- Every branch of `settings.mirrored_branches` (`[sync] branches`) is watched and mirrored,
+  each into its own mirror (schema), with its own writer lock; the working tree is validated
+  once, whatever branch is checked out.
 - File events are hints, never the truth. A ref event (`HEAD`, `packed-refs`,
-  `refs/heads/<branch>` and its `.lock` rename) wakes the loop at once and `catch_up()` reads
+  `refs/heads/<branch>` of a mirrored branch, and its `.lock` rename) wakes the loop at once and `catch_up()` reads
   the real branch head; a periodic head check (`poll_interval`) catches any event the kernel
   dropped (a full inotify queue is only logged by watchdog).
 - Ref changes are atomic, so they are acted on immediately. Working-tree events are batched:
@@ -11,8 +14,8 @@ The only module that imports watchdog. Rules of this module:
   saves (write a temp file, rename it over the original: the move's destination counts) and
   `git checkout` become one pass. Working-tree edits are validated and reported, never
   mirrored.
-- One writer per database: the writer holds a PostgreSQL advisory lock on a session of its
-  own. A daemon that cannot take it is a standby: it validates and reports but never writes,
+- One writer per mirror: the writer holds each mirror's PostgreSQL advisory lock on a session
+  of its own, and writes once it holds them all. A daemon that cannot take one is a standby: it validates and reports but never writes,
   and retries the lock every `lock_retry` seconds, so it takes over when the writer stops.
 - The database going away is an input, not a crash: the daemon logs it, retries with
   exponential back-off (`backoff_initial` doubling up to `backoff_max`), re-takes the lock and
@@ -145,7 +148,7 @@ class Daemon:
         self.git = GitRepo(settings.repo_path)
         self.root = self.git.path
         self.git_dir = Path(self.git.repo.path).resolve()
-        self._branch_ref = f"refs/heads/{settings.branch}"
+        self._branch_refs = {f"refs/heads/{b}" for b in settings.mirrored_branches}
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._ref_hint = False
@@ -173,7 +176,7 @@ class Daemon:
         if rel_git is not None:
             # git writes `<ref>.lock` and renames it over `<ref>`: only the rename's
             # destination says the ref moved (acting on the lock would read the old head).
-            if rel_git in _GIT_TOP_FILES or rel_git == self._branch_ref:
+            if rel_git in _GIT_TOP_FILES or rel_git in self._branch_refs:
                 with self._lock:
                     self._ref_hint = True
                 self._wake.set()
@@ -202,8 +205,11 @@ class Daemon:
         waker = threading.Thread(target=self._wake_on, args=(stop,), daemon=True,
                                  name="maestro-daemon-stop")
         waker.start()
-        self.log.info("starting", f"watching {self.root} (branch {self.settings.branch})",
-                      repo=str(self.root), branch=self.settings.branch)
+        branches = self.settings.mirrored_branches
+        label = "branches" if len(branches) > 1 else "branch"
+        self.log.info("starting", f"watching {self.root} ({label} {', '.join(branches)})",
+                      repo=str(self.root), branch=self.settings.branch,
+                      branches=list(branches))
         try:
             self._start_watching()
             if self.options.watch_worktree:
@@ -497,7 +503,7 @@ def run_once(settings: Settings, log: DaemonLog | None = None) -> int:
     session = DbSession(settings, log)
     try:
         if not session.acquire():
-            raise LockHeldError("another maestro daemon holds the writer lock of this database",
+            raise LockHeldError("another maestro daemon holds the writer lock of this mirror",
                                 hint="it mirrors the branch already; nothing to do")
         return session.catch_up(None, lambda s: _log_mirrored(log, s))
     finally:

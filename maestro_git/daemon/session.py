@@ -68,53 +68,77 @@ class MirroredSummary:
 SessionFactory = Callable[[Settings, DaemonLog], MirrorSession]
 
 
-class DbSession:
-    """The mirror through `maestro_git.mirror.db` (lock session, migrations) and `maestro_git.mirror.sync`.
+@dataclass
+class _Link:
+    """One mirrored branch: its lock session (which carries its writes) and its syncer."""
 
-    One connection: the session that holds the writer lock is also the one the syncer
-    writes through, so a session that dies takes the lock and the writes down together (a
-    second connection could go on writing after its lock session was gone and another
-    daemon took over). The syncer lives as long as the lock is held, keeping the last
-    mirrored snapshot in memory, so a one-file commit re-parses one file. The search index is
-    updated as a sync listener; its failures are logged, never fatal (a rebuildable cache).
+    settings: Settings
+    conn: db.Connection | None = None
+    lock: db.WriterLock | None = None
+    syncer: Syncer | None = None
+
+    def close(self) -> None:
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            with suppress(Exception):  # a dead connection cannot be closed more cleanly
+                conn.close()  # ends the session, and with it the lock
+        self.conn = self.lock = None
+        self.syncer = None
+
+
+class DbSession:
+    """The mirrors through `maestro_git.mirror.db` (lock sessions, migrations) and
+    `maestro_git.mirror.sync`, one per branch of `settings.mirrored_branches`.
+
+    One connection per branch: the session that holds a mirror's writer lock is also the one
+    its syncer writes through, so a session that dies takes the lock and the writes down
+    together (a second connection could go on writing after its lock session was gone and
+    another daemon took over). This process writes once it holds every branch's lock. Each
+    syncer lives as long as its lock is held, keeping the last mirrored snapshot in memory,
+    so a one-file commit re-parses one file. The search index follows the default branch
+    and is updated as a sync listener; its failures are logged, never fatal.
     """
 
     def __init__(self, settings: Settings, log: DaemonLog) -> None:
         self.settings = settings
         self.log = log
-        self._url: str | None = None
-        self._lock_conn: db.Connection | None = None
-        self._lock: db.WriterLock | None = None
-        self._syncer: Syncer | None = None
+        self._links = [_Link(settings.with_overrides(branch=b))
+                       for b in settings.mirrored_branches]
         self._indexer: _Indexer | None = None
         self._on_commit: Callable[[MirroredSummary], None] | None = None
         self._last = 0.0
 
     def acquire(self) -> bool:
-        if self._lock_conn is None or self._lock_conn.closed:
-            self.close()
-            self._url = db.database_url(self.settings)
-            self._lock_conn = db.connect(self._url)
-            self._lock = db.WriterLock(self._lock_conn)
-        assert self._lock is not None and self._lock_conn is not None
-        if self._lock.held:
-            return True
-        if not self._lock.acquire():
-            return False
-        # Only the writer migrates: a standby writes nothing, not even the schema.
-        applied = db.migrate(self._lock_conn)
-        if applied:
-            self.log.info("migrated", f"applied migrations {', '.join(applied)}",
-                          migrations=applied)
-        self._syncer = self._make_syncer(self._lock_conn)
+        url: str | None = None
+        for link in self._links:
+            if link.conn is None or link.conn.closed:
+                link.close()
+                url = url or db.database_url(self.settings)
+                link.conn = db.connect(link.settings.with_overrides(database_url=url))
+                link.lock = db.WriterLock(link.conn)
+            assert link.lock is not None and link.conn is not None
+            if link.lock.held:
+                continue
+            if not link.lock.acquire():
+                return False
+            # Only the writer migrates: a standby writes nothing, not even the schema.
+            applied = db.migrate(link.conn)
+            if applied:
+                bound = db.mirror_of(link.conn)
+                where = bound.schema if bound is not None else link.settings.branch
+                self.log.info("migrated", f"applied migrations {', '.join(applied)} to "
+                              f"{where}", migrations=applied)
+            link.syncer = self._make_syncer(link)
         return True
 
-    def _make_syncer(self, conn: db.Connection) -> Syncer:
+    def _make_syncer(self, link: _Link) -> Syncer:
+        assert link.conn is not None
         listeners: list[Listener] = [self._mirrored]
-        if self._indexer is None:
-            self._indexer = _Indexer(self.settings, self.log)
-        listeners.append(self._indexer)
-        return Syncer(self.settings, conn, listeners=listeners)
+        if link.settings.branch == self.settings.branch:
+            if self._indexer is None:
+                self._indexer = _Indexer(self.settings, self.log)
+            listeners.append(self._indexer)
+        return Syncer(link.settings, link.conn, listeners=listeners)
 
     def _mirrored(self, mirrored: MirroredCommit) -> None:
         # The first listener: runs right after the commit's transaction, so `ms` is the time
@@ -129,38 +153,44 @@ class DbSession:
 
     def catch_up(self, stop: threading.Event | None = None,
                  on_commit: Callable[[MirroredSummary], None] | None = None) -> int:
-        if self._syncer is None:
-            return 0
         self._on_commit = on_commit
         self._last = time.perf_counter()
-        if self._indexer is None:
-            return self._syncer.catch_up(stop).commits
+        done = 0
+        for link in self._links:
+            if link.syncer is None:
+                continue
+            if stop is not None and stop.is_set():
+                break
+            done += self._catch_up_link(link, stop)
+        return done
+
+    def _catch_up_link(self, link: _Link, stop: threading.Event | None) -> int:
+        assert link.syncer is not None
+        if self._indexer is None or link.settings.branch != self.settings.branch:
+            return link.syncer.catch_up(stop).commits
         # The index serves the head only: a catch-up over many commits (the first one, a
         # push, a restart after downtime) is indexed once, when it ends; a live commit is a
         # catch-up of one and reaches the indexer at once, as before.
         self._indexer.hold()
         try:
-            return self._syncer.catch_up(stop).commits
+            return link.syncer.catch_up(stop).commits
         finally:
             self._indexer.release()
 
     def alive(self) -> bool:
-        conn = self._lock_conn
-        if conn is None or conn.closed:
-            return False
-        with db.translate_errors("checking the writer lock session"):
-            db.ping(conn)
+        for link in self._links:
+            conn = link.conn
+            if conn is None or conn.closed:
+                return False
+            with db.translate_errors("checking the writer lock session"):
+                db.ping(conn)
         return True
 
     def close(self) -> None:
         if self._indexer is not None:
             self._indexer.drain(timeout=30.0)
-        conn = self._lock_conn
-        if conn is not None and not conn.closed:
-            with suppress(Exception):  # a dead connection cannot be closed more cleanly
-                conn.close()  # ends the session, and with it the lock
-        self._lock_conn = self._lock = None
-        self._syncer = None
+        for link in self._links:
+            link.close()
 
 
 class _Indexer:

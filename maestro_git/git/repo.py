@@ -145,6 +145,11 @@ class GitRepo:
         chain.reverse()
         return chain
 
+    def roots(self, head: str) -> tuple[str, ...]:
+        """The root commits (no parents) reachable from `head`, sorted."""
+        walker = self.repo.walk(self._commit(head).id, SortMode.NONE)
+        return tuple(sorted(str(c.id) for c in walker if not c.parent_ids))
+
     def default_identity(self) -> Identity | None:
         """`user.name` / `user.email` from git's configuration, when both are set."""
         config = self.repo.config

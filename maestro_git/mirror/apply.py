@@ -43,9 +43,9 @@ from maestro_git.core.models import (
 )
 from maestro_git.core.snapshot import Snapshot
 from maestro_git.mirror import events as events_mod
-from maestro_git.mirror import tables
+from maestro_git.mirror import registry, tables
 from maestro_git.mirror.bulk import BulkLoad, copy_rows
-from maestro_git.mirror.db import Connection
+from maestro_git.mirror.db import Connection, mirror_of
 from maestro_git.mirror.tables import PERSONA_NAMESPACE, persona_uuid
 
 __all__ = [
@@ -269,6 +269,9 @@ def apply_commit(
             "INSERT INTO sync_state (branch, commit) VALUES (%s, %s) ON CONFLICT (branch) "
             "DO UPDATE SET commit = excluded.commit, mirrored_at = now() "
             "WHERE sync_state.commit IS DISTINCT FROM excluded.commit", (branch, info.id))
+        bound = mirror_of(conn)
+        if bound is not None and not bound.legacy:
+            registry.update_head(conn, info.id)
         if bulk is not None:
             bulk.rebuild_indexes()
         # No ANALYZE here (0.4-0.6 s of a 10k load, mostly tsvector statistics): the loaded
@@ -389,7 +392,8 @@ def _write_history(conn: Connection, counts: _Counts, info: CommitInfo,
         if c.kind != "persona" or (version_keys is not None and c.key not in version_keys):
             continue
         action = actions.get(("persona", c.key), _VERSION_ACTION[c.action])
-        if action not in ("created", "updated", "renamed", "deleted", "rolled_back"):
+        if action not in ("created", "updated", "renamed", "deleted", "rolled_back",
+                          "promoted"):
             action = _VERSION_ACTION[c.action]
         if c.action is ChangeAction.REMOVED:
             old = old_personas.get(c.key)

@@ -12,9 +12,18 @@ The embedded server (used when no URL is configured) keeps its data outside the 
 started with `cleanup_mode=None`, so it outlives the command and the next command reuses it;
 `maestro db stop` (`stop_embedded`) stops it.
 
+Mirrors (see `registry`): `connect(settings)` resolves the mirror of `settings.branch` and
+binds the session to its schema (`SET search_path`); `connect(url, mirror=...)` binds to a
+given one; a bare `connect(url)` leaves the session's search_path alone (what SQL users and
+the schema-level tests get). `migrate(conn)` creates, moves (`registry.adopt_legacy`) and
+registers the bound mirror, then applies every migration file inside its schema: each
+migration runs once per mirror schema with `search_path` set to it, so a file must create
+database-wide objects (roles) idempotently.
+
 Advisory lock keys (session level, `pg_advisory_lock(bigint)`):
-- `MIGRATE_LOCK_KEY` serialises concurrent `migrate` callers;
-- `WRITER_LOCK_KEY` elects the one writer among daemons mirroring into the same database.
+- `MIGRATE_LOCK_KEY` serialises concurrent `migrate` callers (all mirrors);
+- `writer_lock_key(schema)` (`WRITER_LOCK_KEY` mixed with the schema's hash) elects the one
+  writer of each mirror among the processes mirroring into the same database.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import os
 import re
 import socket
 import warnings
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +45,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from maestro_git.errors import DatabaseError, LockHeldError
+from maestro_git.mirror import registry
+from maestro_git.mirror.registry import Mirror
 from maestro_git.settings import Settings
 
 __all__ = [
@@ -43,6 +55,8 @@ __all__ = [
     "DbStatus",
     "EmbeddedServer",
     "MIGRATE_LOCK_KEY",
+    "Mirror",
+    "MirrorStatus",
     "NOTIFY_CHANNEL",
     "WRITER_LOCK_KEY",
     "WriterLock",
@@ -53,6 +67,7 @@ __all__ = [
     "embedded_data_dir",
     "embedded_running",
     "listen_connection",
+    "mirror_of",
     "migrate",
     "pending_migrations",
     "redact",
@@ -61,6 +76,7 @@ __all__ = [
     "translate_errors",
     "widen_send_buffer",
     "writer_lock",
+    "writer_lock_key",
 ]
 
 Connection = psycopg.Connection[Any]
@@ -172,11 +188,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def connect(target: Settings | str, *, autocommit: bool = True) -> Connection:
+_BOUND: weakref.WeakKeyDictionary[Connection, Mirror] = weakref.WeakKeyDictionary()
+
+
+def connect(target: Settings | str, *, autocommit: bool = True,
+            mirror: Mirror | None = None) -> Connection:
     """An open connection to the mirror (autocommit; open transactions explicitly).
 
     `target` is a `Settings` (URL resolved with `database_url`, so the embedded server starts
-    when needed) or a connection string.
+    when needed; the session is bound to the mirror of `settings.branch`) or a connection
+    string (bound to `mirror` when given, else left on the server's search_path).
     """
     url = target if isinstance(target, str) else database_url(target)
     try:
@@ -186,7 +207,28 @@ def connect(target: Settings | str, *, autocommit: bool = True) -> Connection:
                             hint="check DATABASE_URL / --database-url and that the server "
                                  "is running") from exc
     widen_send_buffer(conn)
+    try:
+        if mirror is None and not isinstance(target, str):
+            with translate_errors("finding the mirror"):
+                mirror = registry.resolve(conn, target)
+        if mirror is not None:
+            bind(conn, mirror)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def bind(conn: Connection, mirror: Mirror) -> None:
+    """Point `conn` at `mirror`'s schema (and remember it for `migrate` and the syncer)."""
+    with translate_errors("choosing the mirror schema"):
+        registry.bind(conn, mirror.schema)
+    _BOUND[conn] = mirror
+
+
+def mirror_of(conn: Connection) -> Mirror | None:
+    """The mirror `conn` is bound to (None for a bare connection)."""
+    return _BOUND.get(conn)
 
 
 # What a Unix-socket connection may queue towards the server (the kernel caps it at
@@ -277,17 +319,40 @@ def applied_migrations(conn: Connection) -> list[str]:
             "SELECT version FROM schema_migrations ORDER BY version")]
 
 
-def migrate(conn: Connection) -> list[str]:
+def _prepare_mirror(conn: Connection, mirror: Mirror) -> Mirror:
+    """Create, move or register `mirror` (under the migrate lock); returns it as it now is."""
+    with conn.transaction():
+        registry.ensure_registry(conn)
+        if mirror.legacy:
+            if registry.legacy_layout(conn) is not None:
+                mirror = registry.adopt_legacy(conn, mirror)
+            else:  # another process moved it meanwhile: find where
+                mirror = Mirror(registry.schema_name(mirror.name, mirror.branch, mirror.roots),
+                                mirror.name, mirror.branch, mirror.roots)
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+            sql.Identifier(mirror.schema)))
+        registry.register(conn, mirror)
+    bind(conn, mirror)
+    return mirror
+
+
+def migrate(conn: Connection, mirror: Mirror | None = None) -> list[str]:
     """Apply every pending migration in order; returns the versions applied now.
 
+    `mirror` (default: the one `conn` is bound to) is created, moved from the old `public`
+    layout or registered first, and the migrations run in its schema; a bare connection
+    migrates the schema its search_path points at, registering nothing.
     Each migration runs in its own transaction together with its `schema_migrations` row, so a
     failure leaves the schema at the last complete migration. Concurrent callers serialise on
     an advisory lock; the second finds nothing left to do.
     """
     applied_now: list[str] = []
+    mirror = mirror or mirror_of(conn)
     with translate_errors("migrating the database"):
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
         try:
+            if mirror is not None:
+                _prepare_mirror(conn, mirror)
             conn.execute(_CREATE_MIGRATIONS)
             done = set(applied_migrations(conn))
             for version, text in available_migrations():
@@ -315,28 +380,32 @@ class WriterLock:
     Held as long as the connection that took it stays open (a crashed daemon releases it).
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, schema: str | None = None) -> None:
         self.conn = conn
+        bound = mirror_of(conn)
+        self.schema = schema or (bound.schema if bound is not None else None)
+        self.key = writer_lock_key(self.schema)
         self.held = False
 
     def acquire(self) -> bool:
         """Try once; True when this session now holds the lock."""
         with translate_errors("taking the writer lock"):
             row = self.conn.execute("SELECT pg_try_advisory_lock(%s)",
-                                    (WRITER_LOCK_KEY,)).fetchone()
+                                    (self.key,)).fetchone()
         self.held = bool(row and row[0])
         return self.held
 
     def require(self) -> None:
         """Acquire or raise `LockHeldError`."""
         if not self.acquire():
-            raise LockHeldError("another maestro process is mirroring into this database",
+            what = f"mirror {self.schema}" if self.schema else "this database"
+            raise LockHeldError(f"another maestro process is mirroring into {what}",
                                 hint="stop the other daemon, or wait for it to finish")
 
     def release(self) -> None:
         if self.held and not self.conn.closed:
             with translate_errors("releasing the writer lock"):
-                self.conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK_KEY,))
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
         self.held = False
 
     def __enter__(self) -> WriterLock:
@@ -347,12 +416,35 @@ class WriterLock:
         self.release()
 
 
+def writer_lock_key(schema: str | None) -> int:
+    """The advisory lock key of `schema`'s writer (`WRITER_LOCK_KEY` for a bare session)."""
+    if schema is None:
+        return WRITER_LOCK_KEY
+    digest = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big")
+    key = WRITER_LOCK_KEY ^ digest
+    return key - (1 << 64) if key >= 1 << 63 else key  # a signed bigint
+
+
 def writer_lock(conn: Connection) -> bool:
     """Try to take the writer lock on `conn`'s session; True when taken (or already held)."""
     return WriterLock(conn).acquire()
 
 
 # -- status -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MirrorStatus:
+    """One registered mirror, as `maestro db status` lists it."""
+
+    schema: str
+    name: str
+    branch: str
+    roots: tuple[str, ...]
+    head: str | None
+    personas: int
+    updated_at: str
+    current: bool  # the mirror these settings read
+
+
 @dataclass(frozen=True)
 class DbStatus:
     """What `maestro db status` reports."""
@@ -361,15 +453,39 @@ class DbStatus:
     embedded: bool
     data_dir: str | None
     server_version: str
+    schema: str | None  # this repository's mirror of the branch (None: a bare connection)
     applied: tuple[str, ...]
     pending: tuple[str, ...]
     cursors: dict[str, str]  # branch -> last mirrored commit
     sync_errors: int
     personas: int
+    mirrors: tuple[MirrorStatus, ...] = ()  # every mirror registered in the database
+
+
+def _mirrors(conn: Connection, current: str | None) -> tuple[MirrorStatus, ...]:
+    out: list[MirrorStatus] = []
+    for row in registry.registered(conn):
+        count = -1  # registered, not migrated yet
+        if _has_table(conn, row.schema, "personas"):
+            found = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                sql.Identifier(row.schema, "personas"))).fetchone()
+            count = int(found[0]) if found else 0
+        out.append(MirrorStatus(row.schema, row.name, row.branch, row.roots, row.head,
+                                count,
+                                row.updated_at.isoformat(timespec="seconds"),
+                                row.schema == current))
+    return tuple(out)
+
+
+def _has_table(conn: Connection, schema: str, table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                       (sql.Identifier(schema, table).as_string(conn),)).fetchone()
+    return bool(row and row[0])
 
 
 def status(settings: Settings, conn: Connection) -> DbStatus:
-    """The database's version, migrations and sync cursors."""
+    """The database's version, this mirror's migrations and cursor, and every mirror."""
+    bound = mirror_of(conn)
     with translate_errors("reading the database status"):
         version_row = conn.execute("SHOW server_version").fetchone()
         applied = applied_migrations(conn)
@@ -383,10 +499,12 @@ def status(settings: Settings, conn: Connection) -> DbStatus:
                                "(SELECT count(*) FROM personas)").fetchone()
             if row:
                 errors, personas = int(row[0]), int(row[1])
+        mirrors = _mirrors(conn, bound.schema if bound is not None else None)
     embedded = not settings.database_url
     return DbStatus(
         url=redact(conn.info.dsn), embedded=embedded,
         data_dir=str(embedded_data_dir(settings)) if embedded else None,
         server_version=str(version_row[0]) if version_row else "",
+        schema=bound.schema if bound is not None else None,
         applied=tuple(applied), pending=tuple(pending), cursors=cursors,
-        sync_errors=errors, personas=personas)
+        sync_errors=errors, personas=personas, mirrors=mirrors)

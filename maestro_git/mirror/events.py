@@ -4,7 +4,8 @@
   caller's transaction, so a listener hears of a change exactly when the row is visible.
   Payload (JSON, always well under PostgreSQL's 8,000-byte limit; keys, never documents):
   `{"action": "updated", "kind": "persona", "key": "acme/reviewer", "commit": "<sha>"}`
-  (`"old_key"` is added for renames). `action` is an audit action (`created`, `updated`,
+  (`"old_key"` is added for renames; on a connection bound to a mirror, `"schema"` and
+  `"branch"` name it: one channel serves every mirror, and listeners filter). `action` is an audit action (`created`, `updated`,
   `renamed`, `deleted`, `rolled_back`, `history_rewritten`) or `resolved`: a persona whose
   file did not change but whose resolved content did, because an ancestor changed. A commit
   with more than `NOTIFY_MAX_EVENTS` events sends one `reloaded` notification instead.
@@ -31,7 +32,7 @@ from typing import Any
 from psycopg import sql
 
 from maestro_git.core.models import AuditEvent
-from maestro_git.mirror.db import NOTIFY_CHANNEL, Connection
+from maestro_git.mirror.db import NOTIFY_CHANNEL, Connection, mirror_of
 from maestro_git.settings import Settings
 
 __all__ = [
@@ -95,12 +96,18 @@ def notify(conn: Connection, events: Iterable[EntityEvent | AuditEvent]) -> int:
     notifications when (and only if) that transaction commits.
     """
     found = list(events)
+    mirror = mirror_of(conn)
+    where = "" if mirror is None else json.dumps(
+        {"schema": mirror.schema, "branch": mirror.branch}, ensure_ascii=False,
+        separators=(",", ":"))[1:-1]
     if len(found) > NOTIFY_MAX_EVENTS:
         payloads = [json.dumps({"action": "reloaded", "kind": "repository", "key": "*",
                                 "commit": found[-1].commit, "count": len(found)},
                                separators=(",", ":"))]
     else:
         payloads = [_as_entity(e).to_json() for e in found]
+    if where:  # each payload is a JSON object: add the mirror's fields before its brace
+        payloads = [f"{p[:-1]},{where}}}" for p in payloads]
     if payloads:
         conn.execute(sql.SQL("SELECT count(pg_notify({}, p)) FROM unnest(%s::text[]) AS p")
                      .format(sql.Literal(NOTIFY_CHANNEL)), (payloads,))

@@ -52,8 +52,9 @@ def scoped(conn: Connection, owners: str) -> Iterator[Connection]:
 class Pool:
     """A thread-safe pool of autocommit connections to one mirror."""
 
-    def __init__(self, url: str, size: int = 8) -> None:
+    def __init__(self, url: str, size: int = 8, mirror: db.Mirror | None = None) -> None:
         self.url = url
+        self.mirror = mirror  # every connection is bound to it (its schema's search_path)
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue(maxsize=max(1, size))
         self._closed = threading.Event()
 
@@ -62,7 +63,7 @@ class Pool:
         try:
             conn = self._idle.get_nowait()
         except queue.Empty:
-            conn = db.connect(self.url)
+            conn = db.connect(self.url, mirror=self.mirror)
         try:
             yield conn
         finally:

@@ -14,9 +14,13 @@ Rules of this module:
   renamed from, or else uuid5 of its key. A key whose frontmatter id is added or edited keeps
   its history (the mirror moves it to the new id).
 - History rewritten (the cursor is gone or no longer an ancestor of the head, after a force
-  push or a reset): the first commit after the merge base (or the head itself) is mirrored
-  against what the database holds, versions of commits no longer on the branch are deleted,
-  no version is written twice, and a `history_rewritten` audit event is recorded.
+  push or a reset): judged within this mirror only (one schema per repository and branch,
+  `registry`). The first commit after the last one the two lines share (the new line's root
+  when they share none) is mirrored against what the database holds, then every later
+  first-parent commit with its versions; versions of commits no longer on the branch are
+  deleted, no version is written twice, and a `history_rewritten` audit event is recorded.
+- `sync` mirrors every branch of `settings.mirrored_branches`, each into its own mirror
+  with its own connection, writer lock, cursor, rows, versions, audit events and NOTIFYs.
 - Durability: every commit of a catch-up but the last commits with `synchronous_commit =
   off`; the last one's flush makes them all durable. A server crash in between loses whole
   commits from the end (never part of one), and the next catch-up replays them.
@@ -60,7 +64,7 @@ from maestro_git.mirror.events import EntityEvent, run_hooks
 from maestro_git.settings import Settings
 
 __all__ = ["CommitSummary", "Listener", "MirroredCommit", "SyncReport", "Syncer", "sync",
-           "with_invalid_paths"]
+           "sync_branches", "with_invalid_paths"]
 
 log = logging.getLogger("maestro_git.mirror.sync")
 
@@ -96,6 +100,8 @@ class SyncReport:
     """What one catch-up did."""
 
     head: str | None
+    branch: str = ""
+    schema: str = ""  # the mirror's schema ("" for a bare connection)
     commits: int = 0
     entities: int = 0
     errors: int = 0  # files with errors at the commits mirrored (their last good state kept)
@@ -262,9 +268,9 @@ class Syncer:
                     lo = mid + 1
                 else:
                     hi = mid
-        rest = full[lo:] if known else []
-        if not rest:
-            rest = [head]
+        # Every first-parent commit the mirror lacks, even when the lines share no ancestor
+        # (lo is then 0: the whole new line, each commit with its versions).
+        rest = full[lo:] or [head]
         steps = [_Step(c) for c in rest]
         steps[0] = _Step(rest[0], full=True, reconcile=True,
                          rewritten_from=cursor if rewritten else None)
@@ -469,12 +475,14 @@ class Syncer:
         `files(parsed, total)` reports a commit whose whole tree is parsed (a first load, a
         rewritten history): every `FILE_PROGRESS_STEP` files and at the last one.
         """
+        bound = db.mirror_of(self.conn)
+        branch, schema = self.settings.branch, bound.schema if bound is not None else ""
         head = self.git.head(self.settings.branch)
         if head is None:
-            return SyncReport(head=None)
+            return SyncReport(head=None, branch=branch, schema=schema)
         state = self._current_state()
         if state.commit == head:
-            return SyncReport(head=head)
+            return SyncReport(head=head, branch=branch, schema=schema)
         with db.translate_errors("reading the erasure register"):
             self._erasures = erasures.load_erasures(self.conn)
         steps, rewritten = self._plan(state, head, head_only)
@@ -494,7 +502,8 @@ class Syncer:
             errors += failed
             if progress is not None:
                 progress(n, len(steps))
-        return SyncReport(head=head, commits=len(summaries), entities=entities, errors=errors,
+        return SyncReport(head=head, branch=branch, schema=schema, commits=len(summaries),
+                          entities=entities, errors=errors,
                           rewritten=rewritten, steps=tuple(summaries))
 
 
@@ -526,9 +535,10 @@ def sync(settings: Settings, *, head_only: bool = False,
          progress: Callable[[int, int], None] | None = None,
          listeners: Sequence[Listener] = (),
          files: Callable[[int, int], None] | None = None) -> SyncReport:
-    """Connect, migrate, take the writer lock and catch the mirror up (the CLI's `sync`).
+    """Connect to the mirror of `settings.branch`, migrate it, take its writer lock and
+    catch it up (one branch; `sync_branches` does every configured one).
 
-    Raises `LockHeldError` when another process (a daemon) holds the writer lock.
+    Raises `LockHeldError` when another process (a daemon) holds the mirror's writer lock.
     """
     conn = db.connect(settings)
     try:
@@ -538,3 +548,18 @@ def sync(settings: Settings, *, head_only: bool = False,
         return with_invalid_paths(conn, report)
     finally:
         conn.close()
+
+
+def sync_branches(settings: Settings, *, head_only: bool = False,
+                  progress: Callable[[int, int], None] | None = None,
+                  listeners: Callable[[Settings], Sequence[Listener]] | None = None,
+                  files: Callable[[int, int], None] | None = None) -> list[SyncReport]:
+    """`sync` for each branch of `settings.mirrored_branches`, in order; `listeners(s)` gives
+    the listeners of the branch `s.branch` (e.g. the search index for the default only)."""
+    reports = []
+    for branch in settings.mirrored_branches:
+        per_branch = settings.with_overrides(branch=branch)
+        reports.append(sync(per_branch, head_only=head_only, progress=progress,
+                            listeners=listeners(per_branch) if listeners else (),
+                            files=files))
+    return reports

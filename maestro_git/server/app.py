@@ -49,7 +49,7 @@ def create_app(settings: Settings, *, public: bool = False, workers: bool = True
 
         hub = EventHub(state.url)
         app.state.events = hub
-        worker = WebhookWorker(settings, state.url) if workers else None
+        worker = WebhookWorker(settings, state.url, state.client.mirror) if workers else None
         if workers:
             hub.start()
         if worker is not None:

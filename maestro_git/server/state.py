@@ -41,11 +41,12 @@ class ServerState:
     @classmethod
     def open(cls, settings: Settings, *, public: bool, pool_size: int = 8) -> ServerState:
         url = db.database_url(settings)
-        with db.connect(url) as conn:
-            db.migrate(conn)
-        client = Client(url, settings=settings)
+        with db.connect(settings.with_overrides(database_url=url)) as conn:
+            db.migrate(conn)  # the mirror of the settings' branch, created when missing
+            mirror = db.mirror_of(conn)
+        client = Client(url, settings=settings, mirror=mirror)
         return cls(settings=settings, public=public, url=url, client=client,
-                   pool=Pool(url, pool_size))
+                   pool=Pool(url, pool_size, mirror))
 
     @property
     def repo(self) -> Repository:

@@ -74,7 +74,8 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *,
 class WebhookWorker:
     """Enqueues and posts deliveries until stopped; idle when no URL is configured."""
 
-    def __init__(self, settings: Settings, url: str) -> None:
+    def __init__(self, settings: Settings, url: str, mirror: db.Mirror | None = None) -> None:
+        self.mirror = mirror  # the mirror whose notifications and deliveries it serves
         self.urls = settings.webhook_urls
         self.secret = settings.webhook_secret
         if self.urls and not self.secret:
@@ -101,7 +102,7 @@ class WebhookWorker:
         while not self._stop.is_set():
             try:
                 if conn is None or conn.closed or conn.broken:
-                    conn = db.connect(self.db_url)
+                    conn = db.connect(self.db_url, mirror=self.mirror)
                 self.run_once(conn)
             except DatabaseError as err:
                 log.warning("webhook worker: %s", err.message)

@@ -56,7 +56,7 @@ def measure_commit_latency(settings: Settings, n: int = 50,
         raise DatabaseError("measure_commit_latency needs settings.database_url")
     if make_commit is None:
         make_commit = _one_file_committer(settings)
-    conn = db.connect(settings.database_url)
+    conn = db.connect(settings)  # bound to the branch's mirror, as the daemon will be
     db.migrate(conn)  # the cursor table must exist before the daemon's first catch-up
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from maestro_git.cli import main; "

@@ -71,10 +71,11 @@ def test_sync_exits_7_while_a_daemon_holds_the_writer_lock(
         git_repo: GitRepoFactory, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from maestro_git.mirror import db
+    from maestro_git.settings import Settings
 
     git_repo.commit({"personas/acme/a.md": persona_md("A")}, "one")
-    with db.connect(database_url) as holder:
-        assert db.writer_lock(holder)
+    with db.connect(Settings(repo_path=git_repo.path, database_url=database_url)) as holder:
+        assert db.writer_lock(holder)  # the lock of this repository's mirror of main
         code, _, err = _run(capsys, "--repo", str(git_repo.path), "--database-url",
                             database_url, "sync", "--no-index")
     assert code == 7 and "error:" in err

@@ -66,20 +66,23 @@ def test_backup_and_restore_commands(git_repo: GitRepoFactory, database_url: str
     assert main([*base, "sync", "--no-index"]) == 0
     from maestro_git.mirror import db
     from maestro_git.mirror.query import record_application
+    from maestro_git.settings import Settings
 
-    with db.connect(database_url) as conn:
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+
+    with db.connect(settings) as conn:
         record_application(conn, "acme/a")
         record_application(conn, "acme/a")
     file = tmp_path / "usage.json"
     capsys.readouterr()
     assert main([*base, "backup", str(file)]) == 0
     assert "backed up 1 usage rows" in capsys.readouterr().out
-    with db.connect(database_url) as conn:
+    with db.connect(settings) as conn:
         conn.execute("DELETE FROM persona_usage")
     assert main([*base, "restore", str(file), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["restored"] == 1 and doc["ok"] is True
-    with db.connect(database_url) as conn:
+    with db.connect(settings) as conn:
         row = conn.execute("SELECT application_count FROM persona_usage").fetchone()
     assert row == (2,)
 

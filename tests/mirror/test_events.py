@@ -31,12 +31,11 @@ def test_sync_notifies_listeners_once_per_changed_entity(git_repo: GitRepoFactor
                               "templates/t.md": persona_md("T")}, "two files")
     listener = db.listen_connection(database_url)
     try:
-        with db.connect(database_url) as conn:
-            db.migrate(conn)
-        sync.sync(Settings(repo_path=git_repo.path, database_url=database_url))
+        report = sync.sync(Settings(repo_path=git_repo.path, database_url=database_url))
         got = [json.loads(n.payload) for n in listener.notifies(timeout=5, stop_after=2)]
     finally:
         listener.close()
+    assert {(p.pop("schema"), p.pop("branch")) for p in got} == {(report.schema, "main")}
     assert sorted(got, key=lambda p: p["kind"]) == [
         {"action": "created", "kind": "persona", "key": "acme/a", "commit": commit},
         {"action": "created", "kind": "template", "key": "t", "commit": commit}]
@@ -49,12 +48,11 @@ def test_a_commit_with_many_events_sends_one_reloaded_notification(
                              "three personas")
     listener = db.listen_connection(database_url)
     try:
-        with db.connect(database_url) as conn:
-            db.migrate(conn)
-        sync.sync(Settings(repo_path=git_repo.path, database_url=database_url))
+        report = sync.sync(Settings(repo_path=git_repo.path, database_url=database_url))
         got = [json.loads(n.payload) for n in listener.notifies(timeout=2)]
     finally:
         listener.close()
+    assert {(p.pop("schema"), p.pop("branch")) for p in got} == {(report.schema, "main")}
     assert got == [{"action": "reloaded", "kind": "repository", "key": "*", "commit": commit,
                     "count": 3}]
 
@@ -105,5 +103,5 @@ def test_failing_hook_does_not_block_the_mirror(git_repo: GitRepoFactory,
     report = sync.sync(settings)
     assert report.commits == 1
     assert [c["key"] for c in CALLS] == ["acme/a"]
-    with db.connect(database_url) as conn:
+    with db.connect(settings) as conn:
         assert conn.execute("SELECT count(*) FROM personas").fetchone() == (1,)

@@ -32,11 +32,11 @@ def test_bulk_first_load_rebuilds_the_full_text_indexes(git_repo: GitRepoFactory
         body=f"# P{i}\n\nYou reconcile ledgers number {i}.\n") for i in range(60)}
     files["persona_sets/crew.json"] = '{"personas": [{"name": "Zed", "bio": "sailor"}]}'
     git_repo.commit(files, "many")
-    with db.connect(url) as conn:
+    with db.connect(_at(git_repo, url)) as conn:
         db.migrate(conn)
         before = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
     sync.sync(Settings(repo_path=git_repo.path, database_url=url))
-    with db.connect(url) as conn:
+    with db.connect(_at(git_repo, url)) as conn:
         after = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
         hits = conn.execute("SELECT count(*) FROM personas WHERE search_vector @@ "
                             "to_tsquery('english', 'ledgers')").fetchone()
@@ -49,8 +49,13 @@ def test_bulk_first_load_rebuilds_the_full_text_indexes(git_repo: GitRepoFactory
     assert hits == (60,) and tags == (60,) and versions == (60,) and members == (1,)
 
 
-def _persona_rows(url: str) -> list[tuple[object, ...]]:
-    with db.connect(url) as conn:
+def _at(repo: GitRepoFactory, url: str) -> Settings:
+    """Settings that bind a connection to this repository's mirror."""
+    return Settings(repo_path=repo.path, database_url=url)
+
+
+def _persona_rows(git_repo: GitRepoFactory, url: str) -> list[tuple[object, ...]]:
+    with db.connect(_at(git_repo, url)) as conn:
         return conn.execute(
             "SELECT key, id, parent_id, content_hash, resolved_hash, search_vector::text "
             "FROM personas ORDER BY key").fetchall()
@@ -85,25 +90,25 @@ def test_streamed_first_load_holds_what_a_row_by_row_load_holds(
     }, "first")
     bulk_url, rowwise_url = embedded_database_url, database_url
     for url in (bulk_url, rowwise_url):
-        with db.connect(url) as conn:
+        with db.connect(_at(git_repo, url)) as conn:
             db.migrate(conn)
-    with db.connect(rowwise_url) as conn:  # not empty: mirrored row by row, no streaming
+    with db.connect(_at(git_repo, rowwise_url)) as conn:  # not empty: mirrored row by row, no streaming
         conn.execute("INSERT INTO audit_events (commit, action, kind, key, actor_name, "
                      "actor_email, occurred_at, message) VALUES ('0', 'created', 'persona', "
                      "'x/y', 'n', 'e', now(), 'm')")
     for url in (bulk_url, rowwise_url):
         sync.sync(Settings(repo_path=git_repo.path, database_url=url))
-    rows = _persona_rows(bulk_url)
-    assert rows == _persona_rows(rowwise_url)
+    rows = _persona_rows(git_repo, bulk_url)
+    assert rows == _persona_rows(git_repo, rowwise_url)
     # a and b refused; kid kept with its own body, no parent row
     assert [r[0] for r in rows] == ["acme/c", "acme/grand", "zed/kid", "zed/plain", "zed/root"]
-    with db.connect(bulk_url) as conn:
+    with db.connect(_at(git_repo, bulk_url)) as conn:
         errors = {r[0] for r in conn.execute("SELECT path FROM sync_errors WHERE rule = "
                                              "'duplicate-id'")}
         versions = conn.execute("SELECT count(*) FROM persona_versions").fetchone()
         report = verify.verify(Settings(repo_path=git_repo.path, database_url=bulk_url), conn)
     assert errors == {"personas/acme/a.md", "personas/acme/b.md"}
-    with db.connect(bulk_url) as conn:
+    with db.connect(_at(git_repo, bulk_url)) as conn:
         grand = conn.execute("SELECT resolved_content FROM personas WHERE key = 'acme/grand'"
                              ).fetchone()
     assert grand is not None and grand[0] == "Stay safe.\n\n# C\n\nYou check.\n## Style\n\nBe terse.\n"
@@ -126,7 +131,7 @@ def test_adding_an_id_later_keeps_the_history(git_repo: GitRepoFactory,
     new_id = str(uuid.uuid4())
     git_repo.commit({"personas/acme/a.md": persona_md("A", id=new_id)}, "fmt adds id")
     sync.sync(settings)
-    with db.connect(database_url) as conn:
+    with db.connect(_at(git_repo, database_url)) as conn:
         assert conn.execute("SELECT id::text FROM personas").fetchall() == [(new_id,)]
         assert conn.execute("SELECT count(*) FROM persona_versions WHERE persona_id = %s",
                             (new_id,)).fetchone() == (2,)

@@ -34,8 +34,9 @@ def _settings(repo: GitRepoFactory, url: str) -> Settings:
     return Settings(repo_path=repo.path, database_url=url)
 
 
-def _conn(url: str) -> Connection:
-    conn = db.connect(url)
+def _conn(settings: Settings) -> Connection:
+    """A connection bound to the settings' mirror, migrated."""
+    conn = db.connect(settings)
     db.migrate(conn)
     return conn
 
@@ -71,7 +72,7 @@ def test_full_history_mirror_equals_git(git_repo: GitRepoFactory, any_url: str) 
     commits = _history(git_repo)
     report = sync.sync(_settings(git_repo, any_url))
     assert report.commits == 5
-    with _conn(any_url) as conn:
+    with _conn(_settings(git_repo, any_url)) as conn:
         assert _rows(conn, "SELECT key, id::text FROM personas ORDER BY key") == [
             ("acme/base", BASE_ID), ("acme/kid", CHILD_ID)]
         assert _rows(conn, "SELECT count(*) FROM persona_templates") == [(0,)]
@@ -97,7 +98,7 @@ def test_parent_edit_rewrites_descendants_resolved_content(git_repo: GitRepoFact
     git_repo.commit({"personas/acme/base.md": persona_md(
         "Base", id=BASE_ID, version="1.2.0", body="# Base\n\nYou help loudly.\n")}, "again")
     sync.sync(settings)
-    with _conn(database_url) as conn:
+    with _conn(_settings(git_repo, database_url)) as conn:
         (text,), = _rows(conn, "SELECT resolved_content FROM personas WHERE key='acme/kid'")
         (parent,), = _rows(conn, "SELECT count(*) FROM personas c JOIN personas p "
                                  "ON c.parent_id = p.id WHERE c.key = 'acme/kid'")
@@ -111,12 +112,12 @@ def test_rename_without_id_keeps_row_id_and_history(git_repo: GitRepoFactory,
     git_repo.commit({"personas/acme/plain.md": persona_md("Plain", body=body)}, "add")
     settings = _settings(git_repo, database_url)
     sync.sync(settings)
-    with _conn(database_url) as conn:
+    with _conn(_settings(git_repo, database_url)) as conn:
         (before,), = _rows(conn, "SELECT id FROM personas")
     git_repo.commit({"personas/acme/plain.md": None,
                      "personas/acme/simple.md": persona_md("Plain", body=body)}, "move")
     sync.sync(settings)
-    with _conn(database_url) as conn:
+    with _conn(_settings(git_repo, database_url)) as conn:
         assert _rows(conn, "SELECT id, key FROM personas") == [(before, "acme/simple")]
         assert _rows(conn, "SELECT action FROM persona_versions WHERE persona_id = %s "
                            "ORDER BY id", before) == [("created",), ("renamed",)]
@@ -143,7 +144,7 @@ def test_merge_commit_arrives_as_one_commit(git_repo: GitRepoFactory,
     repo.checkout_head(strategy=pygit2.enums.CheckoutStrategy.FORCE)
     report = sync.sync(_settings(git_repo, database_url))
     assert report.commits == 3  # c1, c2, merge: the side commit arrives inside the merge
-    with _conn(database_url) as conn:
+    with _conn(_settings(git_repo, database_url)) as conn:
         assert _rows(conn, "SELECT key, commit FROM persona_versions WHERE key = 'acme/side'"
                      ) == [("acme/side", str(merge))]
 
@@ -157,7 +158,7 @@ def test_invalid_commit_keeps_last_good_state_until_fixed(git_repo: GitRepoFacto
     settings = _settings(git_repo, any_url)
     report = sync.sync(settings)
     assert report.errors == 2
-    with _conn(any_url) as conn:
+    with _conn(_settings(git_repo, any_url)) as conn:
         assert _rows(conn, "SELECT key, content FROM personas") == [
             ("acme/base", "# Base\n\nGood body.\n")]
         errors = _rows(conn, "SELECT path, commit, rule FROM sync_errors ORDER BY path")
@@ -167,7 +168,7 @@ def test_invalid_commit_keeps_last_good_state_until_fixed(git_repo: GitRepoFacto
     git_repo.commit({"personas/acme/base.md": good.replace("Good", "Fixed"),
                      "personas/acme/new.md": None}, "fix")
     sync.sync(settings)
-    with _conn(any_url) as conn:
+    with _conn(_settings(git_repo, any_url)) as conn:
         assert _rows(conn, "SELECT content FROM personas") == [("# Base\n\nFixed body.\n",)]
         assert _rows(conn, "SELECT count(*) FROM sync_errors") == [(0,)]
 
@@ -176,7 +177,7 @@ def test_replaying_a_commit_changes_nothing(git_repo: GitRepoFactory, any_url: s
     _history(git_repo)
     settings = _settings(git_repo, any_url)
     mirrored: list[MirroredCommit] = []
-    with _conn(any_url) as conn, Syncer(settings, conn, [mirrored.append]) as syncer:
+    with _conn(_settings(git_repo, any_url)) as conn, Syncer(settings, conn, [mirrored.append]) as syncer:
         syncer.catch_up()
         tables = ["personas", "persona_versions", "persona_sets", "persona_set_members",
                   "persona_templates", "audit_events", "sync_state", "sync_errors"]
@@ -206,7 +207,7 @@ def test_force_push_to_older_head_reconciles_without_duplicate_versions(
     git_repo.repo.references["refs/heads/main"].set_target(commits["c3"])
     report = sync.sync(settings)
     assert report.rewritten is True
-    with _conn(any_url) as conn:
+    with _conn(_settings(git_repo, any_url)) as conn:
         assert _rows(conn, "SELECT key FROM personas ORDER BY key") == [
             ("acme/base",), ("acme/child",)]
         assert _rows(conn, "SELECT count(*) FROM persona_templates") == [(1,)]
@@ -228,7 +229,7 @@ def test_force_push_with_new_commits_mirrors_them(git_repo: GitRepoFactory,
     new = git_repo.commit({"personas/acme/other.md": persona_md("Other")}, "new work")
     report = sync.sync(settings)
     assert report.rewritten and report.commits == 1
-    with _conn(database_url) as conn:
+    with _conn(_settings(git_repo, database_url)) as conn:
         assert _rows(conn, "SELECT key FROM personas ORDER BY key") == [
             ("acme/base",), ("acme/child",), ("acme/other",)]
         assert _rows(conn, "SELECT key FROM persona_versions WHERE commit = %s", new) == [
@@ -241,7 +242,7 @@ def test_head_only_mirrors_just_the_tree(git_repo: GitRepoFactory, database_url:
     commits = _history(git_repo)
     report = sync.sync(_settings(git_repo, database_url), head_only=True)
     assert report.commits == 1
-    with _conn(database_url) as conn:
+    with _conn(_settings(git_repo, database_url)) as conn:
         assert _rows(conn, "SELECT DISTINCT commit FROM persona_versions") == [
             (commits["c5"],)]
         assert _rows(conn, "SELECT count(*) FROM personas") == [(2,)]
@@ -264,7 +265,7 @@ def test_syncer_picks_up_new_commits_incrementally(git_repo: GitRepoFactory,
                                                    database_url: str) -> None:
     _history(git_repo)
     settings = _settings(git_repo, database_url)
-    with _conn(database_url) as conn, Syncer(settings, conn) as syncer:
+    with _conn(_settings(git_repo, database_url)) as conn, Syncer(settings, conn) as syncer:
         syncer.catch_up()
         c6 = git_repo.commit({"personas/acme/base.md": persona_md(
             "Base", id=BASE_ID, version="2.0.0", body="# Base\n\nNew.\n")}, "six")
@@ -285,7 +286,7 @@ def test_failed_commit_is_retried_from_the_state_before_it(git_repo: GitRepoFact
     git_repo.commit({"personas/acme/gone.md": persona_md("Gone"),
                      "personas/acme/stay.md": persona_md("Stay")}, "add")
     settings = _settings(git_repo, database_url)
-    with _conn(database_url) as conn, Syncer(settings, conn) as syncer:
+    with _conn(_settings(git_repo, database_url)) as conn, Syncer(settings, conn) as syncer:
         syncer.catch_up()
         deleted = git_repo.commit({"personas/acme/gone.md": None}, "delete")
         conn.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "

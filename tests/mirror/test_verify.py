@@ -23,7 +23,7 @@ def _mirrored(git_repo: GitRepoFactory, url: str) -> Settings:
 
 def test_fresh_mirror_verifies_clean(git_repo: GitRepoFactory, database_url: str) -> None:
     settings = _mirrored(git_repo, database_url)
-    with db.connect(database_url) as conn:
+    with db.connect(settings) as conn:
         report = verify(settings, conn)
     assert report.ok and report.checked == 3
 
@@ -31,7 +31,7 @@ def test_fresh_mirror_verifies_clean(git_repo: GitRepoFactory, database_url: str
 def test_verify_detects_a_tampered_row_a_missing_and_an_extra_one(
         git_repo: GitRepoFactory, database_url: str) -> None:
     settings = _mirrored(git_repo, database_url)
-    with db.connect(database_url) as conn:
+    with db.connect(settings) as conn:
         conn.execute("UPDATE personas SET content_hash = 'x' WHERE key = 'acme/a'")
         conn.execute("DELETE FROM personas WHERE key = 'acme/b'")
         conn.execute("UPDATE persona_templates SET name = 'ghost', path = 'templates/ghost.md'")
@@ -45,7 +45,7 @@ def test_verify_reports_a_mirror_behind_the_head(git_repo: GitRepoFactory,
                                                  database_url: str) -> None:
     settings = _mirrored(git_repo, database_url)
     git_repo.commit({"personas/acme/c.md": persona_md("C")}, "more")
-    with db.connect(database_url) as conn:
+    with db.connect(settings) as conn:
         report = verify(settings, conn)
     assert {(d.problem, d.key) for d in report.drift} == {("behind", "main"),
                                                           ("missing", "acme/c")}
@@ -56,14 +56,14 @@ def test_invalid_file_at_head_is_not_drift(git_repo: GitRepoFactory,
     settings = _mirrored(git_repo, database_url)
     git_repo.commit({"personas/acme/a.md": "---\nid: [\n---\nbroken\n"}, "break")
     sync.sync(settings)
-    with db.connect(database_url) as conn:
+    with db.connect(settings) as conn:
         assert verify(settings, conn).ok
 
 
 def test_rebuild_recreates_the_mirror_and_keeps_usage(git_repo: GitRepoFactory,
                                                       database_url: str) -> None:
     settings = _mirrored(git_repo, database_url)
-    with db.connect(database_url) as conn:
+    with db.connect(settings) as conn:
         conn.execute("INSERT INTO persona_usage VALUES (%s, 42, now())", (PID,))
         conn.execute("UPDATE personas SET content = 'tampered'")
         report = rebuild(settings, conn)

@@ -14,7 +14,7 @@ from maestro_git.mirror import db, sync
 from maestro_git.mirror.verify import rebuild
 from maestro_git.ops.gdpr import erase_subject, export_subject
 from maestro_git.settings import Settings
-from tests.factories import GitRepoFactory, persona_md
+from tests.factories import GitRepoFactory, mirror_sql, persona_md
 
 JANE = ("Jane Doe", "jane@example.com")
 BOB = ("Bob Roe", "bob@example.com")
@@ -39,7 +39,7 @@ def _settings(git_repo: GitRepoFactory, url: str) -> Settings:
 
 
 def _identities(url: str) -> dict[str, list[tuple[str, str]]]:
-    with db.connect(url) as conn:
+    with mirror_sql(url) as conn:
         return {
             "persona_versions": [(str(r[0]), str(r[1])) for r in conn.execute(
                 "SELECT author_name, author_email FROM persona_versions ORDER BY id")],

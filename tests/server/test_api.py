@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.factories import mirror_sql
 from tests.server.conftest import Api, wait_for
 
 PROBLEM = "application/problem+json"
@@ -274,9 +275,7 @@ def test_token_commands_print_once_and_store_hashes(api: Api, tmp_path: Path) ->
     assert secret not in listed.stdout
     token_id = secret.split("_")[1]
     assert token_id in {t["token_id"] for t in json.loads(listed.stdout)["tokens"]}
-    import psycopg
-
-    with psycopg.connect(api.database_url) as conn:
+    with mirror_sql(api.database_url) as conn:
         stored = conn.execute("SELECT token_sha256 FROM api_tokens WHERE token_id = %s",
                               (token_id,)).fetchone()
     assert stored is not None and secret not in stored[0]

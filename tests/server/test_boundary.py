@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from maestro_git.server.webhooks import verify
+from tests.factories import mirror_sql
 from tests.server.conftest import SECRET, Api, start_server, stop_server, wait_for
 
 
@@ -138,7 +139,7 @@ def test_the_event_stream_carries_only_the_tokens_owners(api: Api) -> None:
 
 
 def test_row_level_security_holds_in_sql(api: Api) -> None:
-    with psycopg.connect(api.database_url, autocommit=True) as conn:
+    with mirror_sql(api.database_url) as conn:
         owners = {r[0] for r in conn.execute("SELECT DISTINCT owner FROM personas")}
         assert owners == {"acme", "platform"}  # the table owner is not filtered
         with conn.transaction():
@@ -173,7 +174,7 @@ def test_row_level_security_holds_in_sql(api: Api) -> None:
 
 def test_every_table_the_reader_may_read_is_scoped_or_shared(api: Api) -> None:
     shared = {"persona_templates", "sync_state"}
-    with psycopg.connect(api.database_url, autocommit=True) as conn:
+    with mirror_sql(api.database_url) as conn:
         rows = conn.execute(
             "SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n "
             "ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = current_schema() "
@@ -214,7 +215,7 @@ def test_each_mirrored_commit_reaches_webhooks_signed_and_a_failing_one_is_retri
     assert not verify(SECRET, stamp, body + b" ", signature)
     assert not verify(SECRET, str(int(time.time()) - 3600), body, signature)
     wait_for(lambda: any(json.loads(r[1])["commit"] == commit for r in failing.requests))
-    with psycopg.connect(api.database_url) as conn:
+    with mirror_sql(api.database_url) as conn:
         rows = dict(conn.execute(
             "SELECT url, status || ':' || attempts || ':' || coalesce(last_status_code, 0) "
             "FROM webhook_deliveries WHERE commit = %s", (commit,)).fetchall())
