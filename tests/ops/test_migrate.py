@@ -20,7 +20,7 @@ from maestro_git.ops.migrate import run_persona_sets, run_themaestro
 from maestro_git.repo.repository import Repository
 from maestro_git.settings import load_settings
 from tests import conftest
-from tests.factories import GitRepoFactory
+from tests.factories import GitRepoFactory, mirror_sql
 
 # TheMaestro's migration (story 8.1), in SQL: binary_id = uuid, :map = jsonb,
 # {:array, :string} = varchar[], naive_datetime_usec = timestamp. `users` comes from its
@@ -173,7 +173,7 @@ def test_themaestro_migrates_with_its_history_and_the_mirror_holds_the_same(
     assert snap.personas["bot/early_child"].extends == "bot/late_parent"
     # The mirror then holds the same content, every version, and the usage counters.
     assert main(["--repo", str(git_repo.path), "--database-url", database_url, "sync"]) == 0
-    with psycopg.connect(database_url) as conn:
+    with mirror_sql(database_url) as conn:
         rows = dict(conn.execute("SELECT id::text, content FROM personas").fetchall())
         assert rows == expected["content"]
         versions = conn.execute("SELECT count(*) FROM persona_versions").fetchone()
@@ -246,7 +246,7 @@ def test_persona_sets_migrate_with_members_images_and_their_dates(
     assert times == [(T0 + d).replace(tzinfo=UTC, microsecond=0)
                      for d in (timedelta(0), timedelta(hours=1), timedelta(days=2))]
     assert main([*repo_args, "sync"]) == 0
-    with psycopg.connect(database_url) as conn:
+    with mirror_sql(database_url) as conn:
         count = conn.execute("SELECT count(*) FROM persona_set_members").fetchone()
     assert count == (6,)
 

@@ -95,9 +95,11 @@ def run_themaestro(settings: Settings, url: str, *, users_file: Path | None = No
     plan = plan_themaestro(data, users, _templates_present(settings))
     head = None
     if not dry_run and plan.commits:
-        conn = db.connect(settings)  # before writing: a missing mirror fails cleanly
+        db.connect(db.database_url(settings)).close()  # no database: fail before writing
+        head = replay(settings, plan.commits)[-1]
+        # Bound after the replay: a mirror knows its repository by the migrated history.
+        conn = db.connect(settings)
         try:
-            head = replay(settings, plan.commits)[-1]
             db.migrate(conn)
             with db.translate_errors("store the usage counters"), conn.transaction():
                 usage.merge_usage(conn, [(u.persona_id, u.application_count,
