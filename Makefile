@@ -30,9 +30,11 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-## test: the whole test suite against a real PostgreSQL (DATABASE_URL, or the embedded server)
+## test: the whole test suite against a real PostgreSQL (DATABASE_URL, or the embedded server),
+## then the search tests again with the search speed paths off (plain Whoosh)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	MAESTRO_SEARCH_SPEEDUPS=0 $(BIN)/python -m pytest -q -p no:cacheprovider tests/search
 
 ## test-fast: the suite without tests marked slow
 test-fast: $(STAMP)

@@ -2,7 +2,7 @@
 a table `section | figure | value | target | floor | ok?` (or JSON).
 
     .venv/bin/python scripts/bench.py [--personas N] [--sets M] [--commits C] [--seed S]
-        [--only check,git,mirror,search] [--format table|json] [--output FILE]
+        [--only check,git,mirror,search,serve] [--format table|json] [--output FILE]
         [--keep DIR] [--quick]
 
 The repository is cached by its parameters (in DIR with --keep, else in the system's temp
@@ -37,7 +37,7 @@ from synthetic import GENERATOR_VERSION, GeneratedRepo, generate_repository  # n
 from maestro_git.output import table  # noqa: E402
 from maestro_git.settings import Settings  # noqa: E402
 
-SECTIONS = ("check", "git", "mirror", "search")
+SECTIONS = ("check", "git", "mirror", "search", "serve")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -1,9 +1,11 @@
-"""Issue 5: Whoosh rebuild, incremental update, search latency, `Client.get` cached/uncached."""
+"""Issue 5: Whoosh rebuild, incremental update, search latency, `Client.get` cached/uncached.
+Issue 15: search p50/p95 on both backends over one fixed query set (`PARITY_QUERIES`: words,
+phrases, fields, booleans, prefixes), the same queries in the same language on each."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from bench_common import Context, Row, guarded, median, p95, say, timed
 
@@ -14,6 +16,14 @@ QUERIES = (  # a fixed set: words, phrases, fields, names, words that match litt
     "accessibility", "migration paths", "rigorous researcher", "plain language",
     "tags:gdpr privacy", '"test coverage gaps"', "story editor", "cite sources",
     "stakeholders risks", "onboarding", "financial analyst")
+# Issue 15's fixed set, run on both backends: words, phrases and fields (the README's example
+# first), a boolean, a prefix and a range; p95 target 20 ms on each.
+PARITY_QUERIES = (
+    "tag:coding review", "security", "code reviewer", '"edge cases"', "owner:acme",
+    "tags:gdpr privacy", '"test coverage gaps"', "plain language", "kind:template research",
+    "title:analyst", "status:validated", "review*", "accessibility OR onboarding",
+    "financial analyst NOT owner:acme", "age:[50 TO 59] nurse", "set:clinic")
+PARITY_TARGET_MS = 20.0
 
 
 def run(ctx: Context) -> Iterator[Row]:
@@ -37,9 +47,12 @@ def run(ctx: Context) -> Iterator[Row]:
     try:
         yield from guarded(SECTION, "incremental update", _incremental(ctx, index, snap))
         yield from guarded(SECTION, "search latency", _queries(ctx, index))
+        yield from guarded(SECTION, "search latency, fixed set (whoosh)",
+                           _fixed_set(ctx, "whoosh", lambda q: index.search(q)))
     finally:
         index.close()
     yield from guarded(SECTION, "Client.get", _client(ctx))
+    yield from guarded(SECTION, "search latency, fixed set (postgres)", _postgres(ctx))
 
 
 def _incremental(ctx: Context, index: object, snap: object) -> list[Row]:
@@ -118,19 +131,62 @@ def _queries(ctx: Context, index: object) -> list[Row]:
     ]
 
 
-def _client(ctx: Context) -> list[Row]:
-    try:
-        from maestro_git.client import Client
-    except ImportError as exc:
-        return [Row(SECTION, "Client.get", None, note=f"not available: {exc}")]
+def _fixed_set(ctx: Context, backend: str, search: Callable[[str], object]) -> list[Row]:
+    """p50/p95 of every run of `PARITY_QUERIES` (first runs included: nothing is warmed)."""
+    from maestro_git.errors import SearchError
+
+    reps = 2 if ctx.quick else 5
+    say(f"search ({backend}): {len(PARITY_QUERIES)} fixed queries x {reps + 1}")
+    samples: list[float] = []
+    failed: list[str] = []
+    for q in PARITY_QUERIES:
+        for _ in range(reps + 1):
+            start = time.perf_counter()
+            try:
+                search(q)
+            except SearchError as err:
+                failed.append(f"{q}: {err.message}")
+                break
+            samples.append((time.perf_counter() - start) * 1000)
+    note = f"refused: {'; '.join(failed)}" if failed else "first runs included"
+    if not samples:
+        return [Row(SECTION, f"search ({backend}) fixed set", None, note=note)]
+    n = len(samples)
+    return [
+        Row(SECTION, f"search ({backend}), fixed set of {len(PARITY_QUERIES)}: median of {n}",
+            median(samples), unit="ms", note=note),
+        Row(SECTION, f"search ({backend}), fixed set of {len(PARITY_QUERIES)}: p95 of {n}",
+            p95(samples), unit="ms", target=PARITY_TARGET_MS),
+    ]
+
+
+def _mirrored_url(ctx: Context) -> str:
     url = ctx.shared.get("mirrored_url")
     if url is None:
         from maestro_git.mirror.sync import sync
 
         url = ctx.fresh_database()
-        say("search: mirroring the head for the client")
+        say("search: mirroring the head")
         sync(ctx.settings.with_overrides(database_url=url), head_only=True)
         ctx.shared["mirrored_url"] = url
+    return str(url)
+
+
+def _postgres(ctx: Context) -> list[Row]:
+    from maestro_git.mirror import db, query
+
+    url = _mirrored_url(ctx)
+    with db.connect(ctx.settings.with_overrides(database_url=url)) as conn:
+        conn.execute("ANALYZE")
+        return _fixed_set(ctx, "postgres", lambda q: query.search(conn, q))
+
+
+def _client(ctx: Context) -> list[Row]:
+    try:
+        from maestro_git.client import Client
+    except ImportError as exc:
+        return [Row(SECTION, "Client.get", None, note=f"not available: {exc}")]
+    url = _mirrored_url(ctx)
     say("search: Client.get cached and uncached")
     client = Client(url, settings=ctx.settings)
     try:

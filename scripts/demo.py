@@ -3,7 +3,8 @@
 Validate the files, mirror every commit of this repository into PostgreSQL (DATABASE_URL, or
 the embedded server when it is unset), build the search index, and query the mirror through
 the CLI, SQL and the Python client. Each step is printed as the terminal session a user would
-type. Exits non-zero at the first failing step.
+type. Then it starts `maestro serve` briefly and prints one API answer, with a token that
+reads only the `acme` owner. Exits non-zero at the first failing step.
 """
 
 from __future__ import annotations
@@ -62,6 +63,67 @@ def database_url() -> str:
     return url
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_once() -> None:
+    """Start `maestro serve`, print one persona as `curl` would get it, stop the server."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    made = subprocess.run([MAESTRO, "--repo", str(ROOT), "token", "create", "--owner", "acme",
+                           "--expires", "1h", "--description", "demo"], check=True,
+                          capture_output=True, text=True)
+    token = made.stdout.strip().splitlines()[-1]
+    print("$ TOKEN=$(maestro token create --owner acme --expires 1h | tail -1)")
+    port = free_port()
+    print(f"$ maestro serve --port {port} &")
+    server = subprocess.Popen([MAESTRO, "--repo", str(ROOT), "-q", "serve", "--port",
+                               str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/api/v1/ping", timeout=1).read()
+                break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    sys.exit("demo: maestro serve did not start")
+                time.sleep(0.1)
+        path = "/api/v1/personas/acme/python_reviewer?resolved=true"
+        print(f'$ curl -s -H "Authorization: Bearer $TOKEN" "{base}{path}"')
+        request = urllib.request.Request(base + path,
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            body = json.loads(answer.read())
+            etag = answer.headers["ETag"]
+        shown = {k: body[k] for k in ("key", "version", "parent_key", "tags", "commit",
+                                      "application_count")}
+        shown["content"] = body["content"][:60] + "…"
+        print(json.dumps(shown, indent=2))
+        print(f"(ETag {etag}; the same request with If-None-Match answers 304)")
+        hidden = urllib.request.Request(base + "/api/v1/personas/platform/base_assistant",
+                                        headers={"Authorization": f"Bearer {token}"})
+        try:
+            urllib.request.urlopen(hidden, timeout=10)
+            sys.exit("demo: the acme token read a platform persona")
+        except urllib.error.HTTPError as err:
+            print(f"$ curl ... {base}/api/v1/personas/platform/base_assistant  ->  "
+                  f"{err.code} {json.loads(err.read())['detail']}")
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
 def main() -> int:
     embedded = not os.environ.get("DATABASE_URL")
     where = "the embedded PostgreSQL" if embedded else "$DATABASE_URL"
@@ -82,6 +144,8 @@ def main() -> int:
         banner("The Python client (cached, kept coherent by LISTEN maestro_events)")
         print(CLIENT)
         exec(compile(CLIENT, "<demo>", "exec"), {"url": url})  # noqa: S102 - our own snippet
+        banner("The HTTP API (maestro serve), with a token that reads only acme")
+        serve_once()
     finally:
         if embedded:
             subprocess.run([MAESTRO, "--repo", str(ROOT), "db", "stop"], check=False,

@@ -52,14 +52,15 @@ def search_cmd(app: AppContext, text: str, limit: int, backend: str, fmt: str) -
     """Search personas, templates, persona sets and set members.
 
     \b
-    Whoosh syntax: words (all must match), "a phrase", OR / AND / NOT, (groups),
-    prefix*, fields: name: display_name: description: tag: owner: key: kind:
-    category: metadata: set: status: extends: active: age:[50 TO 59] content:
+    One query language on both backends: words (all must match), "a phrase",
+    OR / AND / NOT / -word, (groups), prefix*, fields: name: display_name: title:
+    description: tag: owner: key: kind: category: metadata: set: status: extends:
+    active: content: and age:54 age:>50 age:[50 TO 59]
     Examples:
       maestro search 'tag:coding owner:acme'
       maestro search '"pull request" OR review*'
       maestro search 'nurse in her 50s'          (set members; hits name their set)
-    The postgres backend takes web-search syntax (words, "phrase", OR, -word).
+    Limits: 1,000 characters, 32 words, 100 characters a word.
     """
     if backend == "postgres":
         with db.connect(app.settings) as conn:

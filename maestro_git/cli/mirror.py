@@ -168,22 +168,31 @@ def verify_cmd(app: AppContext, fmt: str) -> None:
     """Compare the mirror with the branch head; exit 1 and list the drift if they differ.
 
     Every row's content hash is checked against its file; missing and extra rows and stale
-    resolved content are reported. Files invalid at the head are not drift.
+    resolved content are reported. Files invalid at the head are not drift. Every branch of
+    [sync] branches is verified, each against its own mirror (--branch: just that one).
     """
-    with db.connect(app.settings) as conn:
-        db.migrate(conn)
-        report = verify(app.settings, conn)
+    reports = []
+    for branch in app.settings.mirrored_branches:
+        settings = app.settings.with_overrides(branch=branch)
+        with db.connect(settings) as conn:
+            db.migrate(conn)
+            reports.append((branch, verify(settings, conn)))
+    several = len(reports) > 1
     if fmt == "json":
-        click.echo(to_json({**dataclasses.asdict(report), "ok": report.ok}))
-    elif report.ok:
-        app.echo(f"mirror matches {report.head[:7] if report.head else 'an empty branch'} "
-                 f"({report.checked} entities checked)")
-    else:
+        docs = [{**dataclasses.asdict(r), "branch": b, "ok": r.ok} for b, r in reports]
+        click.echo(to_json(docs if several else docs[0]))
+    for branch, report in reports if fmt != "json" else ():
+        prefix = f"{branch}: " if several else ""
+        if report.ok:
+            app.echo(f"{prefix}mirror matches "
+                     f"{report.head[:7] if report.head else 'an empty branch'} "
+                     f"({report.checked} entities checked)")
+            continue
         click.echo(table([dataclasses.asdict(d) for d in report.drift],
                          ["problem", "kind", "key", "detail"]))
-        app.echo(f"{len(report.drift)} differences; run 'maestro sync' or 'maestro rebuild'",
-                 err=True)
-    if not report.ok:
+        app.echo(f"{prefix}{len(report.drift)} differences; run 'maestro sync' or "
+                 "'maestro rebuild'", err=True)
+    if not all(r.ok for _, r in reports):
         raise click.exceptions.Exit(1)
 
 

@@ -72,6 +72,7 @@ from maestro_git.daemon.session import (
 from maestro_git.errors import DatabaseError, LockHeldError, MaestroError
 from maestro_git.git.repo import GitRepo
 from maestro_git.git.worktree import CONTENT_DIRS, read_worktree
+from maestro_git.mirror.sync import MirrorDataError
 from maestro_git.output import format_problems
 from maestro_git.settings import Settings
 
@@ -303,6 +304,9 @@ class Daemon:
         assert self._session is not None
         try:
             self._session.catch_up(stop, self._log_mirrored)
+        except MirrorDataError as err:  # not an outage: the commit's data, until it changes
+            self.log.error("sync", f"cannot mirror: {err.message}")
+            self._db_failed(err)
         except DatabaseError as err:
             self._db_failed(err)
         except MaestroError as err:  # e.g. a git object that cannot be read: retry later
@@ -319,7 +323,8 @@ class Daemon:
         self._backoff = (opts.backoff_initial if self._backoff == 0.0
                          else min(self._backoff * 2, opts.backoff_max))
         self._next_db_attempt = time.monotonic() + self._backoff
-        what = "database unavailable" if isinstance(err, DatabaseError) else "sync failed"
+        outage = isinstance(err, DatabaseError) and not isinstance(err, MirrorDataError)
+        what = "database unavailable" if outage else "sync failed"
         self.log.warning("database", f"{what}: {err.message}; retrying in "
                          f"{self._backoff:.1f} s", retry_in=self._backoff)
 

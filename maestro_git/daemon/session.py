@@ -188,7 +188,11 @@ class DbSession:
 
     def close(self) -> None:
         if self._indexer is not None:
+            # An update waiting for another process's index lock gives up at once: stopping
+            # never waits for someone else's rebuild (the index catches up next time).
+            self._indexer.stopping.set()
             self._indexer.drain(timeout=30.0)
+            self._indexer.stopping.clear()
         for link in self._links:
             link.close()
 
@@ -208,7 +212,8 @@ class _Indexer:
                  max_delay: float = 1.0) -> None:
         from maestro_git.search.index import SearchIndex
 
-        self.index = SearchIndex(settings)
+        self.stopping = threading.Event()  # set while the session closes
+        self.index = SearchIndex(settings, stop=self.stopping)
         self.log = log
         self.quiet = quiet
         self.max_delay = max_delay

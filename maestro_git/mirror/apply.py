@@ -416,9 +416,14 @@ def _write_history(conn: Connection, counts: _Counts, info: CommitInfo,
            "audit_events", tables.EVENT_COLUMNS)
 
 
-def invalid_paths(conn: Connection) -> tuple[str, ...]:
-    """Files whose errors keep them at their last good state in the mirror, sorted."""
-    rows = conn.execute("SELECT DISTINCT path FROM sync_errors ORDER BY path").fetchall()
+def invalid_paths(conn: Connection, rule: str | None = None) -> tuple[str, ...]:
+    """Files whose errors keep them at their last good state in the mirror (those with an
+    error of `rule`, when given), sorted."""
+    if rule is None:
+        rows = conn.execute("SELECT DISTINCT path FROM sync_errors ORDER BY path").fetchall()
+    else:
+        rows = conn.execute("SELECT DISTINCT path FROM sync_errors WHERE rule = %s "
+                            "ORDER BY path", (rule,)).fetchall()
     return tuple(row[0] for row in rows)
 
 

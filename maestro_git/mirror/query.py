@@ -21,9 +21,10 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from maestro_git.core import grammar
 from maestro_git.core.models import SearchHit
-from maestro_git.errors import NotFoundError, SearchError, UsageError
-from maestro_git.mirror import events
+from maestro_git.errors import DatabaseError, NotFoundError, SearchError, UsageError
+from maestro_git.mirror import events, fts
 from maestro_git.mirror.db import Connection, translate_errors
 
 __all__ = [
@@ -308,40 +309,34 @@ def get_set(conn: Connection, key: str) -> SetDetail:
     return SetDetail(found, tuple(members))
 
 
-_SEARCH = sql.SQL("""
-WITH q AS (SELECT websearch_to_tsquery('english', %(q)s) AS tsq),
-hits AS (
-    SELECT 'persona' AS kind, p.key, NULL::text AS member,
-           coalesce(p.display_name, p.name) AS title,
-           ts_rank_cd(p.search_vector, q.tsq) * 2 AS score, p.content AS body
-    FROM personas p, q WHERE p.search_vector @@ q.tsq
-    UNION ALL
-    SELECT 'template', t.name, NULL, coalesce(t.display_name, t.name),
-           ts_rank_cd(t.search_vector, q.tsq) * 2, t.content
-    FROM persona_templates t, q WHERE t.search_vector @@ q.tsq
-    UNION ALL
-    SELECT 'set_member', m.set_key, m.name, m.name, ts_rank_cd(m.search_vector, q.tsq),
-           (SELECT string_agg(e.key || ' ' || e.value, ' ')
-            FROM jsonb_each_text(m.persona_data) e WHERE e.key <> 'name')
-    FROM persona_set_members m, q WHERE m.search_vector @@ q.tsq
-)
-SELECT h.kind, h.key, h.title, h.score::float8 AS score,
-       ts_headline('english', coalesce(h.body, ''), q.tsq,
-                   'StartSel=**, StopSel=**, MaxWords=30, MinWords=8, MaxFragments=2, '
-                   'FragmentDelimiter=" … "') AS snippet,
-       h.member
-FROM (SELECT * FROM hits ORDER BY score DESC, key, member LIMIT %(limit)s) h, q
-ORDER BY h.score DESC, h.key, h.member
-""")
+SEARCH_TIMEOUT_MS = 2000  # a search statement longer than this is cancelled by the server
 
 
-def search(conn: Connection, text: str, limit: int = 10) -> list[SearchHit]:
-    """Full-text search over the mirror's `tsvector` columns (web-search syntax: words,
-    "phrases", OR, -exclusion), ranked with `ts_rank_cd`, snippets from `ts_headline`."""
-    if not text.strip():
-        raise SearchError("empty search query", hint='try e.g. maestro search "code review"')
-    with translate_errors("search the mirror"), conn.cursor() as cur:
-        rows = cur.execute(_SEARCH, {"q": text, "limit": limit}).fetchall()
+def search(conn: Connection, text: str, limit: int = 10, *,
+           timeout_ms: int = SEARCH_TIMEOUT_MS) -> list[SearchHit]:
+    """Full-text search over the mirror in the query language of the Whoosh index
+    (`core/grammar.py`, compiled to SQL by `mirror/fts.py`), ranked with `ts_rank_cd`,
+    snippets from `ts_headline`.
+
+    The statement runs under `statement_timeout` (the server stops it, whoever waits), in a
+    transaction of its own; an interrupted wait (Ctrl-C, a client gone) cancels it on the
+    server, as psycopg does for every interrupted query."""
+    tree = grammar.parse(text)
+    texts = fts.tsquery_texts(tree)
+    try:
+        with translate_errors("search the mirror"), conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT set_config('statement_timeout', %s, true),"
+                        " set_config('client_min_messages', 'warning', true)",
+                        (f"{int(timeout_ms)}ms",))
+            stop_only = frozenset(r[0] for r in cur.execute(
+                fts.STOP_ONLY, {"t": texts}).fetchall()) if texts else frozenset()
+            found = fts.statement(tree, limit, stop_only)
+            rows = cur.execute(found.query, found.params).fetchall()
+    except DatabaseError as err:
+        if isinstance(err.__cause__, psycopg.errors.QueryCanceled):
+            raise SearchError(f"the search took longer than {timeout_ms} ms and was stopped",
+                              hint="search for fewer or more specific words") from None
+        raise
     return [SearchHit(kind=r[0], key=r[1], title=r[2], score=round(float(r[3]), 4),
                       snippet=" ".join(str(r[4]).split()), member=r[5]) for r in rows]
 

@@ -33,6 +33,7 @@ __all__ = [
     "owner_visible",
     "set_source",
     "template",
+    "image_source",
     "visible_hits",
 ]
 
@@ -184,3 +185,32 @@ def visible_hits(conn: Connection, hits: list[SearchHit]) -> list[SearchHit]:
                                        "t": wanted["template"]}).fetchall()
     seen = {(str(r[0]), str(r[1])) for r in rows}
     return [h for h in hits if (group.get(h.kind, "persona"), h.key) in seen]
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    set_key: str
+    set_path: str
+    commit: str
+    image_url: str
+
+
+def image_source(conn: Connection, *, set_key: str | None = None, position: int | None = None,
+                 image_url: str | None = None) -> ImageSource:
+    """The member image named by (`set_key`, `position`) or by its `image_url`, in a set the
+    current scope may read (`NotFoundError` otherwise)."""
+    if set_key is not None and position is not None:
+        where = sql.SQL("m.set_key = %(set)s AND m.position = %(pos)s")
+    elif image_url is not None:
+        where = sql.SQL("m.image_url = %(url)s")
+    else:
+        raise ValueError("image_source needs (set_key, position) or image_url")
+    query = sql.SQL("SELECT s.key, s.path, s.commit, m.image_url FROM persona_set_members m "
+                    "JOIN persona_sets s ON s.key = m.set_key "
+                    "WHERE m.image_url IS NOT NULL AND {} ORDER BY s.key LIMIT 1").format(where)
+    with translate_errors("find a member image"):
+        row = conn.execute(query, {"set": set_key, "pos": position, "url": image_url}
+                           ).fetchone()
+    if row is None:
+        raise NotFoundError("no such member image in the mirror")
+    return ImageSource(*row)

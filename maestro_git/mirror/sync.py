@@ -26,6 +26,11 @@ Rules of this module:
   commits from the end (never part of one), and the next catch-up replays them.
 - Listeners run after each commit's transaction has committed, then the hooks; a listener or
   hook that fails is logged and does not stop the sync.
+- A commit PostgreSQL refuses for its data (SQLSTATE class 22, e.g. a NUL character, or text
+  that cannot be encoded, such as a lone surrogate) is applied again once with the files that
+  hold such text (else, for an incremental commit, every file it touched) treated as invalid:
+  their last good state stays, rule `unstorable-text` goes to `sync_errors`, and the mirror
+  moves past the commit. A second refusal is raised as `MirrorDataError`.
 - Identities in the GDPR erasure register (read at each catch-up) are mirrored as their
   pseudonyms.
 """
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 import time
 import uuid
@@ -42,6 +48,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
+
+import psycopg
 
 from maestro_git.core import audit, inherit
 from maestro_git.core.formats import ParsedFile, classify
@@ -53,9 +61,11 @@ from maestro_git.core.models import (
     Persona,
     PersonaSet,
     Problem,
+    Severity,
     Template,
 )
 from maestro_git.core.snapshot import Snapshot, build_snapshot, diff_snapshots, update_snapshot
+from maestro_git.errors import DatabaseError
 from maestro_git.git.repo import GitRepo
 from maestro_git.mirror import apply as mirror
 from maestro_git.mirror import bulk as mirror_bulk
@@ -63,14 +73,46 @@ from maestro_git.mirror import db, erasures
 from maestro_git.mirror.events import EntityEvent, run_hooks
 from maestro_git.settings import Settings
 
-__all__ = ["CommitSummary", "Listener", "MirroredCommit", "SyncReport", "Syncer", "sync",
-           "sync_branches", "with_invalid_paths"]
+__all__ = ["CommitSummary", "Listener", "MirrorDataError", "MirroredCommit", "SyncReport",
+           "Syncer", "sync", "sync_branches", "unstorable", "with_invalid_paths"]
 
 log = logging.getLogger("maestro_git.mirror.sync")
 
 FILE_PROGRESS_STEP = 100  # a whole-tree parse reports its progress every this many files
 
 Record = Persona | Template | PersonaSet
+
+UNSTORABLE_RULE = "unstorable-text"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class MirrorDataError(DatabaseError):
+    """PostgreSQL refused a commit's data even with its suspect files left out: not an
+    outage, so retrying will not help until the commit's files change."""
+
+
+def unstorable(value: object) -> bool:
+    """True when `value` (a record, or anything inside one) holds text PostgreSQL cannot
+    store: a NUL character or a lone surrogate."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, Mapping):
+        return any(unstorable(k) or unstorable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(unstorable(v) for v in value)
+    if hasattr(value, "model_dump"):
+        return unstorable(value.model_dump())
+    return False
+
+
+def _data_error(exc: BaseException) -> str | None:
+    """The one-line reason when `exc` is PostgreSQL refusing data (not an outage)."""
+    if isinstance(exc, UnicodeEncodeError):
+        return f"text cannot be encoded ({exc.reason})"
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) else None
+    if isinstance(cause, psycopg.Error) and (cause.sqlstate or "").startswith("22"):
+        return str(cause).strip().splitlines()[0]
+    return None
 
 
 @dataclass(frozen=True)
@@ -211,6 +253,8 @@ class Syncer:
         self.hooks = hooks
         self._state: _State | None = None
         self._erasures = erasures.Erasures()  # re-read at each catch-up
+        self._refused: str | None = None  # PostgreSQL's reason, while a step is re-applied
+        self._refusals: dict[str, Problem] = {}  # path -> its unstorable-text problem
 
     def close(self) -> None:
         if self._owns_conn and not self.conn.closed:
@@ -226,9 +270,13 @@ class Syncer:
     def _load(self) -> _State:
         with db.translate_errors("reading the mirror"):
             loaded = mirror.load_state(self.conn, self.settings.branch)
+            refused = set(mirror.invalid_paths(self.conn, UNSTORABLE_RULE))
         raw = None
         if loaded.commit is not None and self.git.has_commit(loaded.commit):
             raw = build_snapshot(self.git.files_at(loaded.commit), self.settings, loaded.commit)
+            if refused:  # files PostgreSQL refused stay at their last good state (rules)
+                raw = dataclasses.replace(raw, invalid_paths=raw.invalid_paths | frozenset(
+                    refused & set(raw.files)))
         eff = loaded.snapshot
         ids = dict(loaded.ids)
         return _State(loaded.commit, raw, eff, ids, inherit.children_index(eff.personas),
@@ -407,6 +455,8 @@ class Syncer:
             touched = {s.path for s in delta.changed} | set(delta.removed)
             paths = touched | (state.raw.invalid_paths ^ raw.invalid_paths)
             renames = delta.renames
+        if self._refused is not None:
+            raw = self._refuse(raw, paths, step.full)
         new_eff, affected = effective(old_eff, raw, paths)
         if step.full:
             changes = diff_snapshots(old_eff, new_eff, renames)
@@ -422,6 +472,20 @@ class Syncer:
                 message=f"{step.rewritten_from[:7]} is no longer on {self.settings.branch}; "
                         f"reconciled at {step.commit[:7]}"))
         return raw, new_eff, changes, events, paths
+
+    def _refuse(self, raw: Snapshot, paths: set[str], full: bool) -> Snapshot:
+        """`raw` with the files PostgreSQL cannot take marked invalid (see the rules)."""
+        candidates = [p for p in sorted(paths) if p in raw.files and raw.is_valid(p)
+                      and raw.files[p].record is not None]
+        bad = [p for p in candidates if unstorable(raw.files[p].record)]
+        if not bad and not full:
+            bad = candidates
+        self._refusals = {p: Problem(
+            rule=UNSTORABLE_RULE, severity=Severity.ERROR, path=p,
+            message=f"PostgreSQL cannot store this file: {self._refused}",
+            fix="remove NUL characters and unpaired surrogates (maestro check finds them)")
+            for p in bad}
+        return dataclasses.replace(raw, invalid_paths=raw.invalid_paths | frozenset(bad))
 
     def _apply(self, state: _State, step: _Step, info: CommitInfo, raw: Snapshot,
                new_eff: Snapshot, changes: list[Change], events: list[AuditEvent],
@@ -447,6 +511,9 @@ class Syncer:
         problems: dict[str, Sequence[Problem]] = {}
         for p in paths:  # per path: never a walk over every problem of the repository
             found = raw.problems_for(p)
+            refusal = self._refusals.get(p)
+            if refusal is not None:
+                found = (*found, refusal)
             if found or step.full or (state.raw is not None and p in state.raw.invalid_paths):
                 problems[p] = found
         extra = [EntityEvent("resolved", "persona", k, step.commit) for k in descendants]
@@ -455,6 +522,35 @@ class Syncer:
             branch=self.settings.branch, ids=state.ids, old_ids=old_ids, resolved=resolved,
             version_keys=version_keys, extra_notifications=extra, bulk=load, durable=durable)
         return result, descendants, extra
+
+    def _step_or_refuse(self, state: _State, step: _Step, durable: bool,
+                        files: Callable[[int, int], None] | None
+                        ) -> tuple[MirroredCommit, mirror.ApplyResult, _State]:
+        """`_step`, applied once more without the files PostgreSQL refuses (module rules)."""
+        try:
+            done, result = self._step(state, step, durable=durable, files=files)
+            return done, result, state
+        except (DatabaseError, UnicodeEncodeError) as exc:
+            reason = _data_error(exc)
+            if reason is None:
+                raise
+        log.warning("commit %s: PostgreSQL refused its data (%s); applying it without the "
+                    "files that hold such text", step.commit[:7], reason)
+        state = self._current_state()  # the failed step dropped it: reload from the database
+        self._refused = reason
+        try:
+            done, result = self._step(state, dataclasses.replace(step, bulk=False),
+                                      durable=durable, files=files)
+        except (DatabaseError, UnicodeEncodeError) as exc:
+            again = _data_error(exc)
+            if again is None:
+                raise
+            raise MirrorDataError(f"commit {step.commit[:7]} cannot be mirrored: {again}",
+                                  hint="fix the commit's files (maestro check) and commit "
+                                       "again") from exc
+        finally:
+            self._refused, self._refusals = None, {}
+        return done, result, state
 
     def _after(self, done: MirroredCommit, extra: Sequence[EntityEvent]) -> None:
         for listener in self.listeners:
@@ -494,7 +590,7 @@ class Syncer:
             started = time.perf_counter()
             # Only the last commit of a catch-up waits for its WAL flush (which flushes the
             # earlier ones too); a crash before it loses whole commits, replayed next time.
-            done, result = self._step(state, step, durable=n == len(steps), files=files)
+            done, result, state = self._step_or_refuse(state, step, n == len(steps), files)
             failed = len({p.path for p in result.errors})
             summaries.append(CommitSummary(step.commit, len(done.changes), failed,
                                            (time.perf_counter() - started) * 1000))

@@ -93,8 +93,7 @@ def upsert(table: str, columns: Sequence[str], *, key: str, keep: Sequence[str] 
 PERSONA_COLUMNS = ("id", "key", "owner", "name", "path", "display_name", "description",
                    "content", "resolved_content", "version", "parent_key", "parent_id",
                    "tags", "active", "metadata", "frontmatter", "content_hash",
-                   "resolved_hash", "size_bytes", "commit", "created_at", "updated_at", "model",
-                   "tools")
+                   "resolved_hash", "size_bytes", "commit", "created_at", "updated_at")
 # A rename keeps the row id and changes the key; a re-linked parent changes parent_id.
 PERSONA_UPSERT = upsert("personas", PERSONA_COLUMNS, key="id", keep=("created_at",),
                         changed=("content_hash", "key", "resolved_hash", "parent_id"))
@@ -181,8 +180,7 @@ def persona_row(rec: Persona, pid: uuid.UUID, parent_id: uuid.UUID | None, resol
     return (pid, rec.key, rec.owner, rec.name, rec.path, rec.display_name, rec.description,
             rec.body, resolved, rec.version, rec.extends, parent_id, list(rec.tags),
             rec.active, Jsonb(rec.metadata), Jsonb(_frontmatter(rec)), rec.content_hash,
-            sha(resolved), rec.size_bytes, info.id, info.time, info.time, rec.model,
-            list(rec.tools) if rec.tools is not None else None)
+            sha(resolved), rec.size_bytes, info.id, info.time, info.time)
 
 
 def template_row(rec: Template, info: CommitInfo, system: bool) -> Row:

@@ -1,8 +1,9 @@
 """The Whoosh search index in `.maestro/index`: opening, writing, checking and searching it.
 
-What it is made of (the schema, the query parser, the merge policy) is in `search_engine.py`,
-how postings are read and plain words scored in `search_postings.py`, and how a rebuild
-writes its segments in `search_bulk.py`; these are the only modules that import whoosh.
+What it is made of (the schema, the query parser, the merge policy) is in `engine.py`; the
+accelerated paths (a bulk segment writer, patched posting reads, a numpy scorer for plain
+words) are in `speedups/`, installed explicitly here and only on the pinned whoosh-reloaded;
+with them off, every step below is Whoosh's own.
 
 Rules of this module:
 - The index is a rebuildable cache of one snapshot. It records the commit it reflects (in a
@@ -25,6 +26,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -41,6 +43,7 @@ from whoosh.query import Query, QueryError, Term
 from maestro_git.core.models import Change, ChangeAction, HitKind, SearchHit
 from maestro_git.core.snapshot import Snapshot
 from maestro_git.errors import SearchError
+from maestro_git.search import speedups
 from maestro_git.search.documents import META_UID as _META_UID
 from maestro_git.search.documents import (
     IndexStatus,
@@ -62,12 +65,11 @@ from maestro_git.search.engine import (
     matchers,
     merge_small,
     parse_query,
-    score_terms,
     text_of,
-    word_groups,
 )
 from maestro_git.search.files import WriteLock, collect_leaked_files, leaks_ignored
 from maestro_git.search.speedups.bulk import write_segments
+from maestro_git.search.speedups.postings import score_terms, word_groups
 from maestro_git.search.speedups.words import WordScores
 from maestro_git.settings import Settings
 
@@ -90,6 +92,14 @@ _CHECK_STRIDE = 64  # `check` reads every 64th stored document (a damaged block 
 
 # -- the index -------------------------------------------------------------------------------
 
+def _write_error(where: Path, exc: OSError) -> SearchError:
+    """A failed write of the index (a full disk, a read-only folder, …) in one line."""
+    reason = exc.strerror or type(exc).__name__
+    return SearchError(f"cannot write the search index in {where.name}: {reason}",
+                       hint="free space or make the folder writable, then run "
+                            "'maestro index rebuild'")
+
+
 class SearchIndex:
     """The Whoosh index of one repository (`settings.resolved_index_dir`).
 
@@ -98,12 +108,15 @@ class SearchIndex:
     """
 
     def __init__(self, settings: Settings, *, source: Callable[[], Snapshot] | None = None,
-                 procs: int = 2, writer_timeout: float = WRITER_TIMEOUT) -> None:
+                 procs: int = 2, writer_timeout: float = WRITER_TIMEOUT,
+                 stop: threading.Event | None = None) -> None:
         self.settings = settings
         self.path = settings.resolved_index_dir
         self.source = source
         self.procs = procs
         self.writer_timeout = writer_timeout
+        self.stop = stop  # set: a writer waiting for the lock gives up at once
+        self._swept = False  # leftover build folders looked for
         self._lock = threading.RLock()  # guards the searcher (readers)
         self._write_lock = threading.RLock()  # in-process writers; never held by a reader
         self._ix: Any = None
@@ -112,15 +125,54 @@ class SearchIndex:
         self._merge_thread: threading.Thread | None = None
         self._merging = False
         self._words = WordScores()  # per-word scores of plain-word queries, this searcher
+        speedups.install()  # the version-guarded speed paths (plain Whoosh if they are off)
 
     # -- opening and status --------------------------------------------------------------
     def _lockfile(self) -> WriteLock:
-        return WriteLock(self.path.parent / (self.path.name + ".lock"), self.writer_timeout)
+        return WriteLock(self.path.parent / (self.path.name + ".lock"), self.writer_timeout,
+                         stop=self.stop)
 
     def exists(self) -> bool:
-        return self.path.is_dir() and index.exists_in(str(self.path))
+        """Whether there is an index (readable or not: a damaged TOC still counts)."""
+        with leaks_ignored():
+            try:
+                return self.path.is_dir() and index.exists_in(str(self.path))
+            except Exception:  # a damaged TOC makes Whoosh's own check raise (leaking it)
+                collect_leaked_files()
+                return any(self.path.glob("_MAIN_*.toc"))
+
+    def _folder(self) -> Path:
+        """The folder the index lives in, made if missing; `SearchError` if it cannot be."""
+        parent = self.path.parent
+        if parent.exists() and not parent.is_dir():
+            raise SearchError(f"{parent.name} is not a folder, so the search index cannot be"
+                              " kept in it", hint=f"move {parent} away, then run 'maestro sync'")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _write_error(parent, exc) from None
+        return parent
+
+    def _sweep(self) -> None:
+        """Remove the build and old folders a killed rebuild left, unless a writer is at
+        work (then they may be its own); never waits for the lock."""
+        self._swept = True
+        parent = self.path.parent
+        leftovers = [*parent.glob(f"{self.path.name}.build-*"),
+                     *parent.glob(f"{self.path.name}.old-*")] if parent.is_dir() else []
+        if not leftovers:
+            return
+        with WriteLock.try_hold(parent / (self.path.name + ".lock")) as held:
+            if not held:
+                return
+            for folder in leftovers:
+                shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed %d folder(s) a stopped rebuild left beside the search index",
+                     len(leftovers))
 
     def _open(self) -> Any:
+        if not self._swept:
+            self._sweep()
         if self._ix is None:
             if not self.exists():
                 raise SearchError(f"no search index at {self.path.name}",
@@ -213,18 +265,31 @@ class SearchIndex:
         keep the old one until they refresh.
         """
         docs = [d for rec in indexable(snapshot) for d in record_docs(rec)]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        parent = self._folder()
         with self._write_lock, self._lockfile():
-            build = self.path.parent / f"{self.path.name}.build-{uuid.uuid4().hex[:8]}"
-            build.mkdir()
+            self._sweep()  # under the lock: whatever is left is a stopped rebuild's
+            build = parent / f"{self.path.name}.build-{uuid.uuid4().hex[:8]}"
+            try:
+                build.mkdir()
+            except OSError as exc:
+                raise _write_error(parent, exc) from None
             try:
                 ix = index.create_in(str(build), SCHEMA)
                 procs = self.procs if len(docs) >= MULTIPROCESS_MIN_DOCS else 1
                 docs.append({"uid": _META_UID, "kind": "meta", "commit": snapshot.commit,
                              "schema_version": SCHEMA_VERSION})
-                write_segments(ix, docs, procs)
+                if speedups.enabled():
+                    write_segments(ix, docs, procs)
+                else:  # plain Whoosh: its own writer, in this process
+                    writer = ix.writer()
+                    for doc in docs:
+                        writer.add_document(**doc)
+                    writer.commit()
                 ix.close()
                 self._swap_in(build)
+            except OSError as exc:
+                shutil.rmtree(build, ignore_errors=True)
+                raise _write_error(parent, exc) from None
             except BaseException:
                 shutil.rmtree(build, ignore_errors=True)
                 raise
@@ -257,7 +322,10 @@ class SearchIndex:
                      "schema_version": SCHEMA_VERSION})
         with self._write_lock, self._lockfile():
             ix = self._open()
-            writer = ix.writer(timeout=self.writer_timeout)
+            try:
+                writer = ix.writer(timeout=self.writer_timeout)
+            except OSError as exc:
+                raise _write_error(self.path, exc) from None
             try:
                 with self._lock:  # the searcher is shared with readers
                     searcher = self._current_searcher()  # the writer's generation: we lock
@@ -266,6 +334,10 @@ class SearchIndex:
                 for doc in adds:
                     writer.add_document(**doc)
                 writer.commit(merge=False)
+            except OSError as exc:
+                with contextlib.suppress(Exception):
+                    writer.cancel()
+                raise _write_error(self.path, exc) from None
             except BaseException:
                 writer.cancel()
                 raise
@@ -480,7 +552,7 @@ class SearchIndex:
             if self._ix is None and self.source is not None:
                 self.ensure(self.source)
             searcher = self._current_searcher()
-            words = word_groups(q, searcher.schema)
+            words = word_groups(q, searcher.schema) if speedups.enabled() else None
             if words is not None:  # plain words: ranked from cached per-word scores
                 best = self._words.top(searcher, words, limit + 1,
                                        lambda word: score_terms(searcher, word))

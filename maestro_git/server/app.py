@@ -47,7 +47,7 @@ def create_app(settings: Settings, *, public: bool = False, workers: bool = True
         from maestro_git.server.events import EventHub
         from maestro_git.server.webhooks import WebhookWorker
 
-        hub = EventHub(state.url)
+        hub = EventHub(state.url, state.client.mirror.schema)
         app.state.events = hub
         worker = WebhookWorker(settings, state.url, state.client.mirror) if workers else None
         if workers:
@@ -65,6 +65,9 @@ def create_app(settings: Settings, *, public: bool = False, workers: bool = True
     app = FastAPI(title="maestro-git", version=_version("maestro-git"), description=DESCRIPTION,
                   lifespan=lifespan)
     problems.install(app)
+    from maestro_git.server.fastpath import FastPath
+
+    app.add_middleware(FastPath)
     from maestro_git.server import routes
 
     routes.install(app)

@@ -7,6 +7,8 @@ Rules of this module:
 - Notifications sent while the connection is down are lost: after each (re)connect the hub
   sends subscribers `{"action": "reloaded", "kind": "repository", "key": "*"}`, so a remote
   cache flushes, as `Client` does. A subscriber whose queue is full gets the same.
+- Only this server's mirror: a payload naming another mirror's `schema` (one database may
+  hold several mirrors) is dropped.
 - What a subscriber may see is decided by the stream route (`routes/stream.py`).
 """
 
@@ -30,8 +32,9 @@ QUEUE_SIZE = 1000
 
 
 class EventHub:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, schema: str | None = None) -> None:
         self.url = url
+        self.schema = schema
         self._subs: dict[asyncio.Queue[dict[str, Any]], asyncio.AbstractEventLoop] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -86,7 +89,11 @@ class EventHub:
                             payload = json.loads(note.payload)
                         except ValueError:
                             payload = RELOADED
-                        self.publish(payload if isinstance(payload, dict) else RELOADED)
+                        if not isinstance(payload, dict):
+                            payload = RELOADED
+                        elif payload.get("schema", self.schema) != self.schema:
+                            continue  # another mirror's change
+                        self.publish(payload)
             except Exception as exc:  # a dropped connection: reconnect
                 if not self._stop.is_set():
                     log.warning("event hub lost its connection (%s); reconnecting", exc)

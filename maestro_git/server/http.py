@@ -24,7 +24,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["IMMUTABLE", "encode", "etag_for", "json_response", "not_modified"]
+__all__ = ["IMMUTABLE", "cache_control", "cache_control_value", "encode", "etag_for",
+           "json_response", "not_modified"]
 
 IMMUTABLE = "max-age=31536000, immutable"
 
@@ -78,7 +79,11 @@ def json_response(request: Request, data: Any, *, commit: str | None = None,
     return Response(body, media_type=media_type, headers=headers)
 
 
-def cache_control(request: Request, fixed: str | None = None) -> str:
-    public = getattr(request.app.state, "maestro", None) is not None and \
-        request.app.state.maestro.public and "authorization" not in request.headers
+def cache_control_value(public: bool, fixed: str | None = None) -> str:
     return f"{'public' if public else 'private'}, {fixed or 'no-cache'}"
+
+
+def cache_control(request: Request, fixed: str | None = None) -> str:
+    state = getattr(request.app.state, "maestro", None)
+    public = state is not None and state.public and "authorization" not in request.headers
+    return cache_control_value(public, fixed)

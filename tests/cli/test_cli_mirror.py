@@ -98,3 +98,31 @@ def test_sync_names_the_files_invalid_at_the_head_only(
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("mirrored 1 commit, 1 change;") and "invalid" not in out
+
+
+def test_sync_verify_and_db_status_cover_every_configured_branch(
+        git_repo: GitRepoFactory, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    git_repo.commit({"maestro.toml": '[sync]\nbranches = ["main", "production"]\n',
+                     "personas/acme/a.md": persona_md("A")}, "one")
+    git_repo.repo.references.create("refs/heads/production", git_repo.repo.head.target)
+    git_repo.commit({"personas/acme/b.md": persona_md("B")}, "main only")
+    base = ["--repo", str(git_repo.path), "--database-url", database_url]
+    code, out, _ = _run(capsys, *base, "sync", "--no-index")
+    assert code == 0
+    assert [line.split(":")[0] for line in out.splitlines()] == ["main", "production"]
+    code, out, _ = _run(capsys, *base, "verify", "--format", "json")
+    docs = json.loads(out)
+    assert code == 0 and [(d["branch"], d["ok"], d["checked"]) for d in docs] == [
+        ("main", True, 2), ("production", True, 1)]
+    code, out, _ = _run(capsys, *base, "--branch", "production", "db", "status",
+                        "--format", "json")
+    status = json.loads(out)
+    production = str(git_repo.repo.references["refs/heads/production"].target)
+    assert code == 0 and status["cursors"] == {"production": production}
+    assert sorted((m["branch"], m["personas"], m["current"]) for m in status["mirrors"]) == [
+        ("main", 2, False), ("production", 1, True)]
+    code, out, _ = _run(capsys, *base, "--branch", "production", "list", "--format", "json")
+    assert code == 0 and "acme/b" not in out and "acme/a" in out

@@ -346,3 +346,33 @@ def test_client_reads_the_branch_it_is_given_and_ignores_other_mirrors_events(
         while "acme/b" not in {p.key for p in main.list()}:
             assert time.monotonic() < deadline, "main's client never saw b"
         assert prod.stats.invalidations + prod.stats.flushes == flushes  # not its mirror
+
+
+@pytest.mark.parametrize("text", ["\\u0000", "\\ud800"])
+def test_text_postgres_cannot_store_is_refused_and_the_mirror_moves_past_it(
+        git_repo: GitRepoFactory, database_url: str, text: str) -> None:
+    """JSON escapes that parse and validate but that PostgreSQL cannot take (a NUL, a lone
+    surrogate): the safety net behind the validation rules."""
+    def team(bio: str) -> str:
+        return '{"personas": [{"name": "Zed", "bio": "' + bio + '"}]}'
+
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    git_repo.commit({"persona_sets/team.json": team("fine"),
+                     "personas/acme/b.md": persona_md("B")}, "good")
+    sync.sync(settings)
+    git_repo.commit({"persona_sets/team.json": team(f"bad {text} text"),
+                     "personas/acme/c.md": persona_md("C")}, "bad text")
+    git_repo.commit({"personas/acme/d.md": persona_md("D")}, "after")
+    report = sync.sync(settings)
+    assert report.commits == 2 and report.invalid_paths == ("persona_sets/team.json",)
+    with db.connect(settings) as conn:
+        assert conn.execute("SELECT persona_data ->> 'bio' FROM persona_set_members"
+                            ).fetchone() == ("fine",)  # the last good state
+        assert _keys(settings) == {"acme/b", "acme/c", "acme/d"}
+        rules = {r[0] for r in conn.execute("SELECT rule FROM sync_errors")}
+    assert rules == {"unstorable-text"}
+    git_repo.commit({"persona_sets/team.json": team("fixed")}, "fix")
+    sync.sync(settings)
+    with db.connect(settings) as conn:
+        assert conn.execute("SELECT count(*) FROM sync_errors").fetchone() == (0,)
+        assert verify(settings, conn).ok

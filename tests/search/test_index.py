@@ -255,10 +255,10 @@ def test_a_query_that_fails_on_the_rebuilt_index_is_a_search_error(
     ix.close()
     reopened = SearchIndex(Settings(repo_path=repo.path), source=lambda: _snapshot(repo))
 
-    def failing(q: object, schema: object) -> None:
+    def failing(q: object) -> None:
         raise RuntimeError("not the index")
 
-    monkeypatch.setattr(index_module, "word_groups", failing)
+    monkeypatch.setattr(index_module, "matchers", failing)  # on both paths
     with pytest.raises(SearchError, match="rebuilt index .*RuntimeError: not the index"):
         reopened.search("analyst")
 
@@ -339,6 +339,7 @@ def test_sync_listener_keeps_the_index_at_the_mirrored_commit(
 
 
 @pytest.mark.parametrize("field", ["name", "display_name", "description", "metadata", "content"])
+@pytest.mark.usefixtures("speedups_on")
 def test_fast_postings_equal_the_analyzers(field: str) -> None:
     from whoosh import fields
 
@@ -391,6 +392,7 @@ def test_a_burst_of_updates_merges_once_when_it_pauses(
     assert [_keys(ix.search(f"word{i}")) for i in range(6)] == [[f"acme/p{i}"] for i in range(6)]
 
 
+@pytest.mark.usefixtures("speedups_on")
 def test_cached_posting_blocks_give_the_hits_of_a_cold_read(
         indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
     import maestro_git.search.speedups.postings as engine
@@ -443,6 +445,7 @@ def _index_dump(path: Path) -> list[object]:
 
 
 @pytest.mark.parametrize("procs", [1, 2])
+@pytest.mark.usefixtures("speedups_on")
 def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_path: Path,
                                                procs: int) -> None:
     from whoosh import index
@@ -479,10 +482,11 @@ def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_pat
                     sorted(h["uid"] for h in single.search(parsed, limit=None))
 
 
+@pytest.mark.usefixtures("speedups_on")
 def test_plain_words_rank_as_whoosh_scores_each_document(
         indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
     import maestro_git.search.index as index_module
-    from maestro_git.search.engine import word_groups
+    from maestro_git.search.speedups.postings import word_groups
 
     repo, ix = indexed
     plain = ["reviewer", "code reviewer", "nurse in her 50s", "write fiction", "review",
@@ -512,6 +516,7 @@ def test_plain_words_rank_as_whoosh_scores_each_document(
     assert hits() == whoosh_hits() != cached
 
 
+@pytest.mark.usefixtures("speedups_on")
 def test_posting_arrays_score_as_the_posting_blocks(
         indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
     import maestro_git.search.speedups.postings as engine

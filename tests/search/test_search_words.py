@@ -85,3 +85,23 @@ def test_encoded_arrays_read_back(tmp_path: Any) -> None:
     (tmp_path / "bad.wsa").write_bytes(b"nothing here")
     assert SegmentArrays.open(tmp_path / "bad.wsa") is None
     assert SegmentArrays.open(tmp_path / "missing.wsa") is None
+
+
+def test_the_term_table_is_not_a_pickle_and_damage_reads_as_no_arrays(tmp_path: Any) -> None:
+    from maestro_git.search.speedups.arrays import SegmentArrays
+
+    data = encode({"content": {b"review": ([0, 5, 9], [1.0, 2.0, 0.5]), b"caf\xc3\xa9": ([1], [1.0])},
+                   "name": {}})
+    assert b"\x80\x05" not in data[:40] and b"pickle" not in data  # no pickle protocol header
+    path = tmp_path / "seg.wsa"
+    path.write_bytes(data)
+    found = SegmentArrays.open(path)
+    assert found is not None and found.has("name")
+    postings = found.postings("content", "café".encode())
+    assert postings is not None and postings[0].tolist() == [1]
+    for cut in range(1, len(data)):  # every truncation is no arrays or fewer postings, no error
+        path.write_bytes(data[:cut])
+        opened = SegmentArrays.open(path)
+        if opened is not None:
+            assert opened.postings("content", b"review") in (None,) or \
+                opened.postings("content", b"review")[0].tolist() == [0, 5, 9]

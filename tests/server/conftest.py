@@ -39,6 +39,7 @@ PLATFORM_SET = {
     "name": "Platform internal pilots",
     "description": "Pilot users of the platform team's internal tools.",
     "personas": [{"name": "Ines Duarte", "age": 41, "occupation": "SRE lead",
+                  "image_url": "/static/images/personas/persona_2.png",
                   "validation_status": "pending"}],
     "metadata": {"owner": "platform", "status": "generated", "generation_cycle": 1},
 }
@@ -148,7 +149,18 @@ def demo_repo(path: Path, webhook_urls: list[str]) -> GitRepoFactory:
     for folder in ("personas", "persona_sets", "templates"):
         shutil.copytree(ROOT / folder, path / folder)
     urls = ", ".join(json.dumps(u) for u in webhook_urls)
-    (path / "maestro.toml").write_text(f"[webhooks]\nurls = [{urls}]\n", encoding="utf-8")
+    (path / "maestro.toml").write_text(
+        f"[webhooks]\nurls = [{urls}]\n\n[sets]\nstatic_dir = \"persona_sets/static\"\n",
+        encoding="utf-8")
+    png = (ROOT / "persona_sets/clinic_booking_research/images/tom_becker.png").read_bytes()
+    static = path / "persona_sets" / "static" / "images" / "personas"
+    static.mkdir(parents=True)
+    (static / "persona_1.png").write_bytes(png)
+    (static / "persona_2.png").write_bytes(png)
+    fintech_path = path / "persona_sets" / "fintech_early_adopters.json"
+    fintech = json.loads(fintech_path.read_text(encoding="utf-8"))
+    fintech["personas"][0]["image_url"] = "/static/images/personas/persona_1.png"
+    fintech_path.write_text(json.dumps(fintech, indent=2) + "\n", encoding="utf-8")
     (path / "persona_sets" / "platform_internal.json").write_text(
         json.dumps(PLATFORM_SET, indent=2), encoding="utf-8")
     repo.commit(message="demo content")

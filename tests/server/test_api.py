@@ -96,6 +96,16 @@ def test_one_persona_with_etag_304_and_cache_control(api: Api) -> None:
                  params={"resolved": "true"}).headers["etag"] != etag
 
 
+def test_a_cached_answer_is_the_routes_answer_byte_for_byte(api: Api) -> None:
+    c = api.client()
+    first = c.get("/api/v1/personas/acme/legacy_sql_helper", params={"resolved": "true"})
+    second = c.get("/api/v1/personas/acme/legacy_sql_helper", params={"resolved": "true"})
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    for header in ("etag", "cache-control", "vary", "content-type"):
+        assert first.headers[header] == second.headers[header], header
+
+
 def test_past_versions_commits_and_branches_come_from_git(api: Api) -> None:
     c = api.client()
     now = c.get("/api/v1/personas/acme/python_reviewer").json()
@@ -159,6 +169,8 @@ def test_sets_members_scores_and_images(api: Api) -> None:
                              "margaret_okafor.png").read_bytes()
     assert c.get(margaret["image"],
                  headers={"If-None-Match": image.headers["etag"]}).status_code == 304
+    assert c.get(margaret["image"].replace("images/margaret_okafor.png", "members/0/image")
+                 ).status_code == 200
     assert c.get("/api/v1/sets/clinic_booking_research/images/nope.png").status_code == 404
     assert c.get("/api/v1/sets/clinic_booking_research/images/set.json").status_code == 404
     assert c.get("/api/v1/sets/nope").status_code == 404
@@ -182,6 +194,14 @@ def test_the_persona_set_service_paths_and_shapes(api: Api) -> None:
         "/static/images/personas/clinic_booking_research/margaret_okafor.png"
     image = c.get(member["image_url"])
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    fintech = next(s for s in sets if s["id"] == "fintech_early_adopters")
+    nadia = fintech["personas"][0]
+    assert nadia["image_url"] == "/static/images/personas/persona_1.png"  # the service's form
+    served = c.get(nadia["image_url"])
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert served.content == (api.repo.path / "persona_sets/static/images/personas/"
+                              "persona_1.png").read_bytes()
+    assert c.get("/static/images/personas/persona_9.png").status_code == 404
     download = c.get("/api/v1/personas/fintech_early_adopters/download")
     assert download.status_code == 200
     assert download.content == (api.repo.path / "persona_sets/fintech_early_adopters.json"

@@ -7,7 +7,8 @@ score the postings one pair at a time: on the 10k-persona benchmark a common wor
 documents) cost ~27 ms, and a two-word query twice that. A rebuild's bulk writer already
 holds every posting in memory, so it also writes, beside each segment, the document numbers
 and weights of every term of the default fields as flat little-endian arrays (`encode`, a
-`.wsa` file named after the segment, which Whoosh deletes with its segment). A word's
+`.wsa` file named after the segment, which Whoosh deletes with its segment; its term
+table is plain arrays, never a pickle). A word's
 scores are then a few array operations: read (a memory map), look up the field lengths,
 BM25F, add into one dense array of the index's documents (`WordScorer`).
 
@@ -26,39 +27,50 @@ Rules of this module:
 from __future__ import annotations
 
 import mmap
-import pickle
 import struct
 import sys
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 __all__ = ["EXTENSION", "SegmentArrays", "WordScorer", "encode", "top"]
 
 EXTENSION = ".wsa"
-_MAGIC = b"MGWSA1\x00\x00"
-_HEADER = struct.Struct("<8sQ")  # magic, length of the pickled term table
+_MAGIC = b"MGWSA2\x00\x00"
+_HEADER = struct.Struct("<8sQ")  # magic, length of the term table
+_COUNT = struct.Struct("<I")
 
 Postings = tuple[Sequence[int], Sequence[float]]  # document numbers (ascending), weights
 
 
 def encode(fields: Mapping[str, Mapping[bytes, Postings]]) -> bytes:
-    """The `.wsa` file of one segment: a header, a pickled table
-    {field: {term: (offset, count)}} and, for each term, its document numbers (uint32) then
-    its weights (float32), all little-endian and 4-byte aligned."""
-    table: dict[str, dict[bytes, tuple[int, int]]] = {}
+    """The `.wsa` file of one segment: a header, a term table and, for each term, its
+    document numbers (uint32) then its weights (float32), all little-endian and aligned.
+
+    The term table is plain arrays, no pickle: a field count, then per field its name's
+    length and UTF-8 name, its term count n, n term lengths (uint32), n data offsets
+    (uint64), n posting counts (uint32), the n terms' bytes back to back, padding to 8."""
+    table: list[bytes] = [_COUNT.pack(len(fields))]
     chunks: list[bytes] = []
     offset = 0
     for name, terms in fields.items():
-        entries = table[name] = {}
+        encoded = name.encode("utf-8")
+        lengths, offsets, counts = array("I"), array("Q"), array("I")
         for term, (ids, weights) in terms.items():
             count = len(ids)
-            entries[term] = (offset, count)
+            lengths.append(len(term))
+            offsets.append(offset)
+            counts.append(count)
             chunks.append(_little(array("I", ids)))  # from a list: far faster than numpy
             chunks.append(_little(array("f", weights)))
             offset += 8 * count
-    head = pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = b"".join(terms)
+        table += [_COUNT.pack(len(encoded)), encoded, _COUNT.pack(len(terms)),
+                  _little(lengths), _little(offsets), _little(counts), blob,
+                  b"\x00" * (-(len(encoded) + len(blob)) % 8)]
+    head = b"".join(table)
     head += b"\x00" * (-(len(head) + _HEADER.size) % 8)
     return b"".join([_HEADER.pack(_MAGIC, len(head)), head, *chunks])
 
@@ -69,6 +81,40 @@ def _little(values: array[Any]) -> bytes:
     return values.tobytes()
 
 
+def _read_array(code: str, raw: bytes) -> array[Any]:
+    values = array(code)
+    values.frombytes(raw)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
+
+
+def _decode_table(head: bytes) -> dict[str, dict[bytes, tuple[int, int]]]:
+    """The term table `encode` wrote: {field: {term: (data offset, posting count)}};
+    ValueError on anything else."""
+    table: dict[str, dict[bytes, tuple[int, int]]] = {}
+    (fields,), at = _COUNT.unpack_from(head, 0), _COUNT.size
+    for _ in range(fields):
+        (size,) = _COUNT.unpack_from(head, at)
+        name = head[at + 4:at + 4 + size].decode("utf-8")
+        at += 4 + size
+        (n,) = _COUNT.unpack_from(head, at)
+        at += 4
+        lengths = _read_array("I", head[at:at + 4 * n])
+        offsets = _read_array("Q", head[at + 4 * n:at + 12 * n])
+        counts = _read_array("I", head[at + 12 * n:at + 16 * n])
+        at += 16 * n
+        total = sum(lengths)
+        blob = head[at:at + total]
+        if len(lengths) != n or len(counts) != n or len(blob) != total:
+            raise ValueError("a truncated term table")
+        at += total + (-(size + total) % 8)
+        ends = list(accumulate(lengths))
+        terms = [blob[e - k:e] for e, k in zip(ends, lengths, strict=True)]
+        table[name] = dict(zip(terms, zip(offsets, counts, strict=True), strict=True))
+    return table
+
+
 class SegmentArrays:
     """A segment's `.wsa` file, memory-mapped (its pages are read when a term is)."""
 
@@ -76,10 +122,9 @@ class SegmentArrays:
         with open(path, "rb") as f:  # the map outlives the descriptor
             self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         magic, size = _HEADER.unpack_from(self._map, 0)
-        if magic != _MAGIC:
+        if magic != _MAGIC or _HEADER.size + size > len(self._map):
             raise ValueError(f"{path.name} is not a posting-array file")
-        self._table: dict[str, dict[bytes, tuple[int, int]]] = pickle.loads(
-            self._map[_HEADER.size:_HEADER.size + size])
+        self._table = _decode_table(self._map[_HEADER.size:_HEADER.size + size])
         self._data = _HEADER.size + size
 
     @classmethod
@@ -87,7 +132,7 @@ class SegmentArrays:
         """The arrays at `path`, or None when there are none (or they are unreadable)."""
         try:
             return cls(path)
-        except (OSError, ValueError, pickle.UnpicklingError, struct.error, EOFError):
+        except (OSError, ValueError, struct.error, UnicodeDecodeError):
             return None
 
     def has(self, field: str) -> bool:
@@ -102,6 +147,8 @@ class SegmentArrays:
 
         offset, count = found
         start = self._data + offset
+        if start + 8 * count > len(self._map):
+            return None  # a truncated file: the caller scores from the posting blocks
         ids = np.frombuffer(self._map, dtype="<u4", count=count, offset=start)
         weights = np.frombuffer(self._map, dtype="<f4", count=count, offset=start + 4 * count)
         return ids, weights

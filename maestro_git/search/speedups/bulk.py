@@ -17,9 +17,14 @@ Rules of this module:
 - A segment's postings are held in memory until it is written: on the 10k-persona
   benchmark each of the two processes peaks about 100 MB above what it held before (Whoosh's
   writer bounded its pool by `limitmb` and spilled the rest to disk, which was the slow part).
-- The documents are split in `procs` parts of about the same cost; the calling process
-  writes one segment and each further part is written by a forked child (it inherits the
-  documents: nothing is pickled but the segment record it sends back).
+- The documents are split in `procs` parts of about the same cost; a single-threaded caller
+  writes one segment itself and each further part is written by a child interpreter
+  (`python -m` this module: fork and exec, never a bare fork of the caller, which may be the
+  threaded daemon, and no re-import of the caller's main module as multiprocessing's spawn
+  and forkserver do); a threaded caller has every part written by a child. A child reads its
+  part from a pickle file in the build folder and prints its segment record back.
+- The garbage collector is turned off only in a single-threaded process (a writer child, or
+  a single-threaded caller), never in one that runs other threads.
 - Beside each segment it writes the segment's posting arrays (`search_arrays`: each term of
   a scorable field, its document numbers and weights), which plain-word searches score
   instead of decoding posting blocks; Whoosh deletes them with the segment.
@@ -33,13 +38,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import multiprocessing
 import operator
-import traceback
+import os
+import subprocess
+import sys
+import threading
 import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from itertools import chain
+from pathlib import Path
 from pickle import dumps
 from typing import Any
 
@@ -222,30 +230,51 @@ def _write_block(pw: Any, last: bool = False) -> None:
     pw._new_block()
 
 
-def _child(ix: Any, docs: Sequence[Doc], conn: Any) -> None:
-    try:
-        writer = SegmentWriter(ix, _lk=False)
-        conn.send(("ok", _fill(writer, docs)))
-    except BaseException:
-        conn.send(("error", traceback.format_exc(limit=4)))
-    finally:
-        conn.close()
+def _child_main(argv: Sequence[str]) -> int:
+    """A writer child (`python -m maestro_git.search.speedups.bulk INDEX_DIR PART_FILE`):
+    writes the pickled part at PART_FILE as one segment of the index at INDEX_DIR and
+    prints the segment record, pickled, on its standard output."""
+    import pickle
+    import sys
+
+    from whoosh import index
+
+    from maestro_git.search import speedups
+
+    folder, part_file = argv
+    if not speedups.install():
+        print("the search speed paths are off in the writer process", file=sys.stderr)
+        return 2
+    with open(part_file, "rb") as f:
+        docs = pickle.load(f)  # written by the parent for this child alone
+    ix = index.open_dir(folder)
+    writer = SegmentWriter(ix, _lk=False)
+    with _no_gc():  # this process runs no other thread
+        segment = _fill(writer, docs)
+    sys.stdout.buffer.write(pickle.dumps(segment, protocol=pickle.HIGHEST_PROTOCOL))
+    return 0
 
 
 def write_segments(ix: Any, docs: Sequence[Doc], procs: int = 1) -> int:
     """Add `docs` to the empty index `ix` as one segment per part (see `split`) and commit;
-    return the number of segments."""
+    return the number of segments.
+
+    The calling process writes the first part itself only while it is single-threaded (the
+    collector is then turned off for it); a threaded caller (the daemon) has every part
+    written by a child, so its collector is never touched."""
     parts = split(docs, procs)
-    with _no_gc():
-        return _write(ix, parts)
+    alone = threading.active_count() == 1
+    return _write(ix, parts, here=alone)
 
 
 @contextlib.contextmanager
 def _no_gc() -> Iterator[None]:
     """The cyclic garbage collector off: the postings are millions of small objects and
-    none is in a cycle, but every full collection walks them all (a third of a rebuild)."""
-    enabled = gc.isenabled()
-    gc.disable()
+    none is in a cycle, but every full collection walks them all (a third of a rebuild).
+    Only in a single-threaded process: elsewhere it is left as it is."""
+    enabled = gc.isenabled() and threading.active_count() == 1
+    if enabled:
+        gc.disable()
     try:
         yield
     finally:
@@ -253,32 +282,66 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _write(ix: Any, parts: list[Sequence[Doc]]) -> int:
+def _start_child(folder: str, part: Sequence[Doc], number: int) -> subprocess.Popen[bytes]:
+    """A writer child for `part`: a new interpreter (fork and exec, which is safe from a
+    threaded process, unlike a bare fork), never a copy of this process."""
+    import pickle
+
+    part_file = os.path.join(folder, f".part-{number}.pickle")
+    with open(part_file, "wb") as f:
+        pickle.dump(list(part), f, protocol=pickle.HIGHEST_PROTOCOL)
+    package_root = str(Path(__file__).resolve().parents[3])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", __name__, folder, part_file],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _collect(child: subprocess.Popen[bytes]) -> Any:
+    import pickle
+
+    out, err = child.communicate()
+    if child.returncode != 0:
+        reason = err.decode("utf-8", "replace").strip().splitlines()[-4:]
+        raise RuntimeError("a search index writer process failed (exit "
+                           f"{child.returncode}):\n" + "\n".join(reason))
+    return pickle.loads(out)  # the segment record our own child wrote
+
+
+def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool) -> int:
     writer = SegmentWriter(ix)
-    children: list[tuple[Any, Any]] = []
+    folder = ix.storage.folder
+    children: list[subprocess.Popen[bytes]] = []
     try:
-        context = multiprocessing.get_context("fork")
-        for part in parts[1:]:
-            receive, send = context.Pipe(duplex=False)
-            child = context.Process(target=_child, args=(ix, part, send), daemon=True)
-            child.start()
-            send.close()
-            children.append((child, receive))
-        segments = [_fill(writer, parts[0])]
-        for child, receive in children:
-            status, value = receive.recv()
-            child.join()
-            if status != "ok":
-                raise RuntimeError(f"a search index writer process failed:\n{value}")
-            segments.append(value)
+        in_children = parts[1:] if here else parts
+        children = [_start_child(folder, part, n) for n, part in enumerate(in_children)]
+        segments = []
+        if here:
+            with _no_gc():
+                segments.append(_fill(writer, parts[0]))
+        for child in children:
+            segments.append(_collect(child))
         children.clear()
+        if not here:  # the parent's writer wrote nothing: its files go at the TOC commit
+            writer._close_segment()
         writer._commit_toc(segments)
         writer._finish()
     except BaseException:
-        for child, _ in children:
+        for child in children:
             child.kill()
-            child.join()
+            child.wait()
         with contextlib.suppress(Exception):  # the caller removes the whole directory
             writer.cancel()
         raise
+    finally:
+        for n in range(len(parts)):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, f".part-{n}.pickle"))
     return len(segments)
+
+
+if __name__ == "__main__":
+    import sys as _sys
+
+    _sys.exit(_child_main(_sys.argv[1:]))

@@ -1,6 +1,6 @@
 """How the index's postings are read and scored: patches to Whoosh internals, and the
-scoring of plain-word queries. With `index.py`, `search_engine.py` and `search_bulk.py` the
-only modules that import whoosh; `search_engine` imports this one, which applies the patches.
+scoring of plain-word queries. Part of the version-guarded speed paths (`speedups`): the
+patches are applied by `patch()`, which only `speedups.install()` calls, never on import.
 
 - Patches to the pinned whoosh-reloaded 2.7.5 (same results, faster; tests pin them):
   `W3LeafMatcher.skip_to` (a binary search in a block), `W3PerDocReader.doc_field_length`
@@ -33,7 +33,8 @@ from whoosh.util.numlists import delta_decode
 
 from maestro_git.search.speedups.arrays import EXTENSION, SegmentArrays, WordScorer
 
-__all__ = ["BLOCK_CACHE_BYTES", "Word", "score_terms", "text_of", "word_groups"]
+__all__ = ["BLOCK_CACHE_BYTES", "Word", "patch", "score_terms", "text_of", "unpatch",
+           "word_groups"]
 
 
 # -- patches to Whoosh internals ----------------------------------------------------------
@@ -129,11 +130,29 @@ def _read_ids(self: Any) -> None:
     self._ids = found[1]
 
 
-# The pinned whoosh-reloaded 2.7.5; same results, faster (tests pin both).
-W3LeafMatcher.skip_to = _skip_to
-W3LeafMatcher._read_data = _read_data
-W3LeafMatcher._read_ids = _read_ids
-W3PerDocReader.doc_field_length = _doc_field_length
+# The pinned whoosh-reloaded 2.7.5; same results, faster (tests pin both). Applied by
+# `speedups.install()` (never on import) and removed by `speedups.switch_off()`.
+_PATCHES: tuple[tuple[type, str, Any], ...] = (
+    (W3LeafMatcher, "skip_to", _skip_to),
+    (W3LeafMatcher, "_read_data", _read_data),
+    (W3LeafMatcher, "_read_ids", _read_ids),
+    (W3PerDocReader, "doc_field_length", _doc_field_length),
+)
+_ORIGINALS: dict[tuple[type, str], Any] = {(cls, name): cls.__dict__[name]
+                                           for cls, name, _ in _PATCHES}
+
+
+def patch() -> None:
+    """Put the patched methods in place (see `speedups.install`)."""
+    for cls, name, replacement in _PATCHES:
+        setattr(cls, name, replacement)
+
+
+def unpatch() -> None:
+    """Whoosh's own methods again, and no cached blocks."""
+    for (cls, name), original in _ORIGINALS.items():
+        setattr(cls, name, original)
+    _BLOCKS.clear()
 
 
 # -- plain words ------------------------------------------------------------------------

@@ -11,6 +11,10 @@ its clients switch by changing the base URL.
 - `GET /api/v1/personas/available-persona-sets`: the set files the mirror knows:
   `{"available_sets": [{"name", "title", "persona_count", "status"}], "count"}`.
 - `GET /static/images/personas/{set}/{file}`: a member's image, as `/api/v1/sets/.../images/`.
+- `GET /static/{path}`: an image a member names by that URL path (`image_url:
+  /static/images/personas/persona_3.png`, the service's own form), read from git under
+  `[sets] static_dir` (maestro.toml); served only when a set the request may read has a
+  member with exactly that `image_url`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from maestro_git.mirror.query import MemberRow, SetDetail
 from maestro_git.server.auth import ReadsDep, Scope, ScopeDep, StateDep
 from maestro_git.server.http import etag_for, json_response, not_modified
 from maestro_git.server.routes.personas import get_persona_response
-from maestro_git.server.routes.sets import IMAGE_FILE, SET_KEY, image_response
+from maestro_git.server.routes.sets import (
+    IMAGE_FILE,
+    SET_KEY,
+    bytes_response,
+    image_response,
+    member_image,
+)
 from maestro_git.server.state import ServerState
 
 __all__ = ["router"]
@@ -120,3 +130,16 @@ async def static_image(request: Request, set_key: Annotated[str, Path(pattern=SE
                        file: Annotated[str, Path(pattern=IMAGE_FILE)],
                        state: StateDep, scope: ScopeDep) -> Response:
     return await image_response(request, state, scope, set_key, file)
+
+
+@router.get("/static/{path:path}", summary="A member image named by its URL path",
+            response_class=Response)
+async def static_path(request: Request, path: str, state: StateDep,
+                      scope: ScopeDep) -> Response:
+    if state.settings.sets_static is None or len(path) > 500:
+        raise NotFoundError(f"no file '/static/{path[:100]}'",
+                            hint="set images are served when maestro.toml has [sets] "
+                                 "static_dir")
+    data, kind, commit = await run_in_threadpool(member_image, state, scope,
+                                                 image_url="/static/" + path)
+    return bytes_response(request, data, kind, commit)

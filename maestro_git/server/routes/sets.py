@@ -3,9 +3,11 @@
 Rules of this module:
 - Sets and members come from the scoped client cache (row-level security: a set with a
   `metadata.owner` outside the scope does not exist for the request).
-- Image bytes come from git at the set's mirrored commit, from the `images/` folder beside
-  a `persona_sets/<set>/set.json`, with the content type of their extension; only image
-  types are served, and SVG with a Content-Security-Policy that runs nothing.
+- Image bytes come from git at the set's mirrored commit, with the content type of their
+  extension; only image types are served, and SVG with a Content-Security-Policy that runs
+  nothing. A member's image is where its `image_url` points (`core.rules.sets.image_target`:
+  relative to the set's file, or under `[sets] static_dir` for a `static_url` path); the
+  `images/<file>` route reads the `images/` folder beside a `persona_sets/<set>/set.json`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from maestro_git.core.rules.sets import image_target
 from maestro_git.errors import NotFoundError
 from maestro_git.mirror import reads
 from maestro_git.mirror.query import MemberRow, SetDetail
@@ -37,18 +40,16 @@ IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+
                "image/avif"}
 
 
-def image_path(set_key: str, image_url: str | None) -> str | None:
-    """The API path of a member's image (None when it has none or it is not in git)."""
-    if not image_url:
+def image_path(m: MemberRow) -> str | None:
+    """The API path of a member's image (None when it has none, or it is a web URL)."""
+    if not m.image_url or m.image_url.startswith(("http:", "https:", "//")):
         return None
-    if image_url.startswith("images/") and "/" not in image_url[7:]:
-        return f"/api/v1/sets/{set_key}/images/{image_url[7:]}"
-    return None
+    return f"/api/v1/sets/{m.set_key}/members/{m.position}/image"
 
 
 def member_json(m: MemberRow) -> dict[str, Any]:
     return {"position": m.position, "name": m.name, "persona_data": m.persona_data,
-            "image_url": m.image_url, "image": image_path(m.set_key, m.image_url),
+            "image_url": m.image_url, "image": image_path(m),
             "image_prompt": m.image_prompt, "similarity_score": m.similarity_score,
             "validation_status": m.validation_status}
 
@@ -89,9 +90,32 @@ def _image(state: ServerState, scope: Scope, key: str, file: str) -> tuple[bytes
     return data, kind or "application/octet-stream", source.commit
 
 
+def member_image(state: ServerState, scope: Scope, *, set_key: str | None = None,
+                 position: int | None = None, image_url: str | None = None
+                 ) -> tuple[bytes, str, str]:
+    """A member's image bytes, by (set, position) or by its `image_url`."""
+    with state.pool.scoped(scope.setting) as conn:
+        source = reads.image_source(conn, set_key=set_key, position=position,
+                                    image_url=image_url)
+    missing = NotFoundError(f"no image '{source.image_url}' in git for set '{source.set_key}'")
+    target, _reason = image_target(source.set_path, source.image_url,
+                                   state.settings.sets_static)
+    kind = mimetypes.guess_type(target or "")[0]
+    if target is None or kind not in IMAGE_TYPES:
+        raise missing
+    data = state.repo_for(None).git.read_file(source.commit, target)
+    if data is None:
+        raise missing
+    return data, kind or "application/octet-stream", source.commit
+
+
 async def image_response(request: Request, state: ServerState, scope: Scope, key: str,
                          file: str) -> Response:
     data, kind, commit = await run_in_threadpool(_image, state, scope, key, file)
+    return bytes_response(request, data, kind, commit)
+
+
+def bytes_response(request: Request, data: bytes, kind: str, commit: str) -> Response:
     etag = f'"{commit[:12]}-{hashlib.sha256(data).hexdigest()[:16]}"'
     headers = {"ETag": etag, "Cache-Control": cache_control(request),
                "X-Content-Type-Options": "nosniff"}
@@ -100,6 +124,16 @@ async def image_response(request: Request, state: ServerState, scope: Scope, key
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     return Response(data, media_type=kind, headers=headers)
+
+
+@router.get("/{key}/members/{position}/image", summary="A member's image, from git",
+            response_class=Response)
+async def member_image_route(request: Request, key: SetKey,
+                             position: Annotated[int, Path(ge=0, le=100_000)],
+                             state: StateDep, scope: ScopeDep) -> Response:
+    data, kind, commit = await run_in_threadpool(member_image, state, scope, set_key=key,
+                                                 position=position)
+    return bytes_response(request, data, kind, commit)
 
 
 @router.get("/{key}/images/{file}", summary="A member's image, from git",

@@ -1,7 +1,7 @@
 """The web interface of `maestro serve`: server-rendered pages over the mirror.
 
-`mount(app)` adds the pages (`pages.router`), the style sheet under `/assets`, and the
-handlers that turn a missing login into a redirect to `/login` and a refused CSRF check into
+`mount(app)` adds the pages (`pages.router`), their hot path (`fastpath.WebFastPath`), the
+style sheet under `/assets`, and the handlers that turn a missing login into a redirect to `/login` and a refused CSRF check into
 a 403 page. Pages are Jinja2 templates (`maestro_git/server/templates`), need no JavaScript
 and no build step, and read under the same token boundary as the API (`server.auth`):
 
@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from maestro_git.server.web import pages, session
+from maestro_git.server.web.fastpath import WebFastPath
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "mount"]
 
@@ -36,6 +37,7 @@ STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 def mount(app: FastAPI) -> None:
     """Add the web interface's routes, static files and handlers to `app`."""
     app.include_router(pages.router)
+    app.add_middleware(WebFastPath)
     app.mount("/assets", StaticFiles(directory=str(STATIC_DIR)), name="web-assets")
 
     async def login_required(request: Request, exc: Exception) -> Response:

@@ -44,7 +44,8 @@ from maestro_git.server.state import ServerState
 from maestro_git.server.web import session, views
 from maestro_git.server.web.session import page_scope
 
-__all__ = ["PAGE_SIZE", "TEMPLATES_DIR", "router", "templates"]
+__all__ = ["PAGE_SIZE", "SECURITY_HEADERS", "TEMPLATES_DIR", "fill_csrf", "kept_html",
+           "page_address", "persona_inputs", "router", "set_inputs", "templates"]
 
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -85,14 +86,24 @@ def _page(request: Request, scope: Scope | None, name: str, status: int = 200,
 # identity check is sound; the browser's CSRF token is put in per response (a per-process
 # random slot stands for it in the kept HTML).
 _CSRF_SLOT = "csrf-slot-" + secrets.token_hex(16)
-_RENDERED: OrderedDict[tuple[str, str, str], tuple[tuple[object, ...], str]] = OrderedDict()
+_CSRF_SLOT_BYTES = _CSRF_SLOT.encode()
+# (template, scope, address) -> (input records, the page's UTF-8 bytes split at the CSRF slot)
+_RENDERED: OrderedDict[tuple[str, str, str], tuple[tuple[object, ...], tuple[bytes, ...]]] = \
+    OrderedDict()
 _RENDERED_LOCK = threading.Lock()
 _RENDERED_SIZE = 512
 
 
-def _kept_html(request: Request, scope: Scope, name: str,
-               inputs: tuple[object, ...]) -> str | None:
-    key = (name, scope.setting, str(request.url))
+def page_address(path: str, query: str) -> str:
+    """The address a kept page is filed under (the same for a route and `fastpath`)."""
+    return f"{path}?{query}" if query else path
+
+
+def kept_html(name: str, setting: str, address: str,
+              inputs: tuple[object, ...]) -> tuple[bytes, ...] | None:
+    """The kept page for this scope and address, if rendered from `inputs`: its bytes split
+    where the CSRF token goes (`fill_csrf` joins them)."""
+    key = (name, setting, address)
     with _RENDERED_LOCK:
         kept = _RENDERED.get(key)
         if kept is not None:
@@ -103,8 +114,17 @@ def _kept_html(request: Request, scope: Scope, name: str,
     return None
 
 
-def _respond(request: Request, html: str) -> Response:
-    response = HTMLResponse(html.replace(_CSRF_SLOT, session.csrf_token(request)))
+def _address(request: Request) -> str:
+    return page_address(request.url.path, request.url.query)
+
+
+def fill_csrf(parts: tuple[bytes, ...], token: str) -> bytes:
+    """A kept page with this browser's CSRF token in its forms."""
+    return token.encode().join(parts)
+
+
+def _respond(request: Request, parts: tuple[bytes, ...]) -> Response:
+    response = HTMLResponse(fill_csrf(parts, session.csrf_token(request)))
     session.set_csrf_cookie(request, response)
     response.headers.update(SECURITY_HEADERS)
     return response
@@ -114,18 +134,19 @@ def _kept_page(request: Request, scope: Scope, name: str, inputs: tuple[object, 
                context: Callable[[], dict[str, Any]]) -> Response:
     """`_page` for a page that is a pure function of `inputs` (records from the cache) and
     the scope: rendered once, then served from `_RENDERED` while the inputs are the same."""
-    html = _kept_html(request, scope, name, inputs)
-    if html is None:
+    parts = kept_html(name, scope.setting, _address(request), inputs)
+    if parts is None:
         state = state_of(request)
         values = context()
         values.update(request=request, scope=scope, csrf=_CSRF_SLOT, public=state.public,
                       branch=state.settings.branch)
-        html = templates.get_template(name).render(values)
+        parts = tuple(templates.get_template(name).render(values).encode().split(
+            _CSRF_SLOT_BYTES))
         with _RENDERED_LOCK:
-            _RENDERED[(name, scope.setting, str(request.url))] = (inputs, html)
+            _RENDERED[(name, scope.setting, _address(request))] = (inputs, parts)
             while len(_RENDERED) > _RENDERED_SIZE:
                 _RENDERED.popitem(last=False)
-    return _respond(request, html)
+    return _respond(request, parts)
 
 
 def _hot(request: Request, scope: Scope, name: str,
@@ -134,8 +155,8 @@ def _hot(request: Request, scope: Scope, name: str,
     page was rendered from exactly those: served on the event loop, without a thread."""
     if inputs is None or any(i is None for i in inputs):
         return None
-    html = _kept_html(request, scope, name, tuple(inputs))
-    return None if html is None else _respond(request, html)
+    parts = kept_html(name, scope.setting, _address(request), tuple(inputs))
+    return None if parts is None else _respond(request, parts)
 
 
 def _guarded(request: Request, scope: Scope, build: Callable[[ServerState], Response]
@@ -256,7 +277,8 @@ def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
 
 
 # -- personas --------------------------------------------------------------------------------
-def _persona_inputs(reader: ScopedClient, key: str) -> list[object | None] | None:
+def persona_inputs(reader: ScopedClient, key: str) -> list[object | None] | None:
+    """The cached records a persona page is made of (`peek_*`: no query), or None."""
     row = reader.peek_get(key)
     if row is None:
         return None
@@ -281,7 +303,7 @@ def _children_filter(key: str) -> PersonaFilters:
 async def persona_page(request: Request, owner: str, name: str, scope: ScopeDep) -> Response:
     key = f"{owner}/{name}"
     reader = state_of(request).client.scoped(scope.setting)
-    hot = _hot(request, scope, "persona.html", _persona_inputs(reader, key))
+    hot = _hot(request, scope, "persona.html", persona_inputs(reader, key))
     if hot is not None:
         return hot
     return await run_in_threadpool(_persona_page, request, scope, key)
@@ -361,9 +383,7 @@ def _set_image_src(set_key: str, member: Any) -> str | None:
 @router.get("/sets/{key}", response_class=HTMLResponse)
 async def set_page(request: Request, key: str, scope: ScopeDep) -> Response:
     state = state_of(request)
-    versions = _kept_set_history(state, key)
-    hot = _hot(request, scope, "set.html", [
-        state.client.scoped(scope.setting).peek_set(key), versions])
+    hot = _hot(request, scope, "set.html", set_inputs(state, scope.setting, key))
     if hot is not None:
         return hot
     return await run_in_threadpool(_set_page, request, scope, key)
@@ -433,10 +453,11 @@ _HISTORIES_LOCK = threading.Lock()
 _HEADS: dict[str, str | None] = {}  # the branch head the last full set page read from git
 
 
-def _kept_set_history(state: ServerState, key: str) -> list[Version] | None:
-    """The kept history of a set at the current head, or None (no git walk here)."""
+def set_inputs(state: ServerState, setting: str, key: str) -> list[object | None]:
+    """The cached records a set page is made of (no query, no git walk)."""
     with _HISTORIES_LOCK:
-        return _HISTORIES.get((key, _HEADS.get(state.settings.branch)))
+        versions = _HISTORIES.get((key, _HEADS.get(state.settings.branch)))
+    return [state.client.scoped(setting).peek_set(key), versions]
 
 
 def _set_history(state: ServerState, key: str) -> list[Version]:

@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -66,8 +67,14 @@ def console_errors(driver: WebDriver, status: int | None = None) -> list[str]:
 
 def visit(driver: WebDriver, base: str, path: str, status: int | None = None) -> None:
     """Open a page and fail on any console error it caused (`status`: an expected error
-    status of the page itself)."""
-    driver.get(base + path)
+    status of the page itself). A navigation the driver loses (a renderer that answers
+    chromedriver too late on a loaded machine) is tried once more; what the page shows is
+    never retried."""
+    try:
+        driver.get(base + path)
+    except WebDriverException as err:
+        print(f"navigation to {path} failed once ({err.msg}); retrying")
+        driver.get(base + path)
     errors = console_errors(driver, status)
     assert not errors, f"console errors on {path}: {errors}"
 

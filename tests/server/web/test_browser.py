@@ -221,6 +221,7 @@ def test_a_token_for_acme_sees_no_platform_persona_anywhere(
     assert text(d, "main h2 + p") == "No event."
     visit(d, site.base, "/personas/acme/python_reviewer")
     assert "an ancestor outside your scope" in text(d, "main")
+    d.execute_script("arguments[0].scrollIntoView()", d.find_element(By.ID, "resolved"))
     shoot(d, screenshot_dir, "persona-acme-scope")
     visit(d, site.base, "/log")
     shown = len(d.find_elements(By.CSS_SELECTOR, "table.list tbody tr"))
