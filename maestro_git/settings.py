@@ -60,7 +60,7 @@ from typing import Any
 
 from maestro_git.errors import ConfigError
 
-__all__ = ["Limits", "Settings", "load_settings"]
+__all__ = ["Limits", "Settings", "find_root", "load_settings"]
 
 CONFIG_FILE = "maestro.toml"
 _SEVERITIES = {"error", "warning", "info", "off"}
@@ -83,6 +83,9 @@ class Settings:
     repo_path: Path = field(default_factory=Path.cwd)
     database_url: str | None = None  # None: the embedded PostgreSQL
     branch: str = "main"
+    # True when `branch` is only the default ([sync] branch or "main", not a flag or
+    # MAESTRO_BRANCH): git commands then work on the checked-out branch (`Repository`).
+    branch_is_default: bool = field(default=False, compare=False)
     # Every branch `maestro sync` and the daemon mirror; `branch` is one of them. Empty: just
     # `branch`.
     branches: tuple[str, ...] = ()
@@ -134,7 +137,10 @@ class Settings:
         return self.index_dir if self.index_dir.is_absolute() else self.repo_path / self.index_dir
 
     def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with some fields replaced (tests and the CLI use this)."""
+        """A copy with some fields replaced (tests and the CLI use this); a `branch` given
+        here is named, not a default."""
+        if "branch" in changes:
+            changes.setdefault("branch_is_default", False)
         return replace(self, **changes)
 
 
@@ -189,6 +195,17 @@ def _str_tuple(section: Mapping[str, Any], key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{CONFIG_FILE}: {key} must be a list of strings")
     return tuple(value)
+
+
+def find_root(start: Path) -> Path:
+    """The repository root that contains `start`, found as git finds it: the nearest folder
+    at or above `start` holding `.git` (a folder, or the file of a linked worktree). A
+    folder outside any git repository is its own root."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
 
 
 _SCHEMA_RE = r"^[a-z_][a-z0-9_]{0,62}$"
@@ -254,7 +271,7 @@ def load_settings(
     `maestro.toml`, which wins over the defaults.
     """
     env = os.environ if environ is None else environ
-    root = Path(repo_path).resolve() if repo_path is not None else Path.cwd()
+    root = Path(repo_path).resolve() if repo_path is not None else find_root(Path.cwd())
     data = _read_toml(root / CONFIG_FILE)
     sync = _section(data, "sync")
     hooks = _section(data, "hooks")
@@ -272,6 +289,7 @@ def load_settings(
     return Settings(
         repo_path=root,
         database_url=database_url or env.get("DATABASE_URL") or data.get("database_url") or None,
+        branch_is_default=not (branch or env.get("MAESTRO_BRANCH")),
         **_sync(sync, branch or env.get("MAESTRO_BRANCH")),
         limits=_limits(_section(data, "limits")),
         rule_severity=_rules(_section(data, "rules")),

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from maestro_git.errors import MaestroError
-from maestro_git.settings import Settings, load_settings
+from maestro_git.errors import MaestroError, UsageError
+from maestro_git.settings import Settings, find_root, load_settings
 
 if TYPE_CHECKING:  # pydantic's import is most of a command's start-up: only when needed
     from maestro_git.core.models import Problem
@@ -45,6 +45,7 @@ class AppContext:
 
     settings: Settings
     quiet: bool = False
+    repo_flag: Path | None = None  # --repo as given (None: found from the current folder)
 
     def echo(self, text: str = "", err: bool = False) -> None:
         if text and not (self.quiet and not err):
@@ -113,7 +114,8 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--repo", "repo", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="The persona repository (default: the current directory).")
+              default=None, help="The persona repository, or a folder inside it (default: the one that "
+                   "contains the current folder, found as git finds it).")
 @click.option("--database-url", envvar="DATABASE_URL", default=None,
               help="PostgreSQL URL of the mirror (default: $DATABASE_URL, else the embedded "
                    "server).")
@@ -130,8 +132,13 @@ def cli(ctx: click.Context, repo: Path | None, database_url: str | None, branch:
     persona_sets/, templates in templates/. maestro validates them, reads their history from
     git, mirrors every commit into PostgreSQL and indexes them for search.
     """
-    ctx.obj = AppContext(load_settings(repo, database_url=database_url, branch=branch),
-                         quiet=quiet)
+    creating = ctx.invoked_subcommand == "init"  # init may create the folder
+    if repo is not None and not repo.is_dir() and not creating:
+        raise UsageError(f"--repo {repo}: no such folder",
+                         hint="pass the folder of a persona repository")
+    root = find_root(repo) if repo is not None and not creating else repo
+    ctx.obj = AppContext(load_settings(root, database_url=database_url, branch=branch),
+                         quiet=quiet, repo_flag=repo)
 
 
 def import_all_commands() -> None:

@@ -26,6 +26,7 @@ from maestro_git.repo.scaffold import (
     init_repository,
     list_templates,
     new_persona,
+    require_persona_repository,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def _relative(root: Path, path: Path) -> str:
 
 
 def _snapshot(app: AppContext) -> Snapshot:
+    require_persona_repository(app.settings.repo_path)
     return build_snapshot(read_worktree(app.settings.repo_path), app.settings)
 
 
@@ -60,7 +62,8 @@ def init(app: AppContext, path: Path | None, fmt: str) -> None:
     Example:
       maestro init my-personas && cd my-personas && git add -A && git commit -m "personas"
     """
-    result = init_repository(path or app.settings.repo_path, app.settings.branch)
+    where = path or app.repo_flag or Path.cwd()
+    result = init_repository(where, app.settings.branch)
     if fmt == "json":
         click.echo(to_json({"root": str(result.root), "created": result.created,
                             "git_initialized": result.git_initialized}))
@@ -100,6 +103,7 @@ def new(app: AppContext, key: str, template: str | None, display_name: str | Non
       maestro new acme/code_reviewer --template code_reviewer --tag python
     """
     root = app.settings.repo_path
+    require_persona_repository(root)
     path = new_persona(root, key, template=template, display_name=display_name,
                        description=description, tags=list(tags) if tags else None,
                        extends=extends, settings=app.settings)
@@ -176,6 +180,7 @@ def fmt(app: AppContext, paths: tuple[Path, ...], check_only: bool, fmt: str) ->
       maestro fmt --check        # in CI
     """
     root = app.settings.repo_path
+    require_persona_repository(root)
     for p in paths:
         _relative(root, p)
     report = format_files(root, list(paths) or None, check=check_only)

@@ -8,14 +8,13 @@ personas that extend it; a delete must be refused while personas extend it).
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Any
 
 import click
 
-from maestro_git.cli import AppContext, cli, format_option, pass_app, report_problems
-from maestro_git.output import table, to_json
+from maestro_git.cli import AppContext, cli, format_option, pass_app
+from maestro_git.output import render_diff, table, to_json
 from maestro_git.repo.repository import Repository
 
 _DATES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
@@ -70,33 +69,26 @@ def history(app: AppContext, key: str, rev: str, fmt: str) -> None:
 @pass_app
 def diff(app: AppContext, key: str, rev_a: str | None, rev_b: str | None, resolved: bool,
          fmt: str) -> None:
-    """Frontmatter changes and a unified body diff of KEY between two versions.
+    """What changed in KEY (persona, template or persona set), like git diff.
 
-    REV_A and REV_B are revisions or semver versions of KEY. Defaults: REV_B is the branch
-    head, REV_A the version before the one at REV_B.
+    REV_A and REV_B are revisions or semver versions of KEY. Both: one with the other. REV_A
+    only: REV_A with the working tree. Neither: on a branch other than the base branch
+    ([sync] branch), what the branch changed since it left it, up to the working tree; on
+    the base branch, the uncommitted change, else the version before the current one. Added,
+    deleted and renamed entities are shown; frontmatter changes print by key path
+    (metadata.category) and invisible characters as <U+200B>.
+
+    \b
+    Example:
+      maestro diff acme/base                      # what this branch did to it
+      maestro diff acme/child --resolved          # ... to its effective instruction
+      maestro diff acme/base 1.0.0 1.1.0
     """
     result = Repository(app.settings).diff(key, rev_a, rev_b, resolved=resolved)
     if fmt == "json":
-        click.echo(to_json(dataclasses.asdict(result)))
+        click.echo(to_json(result))
         return
-    lines = [f"{key}: {result.rev_a[:7]} -> {result.rev_b[:7]}"]
-    if result.old_path != result.new_path:
-        lines.append(f"  path: {result.old_path} -> {result.new_path}")
-    for change in result.fields:
-        lines.append(f"  {change.field}: {_show(change.old)} -> {_show(change.new)}")
-    if not result.changed:
-        lines.append("  no changes")
-    click.echo("\n".join(lines))
-    if result.body_diff:
-        click.echo(result.body_diff, nl=False)
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "(none)"
-    if isinstance(value, list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return str(value)
+    click.echo(render_diff(result), nl=False)
 
 
 @cli.command()
@@ -149,20 +141,48 @@ def log(app: AppContext, key: str | None, since: datetime | None, author: str | 
 
 
 @cli.command()
-@click.option("--against", default=None, metavar="REV",
-              help="Compare with this revision (default: the merge base with the branch, "
-                   "origin/<branch> when it exists).")
-@format_option("text", "json", "github")
+@click.option("--base", "--against", "base", default=None, metavar="REV|BRANCH",
+              help="Compare with this branch or revision (default: the [sync] branch, "
+                   "origin/<branch> when it exists); the merge base with it is the base.")
+@click.option("--head", "head", default=None, metavar="REV",
+              help="Review this revision instead of the working tree.")
+@click.option("--remote", default="origin", show_default=True,
+              help="Where a missing base or history is fetched from.")
+@click.option("--no-fetch", "no_fetch", is_flag=True,
+              help="Never fetch; fail with the command to run instead.")
+@format_option("text", "json", "github", "markdown")
 @pass_app
-def review(app: AppContext, against: str | None, fmt: str) -> None:
-    """Validate the working tree and check version discipline for a pull request.
+def review(app: AppContext, base: str | None, head: str | None, remote: str, no_fetch: bool,
+           fmt: str) -> None:
+    """Review a change as a pull request: what changed, what it affects, who approves.
 
-    Every persona or template whose content changed since the base must have a higher
-    semver there (rule version-not-raised). Exits 1 on any error.
+    Compares the working tree (or --head) with the merge base of the base branch: the
+    personas, templates and sets added, modified, renamed or deleted (frontmatter fields,
+    version old -> new, size and token deltas against the limits, set members), every
+    persona whose effective instruction changes through inheritance (with its diff), the
+    reviewers [owners] names for each touched folder, and every validation problem on its
+    line, plus version-not-raised. In a shallow CI clone the base branch is fetched and the
+    history deepened until the merge base is found. --format github prints annotations,
+    markdown a pull-request comment. Exits 1 on any error.
+
+    \b
+    Example:
+      maestro review --base main --format markdown >> "$GITHUB_STEP_SUMMARY"
     """
-    base_commit, problems = Repository(app.settings).review(against)
-    report_problems(app, problems, fmt, f"reviewed against {base_commit[:7]}",
-                    base=base_commit)
+    from maestro_git.ops.owners import load_owners
+    from maestro_git.output import render_review
+    from maestro_git.repo.review import review as run_review
+
+    report = run_review(Repository(app.settings), base, head, owners=load_owners(app.settings),
+                        remote=remote, fetch=not no_fetch)
+    out = render_review(report, fmt)
+    if out:
+        click.echo(out, nl=not out.endswith("\n"))
+    if fmt == "text":
+        app.echo(f"reviewed against {report.base[:7]}, {report.errors} errors, "
+                 f"{report.warnings} warnings", err=True)
+    if report.errors:
+        raise click.exceptions.Exit(1)
 
 
 @cli.command()

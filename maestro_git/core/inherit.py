@@ -21,8 +21,10 @@ down, one generation at a time:
 5. Every other child section whose heading matches a parent section (same level, same text
    ignoring case and repeated spaces) replaces that section in place; the others are
    appended at the end, in the child's order.
-6. Text is kept byte for byte; a chunk that does not end with a newline gets one before
-   another chunk follows it. A persona without `extends` resolves to its body unchanged.
+6. Text is kept byte for byte, except between chunks: a chunk that does not end with a
+   blank line gets a newline (and then an empty line) before another chunk follows it, so
+   composed sections are always separated by a blank line (`- Be concise` never runs into
+   the next `## Heading`). A persona without `extends` resolves to its body unchanged.
 """
 
 from __future__ import annotations
@@ -186,8 +188,11 @@ def _join(chunks: Iterable[str]) -> str:
     for chunk in chunks:
         if not chunk:
             continue
-        if out and not out[-1].endswith("\n"):
-            out.append("\n")
+        if out:
+            if not out[-1].endswith("\n"):
+                out.append("\n")
+            if not "".join(out[-2:]).endswith(("\n\n", "\n\r\n")):
+                out.append("\n")  # a blank line between composed chunks
         out.append(chunk)
     return "".join(out)
 

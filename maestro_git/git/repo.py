@@ -340,6 +340,30 @@ class GitRepo:
         """The working tree's root (None for a bare repository)."""
         return None if self.repo.is_bare or not self.repo.workdir else Path(self.repo.workdir)
 
+    def checked_out_branch(self) -> str | None:
+        """The branch HEAD names (also one without commits yet); None when HEAD is detached
+        or names something other than a local branch."""
+        if self.repo.head_is_detached:
+            return None
+        target = self.repo.references["HEAD"].target
+        if isinstance(target, str) and target.startswith("refs/heads/"):
+            return target.removeprefix("refs/heads/")
+        return None
+
+    @property
+    def is_shallow(self) -> bool:
+        """Whether this is a shallow clone (history cut off at `.git/shallow`)."""
+        return bool(self.repo.is_shallow)
+
+    def has_ref(self, name: str) -> bool:
+        """Whether the full reference `name` (`refs/remotes/origin/main`) exists."""
+        return self.repo.references.get(name) is not None
+
+    def remote_names(self) -> list[str]:
+        """The configured remotes, `origin` first."""
+        names = [str(r.name) for r in self.repo.remotes]
+        return sorted(names, key=lambda n: (n != "origin", n))
+
     def checked_out(self, branch: str) -> Path | None:
         """The working tree's root when this repository has one with `branch` checked out."""
         if self.repo.is_bare or not self.repo.workdir:

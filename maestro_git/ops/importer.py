@@ -650,7 +650,7 @@ def _import_commit(settings: Settings, items: Sequence[ImportItem], dry_run: boo
     def snapshot_at(commit_id: str | None) -> Snapshot:
         return repo.snapshot(commit_id) if commit_id else build_snapshot((), settings)
 
-    writer = Writer(repo.git, settings, settings.branch, snapshot_at, lambda _snap: None)
+    writer = Writer(repo.git, settings, repo.write_branch(), snapshot_at, lambda _snap: None)
     commit_id = writer.commit(plan, author, None)
     return ImportResult(tuple(items), problems, written=True, commit=commit_id)
 

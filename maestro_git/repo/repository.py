@@ -1,7 +1,10 @@
 """The file-and-git API: snapshots, history, diffs, and writes that are commits.
 
-`Repository(settings)` works on the repository at `settings.repo_path`, branch
-`settings.branch`. Reads never need a checkout: snapshots come from commit trees, history and
+`Repository(settings)` works on the repository at `settings.repo_path`, on the checked-out
+branch, unless a branch is named (`Repository(settings, branch=...)`, or `--branch` /
+`MAESTRO_BRANCH`, which set `settings.branch`); a bare repository uses `settings.branch`
+(`[sync] branch`, default `main`). With a detached HEAD, reads use the commit HEAD points at
+and writes are refused. A write moves only that branch. Reads never need a checkout: snapshots come from commit trees, history and
 the audit trail from `maestro_git.repo.history`, the review from `maestro_git.core.rules.versions`. Every write
 (`create`, `update`, `rename`, `delete`, `rollback`) is one commit on the branch, planned,
 validated and committed with compare-and-swap by `maestro_git.repo.writes` (its docstring gives the
@@ -19,8 +22,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from maestro_git.core.diff import EntityDiff, diff_records
 from maestro_git.core.formats import parse_file
-from maestro_git.core.models import AuditEvent, Persona, Problem, SourceFile, Template, Version
+from maestro_git.core.inherit import resolve_bodies
+from maestro_git.core.models import (
+    AuditEvent,
+    Persona,
+    PersonaSet,
+    Problem,
+    SourceFile,
+    Template,
+    Version,
+)
 from maestro_git.core.rules.validate import apply_severities
 from maestro_git.core.rules.versions import parse_semver, version_problems
 from maestro_git.core.snapshot import Snapshot, build_snapshot, update_snapshot
@@ -28,29 +41,36 @@ from maestro_git.core.writeback import render_document
 from maestro_git.errors import NotFoundError, UsageError
 from maestro_git.git.repo import GitRepo, Identity
 from maestro_git.git.worktree import read_worktree
-from maestro_git.repo.history import (
-    PersonaDiff,
-    commit_events,
-    diff_versions,
-    read_history,
-    resolved_body,
-)
-from maestro_git.repo.writes import MAX_ATTEMPTS, Document, Writer, key_path
+from maestro_git.repo.history import commit_events, read_history
+from maestro_git.repo.writes import MAX_ATTEMPTS, Writer, key_path
 from maestro_git.settings import Settings
 
-__all__ = ["MAX_ATTEMPTS", "Repository", "key_path"]
+__all__ = ["MAX_ATTEMPTS", "WORKTREE", "Repository", "key_path"]
+
+WORKTREE = ":worktree"  # `Repository.snapshot`/`diff`: the files on disk, not a commit
+_EMPTY = ":empty"  # the side before a root commit: nothing
+
 
 
 class Repository:
     """A persona repository: read any revision, write commits."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, branch: str | None = None) -> None:
         self.settings = settings
-        self.branch = settings.branch
         self._local = threading.local()
         self._lock = threading.Lock()
         self._cached: Snapshot | None = None
+        self.detached = False
+        self.follows_checkout = False  # on the checked-out branch because none was named
         _ = self.git  # fail early (GitError) when repo_path is not a repository
+        if branch is None:
+            branch = settings.branch
+            if settings.branch_is_default and self.git.workdir is not None:
+                current = self.git.checked_out_branch()
+                self.detached = current is None
+                self.follows_checkout = True
+                branch = current or branch
+        self.branch = branch
 
     @property
     def git(self) -> GitRepo:
@@ -61,13 +81,32 @@ class Repository:
             self._local.git = repo
         return repo
 
+    def reopen(self) -> GitRepo:
+        """A fresh handle on the repository (after another program, such as `git fetch`,
+        changed its refs, objects or shallow boundary)."""
+        repo = GitRepo(self.settings.repo_path)
+        self._local.git = repo
+        return repo
+
     # -- reading -------------------------------------------------------------------------
     def head(self) -> str | None:
-        """The branch's current commit (None for a branch without commits)."""
+        """The branch's current commit (None for a branch without commits); with a detached
+        HEAD (and no --branch), the commit HEAD points at."""
+        if self.detached:
+            return self.git.resolve("HEAD")
         return self.git.head(self.branch)
+
+    @property
+    def base_branch(self) -> str:
+        """The branch changes are reviewed against and promoted from: `[sync] branch`
+        (default `main`)."""
+        return self.settings.branch
 
     def resolve(self, rev: str) -> str:
         """A full commit id for `rev`; `HEAD` means the branch head."""
+        if rev == WORKTREE:
+            raise UsageError("the working tree is not a commit",
+                             hint="name a revision (HEAD, a branch, a commit id)")
         if rev == "HEAD":
             head = self.head()
             if head is None:
@@ -76,15 +115,22 @@ class Repository:
         return self.git.resolve(rev)
 
     def snapshot(self, rev: str = "HEAD") -> Snapshot:
-        """Every record and problem at `rev`, read from the commit's tree (no checkout).
+        """Every record and problem at `rev`, read from the commit's tree (no checkout);
+        `WORKTREE` reads the files on disk instead (the branch head in a bare repository).
 
         The last snapshot is kept, and the next one is derived from it by re-parsing only
         the files that differ, so consecutive revisions and writes stay cheap.
         """
+        if rev == _EMPTY:
+            return self._snapshot_at(None)
+        if rev == WORKTREE:
+            if self.git.workdir is None:
+                return self.snapshot()
+            return build_snapshot(read_worktree(self.git.workdir), self.settings)
         return self._snapshot_at(self.resolve(rev))
 
     def _snapshot_at(self, commit: str | None) -> Snapshot:
-        if commit is None:
+        if commit is None or commit == _EMPTY:
             return build_snapshot((), self.settings, None)
         with self._lock:
             cached = self._cached
@@ -102,9 +148,20 @@ class Repository:
         with self._lock:
             self._cached = snap
 
+    def write_branch(self) -> str:
+        """The branch a write moves: the checked-out one (or --branch). Refused
+        (`UsageError`) on a detached HEAD, where no branch says what a write should move."""
+        if self.detached:
+            head = self.git.resolve("HEAD")
+            raise UsageError(f"HEAD is detached at {head[:7]}: a write needs a branch",
+                             hint="check out a branch (git switch NAME), or name one with "
+                                  "--branch NAME")
+        return self.branch
+
     def _writer(self) -> Writer:
-        """This thread's write path (`maestro_git.repo.writes`)."""
-        return Writer(self.git, self.settings, self.branch, self._snapshot_at, self._remember)
+        """This thread's write path (`maestro_git.repo.writes`) on `write_branch()`."""
+        return Writer(self.git, self.settings, self.write_branch(), self._snapshot_at,
+                      self._remember)
 
     def history(self, key: str, rev: str = "HEAD") -> list[Version]:
         """Every version of `key` up to `rev`, newest first: the commits that changed its
@@ -115,9 +172,13 @@ class Repository:
         start = self.resolve(rev)
         versions = read_history(self.git, start, self._path_of(key, start))
         if not versions:
-            raise NotFoundError(f"'{key}' has no history on {self.branch}",
+            raise NotFoundError(f"'{key}' has no history on {self._where}",
                                 hint="check the key with 'maestro list'")
         return versions
+
+    @property
+    def _where(self) -> str:
+        return "the detached HEAD" if self.detached else self.branch
 
     def _path_of(self, key: str, commit: str) -> str:
         """The file of `key`: a persona or template path, or a persona set's file."""
@@ -150,46 +211,98 @@ class Repository:
         raise NotFoundError(f"{key} did not exist at {ref}")
 
     def diff(self, key: str, rev_a: str | None = None, rev_b: str | None = None,
-             resolved: bool = False) -> PersonaDiff:
-        """What changed in `key` from `rev_a` to `rev_b` (revisions or semver versions).
+             resolved: bool = False) -> EntityDiff:
+        """What changed in `key` (a persona, template or persona set) from `rev_a` to
+        `rev_b`, like `git diff`: revisions, semver versions of `key`, or `WORKTREE`.
 
-        Defaults: `rev_b` is the branch head; `rev_a` is the version before the one current
-        at `rev_b`. With `resolved`, the bodies compared are the effective instructions
-        with inheritance applied.
+        - two given: the one with the other;
+        - `rev_a` only: `rev_a` with the working tree (the branch head when a branch was
+          named, or in a bare repository);
+        - none: on a branch other than `base_branch`, what the branch changed (the merge
+          base with it) up to the working tree; otherwise the uncommitted change when there
+          is one, else the version before the current one with the head.
+
+        `key` may be absent on one side (added, deleted) and is followed across a rename by
+        its frontmatter `id`. With `resolved`, the bodies compared are the effective
+        instructions at each side, so a change to a parent shows in every child.
         """
-        head = self.resolve("HEAD")
-        versions = self.history(key, head)
-        b = self._version_in(key, versions, rev_b).commit if rev_b else head
-        if rev_a:
-            a = self._version_in(key, versions, rev_a).commit
-        else:
-            reachable = (v for v in versions if self.git.is_ancestor(v.commit, b))
-            next(reachable, None)  # the version current at b
-            previous = next(reachable, None)
-            a = previous.commit if previous is not None else b
-        old = self._document_at(versions, a)
-        new = self._document_at(versions, b)
+        a, b = self._diff_sides(key, rev_a, rev_b)
+        old_snap, new_snap = self.snapshot(a), self.snapshot(b)
+        new = _find(new_snap, key)
+        old = _find(old_snap, key)
+        if old is None and new is not None:
+            old = _by_id(old_snap, new)
+        if new is None and old is not None:
+            new = _by_id(new_snap, old)
+        if old is None and new is None:
+            raise NotFoundError(f"'{key}' exists neither at {self._label(a)} nor at "
+                                f"{self._label(b)}", hint="check the key with 'maestro list'")
         old_body = new_body = None
         if resolved:
-            old_body = resolved_body(self.git, self.settings, old, a) if old else None
-            new_body = resolved_body(self.git, self.settings, new, b) if new else None
-        return diff_versions(key, a, b, old, new, old_body=old_body, new_body=new_body,
-                             resolved=resolved)
+            if not isinstance(new or old, Persona):
+                raise UsageError(f"'{key}' is not a persona: only personas inherit")
+            depth = self.settings.limits.max_inheritance_depth
+            if isinstance(old, Persona):
+                old_body = resolve_bodies([old.key], old_snap.personas, depth).get(old.key)
+            if isinstance(new, Persona):
+                new_body = resolve_bodies([new.key], new_snap.personas, depth).get(new.key)
+        return diff_records(old, new, old_body=old_body, new_body=new_body, resolved=resolved,
+                            rev_a=self._label(a), rev_b=self._label(b))
 
-    def _document_at(self, versions: Sequence[Version], commit: str) -> Document | None:
-        for v in versions:
-            if self.git.is_ancestor(v.commit, commit):
-                if v.content_hash is None:
-                    return None
-                return self._read_document(commit, v.path)
-        return None
-
-    def _read_document(self, commit: str, path: str) -> Document | None:
+    def _read_document(self, commit: str, path: str) -> Persona | Template | None:
         data = self.git.read_file(commit, path)
         if data is None:
             return None
         rec = parse_file(SourceFile(path=path, data=data), self.settings.limits).record
         return rec if isinstance(rec, Persona | Template) else None
+
+    def _label(self, side: str) -> str:
+        return {WORKTREE: "worktree", _EMPTY: "empty"}.get(side, side)
+
+    def _diff_sides(self, key: str, rev_a: str | None, rev_b: str | None) -> tuple[str, str]:
+        """The two sides `diff` compares: commit ids or `WORKTREE`."""
+        tip = WORKTREE if self.follows_checkout else "HEAD"
+        if rev_a is not None:
+            b = self._side(key, rev_b) if rev_b is not None else self._side(key, tip)
+            return self._side(key, rev_a), b
+        head = self.resolve("HEAD")
+        if self.branch != self.base_branch or self.detached:
+            base = self._branch_base(head)
+            if base is not None and base != head:
+                return base, self._side(key, tip)
+        if tip == WORKTREE and self._uncommitted(key, head):
+            return head, WORKTREE
+        try:
+            versions = self.history(key, head)
+        except NotFoundError:
+            return head, head
+        reachable = [v for v in versions if self.git.is_ancestor(v.commit, head)]
+        if len(reachable) < 2:  # one version: it was added there
+            parents = self.git.commit_info(reachable[0].commit).parents if reachable else ()
+            return (parents[0] if parents else _EMPTY), head
+        return reachable[1].commit, head
+
+    def _side(self, key: str, rev: str) -> str:
+        if rev == WORKTREE:
+            return WORKTREE
+        if parse_semver(rev) is not None:
+            return self.version_commit(key, rev).commit
+        return self.resolve(rev)
+
+    def _branch_base(self, head: str) -> str | None:
+        """The merge base of `head` with the base branch (its remote-tracking ref first)."""
+        for ref in (f"refs/remotes/origin/{self.base_branch}", f"refs/heads/{self.base_branch}"):
+            if self.git.has_ref(ref):
+                base = self.git.merge_base(head, self.git.resolve(ref))
+                if base is not None:
+                    return base
+        return None
+
+    def _uncommitted(self, key: str, head: str) -> bool:
+        disk = _find(self.snapshot(WORKTREE), key)
+        committed = _find(self._snapshot_at(head), key)
+        return (disk.content_hash if disk else None) != (
+            committed.content_hash if committed else None)
 
     def log(self, key: str | None = None, since: datetime | None = None,
             author: str | None = None, rev: str = "HEAD") -> list[AuditEvent]:
@@ -231,19 +344,12 @@ class Repository:
 
     def review_base(self, against: str | None = None) -> str:
         """The commit a review compares with: `against`, else the merge base of HEAD with
-        `origin/<branch>` (when that remote branch exists) or with `<branch>`."""
+        `origin/<base branch>` (when that remote branch exists) or with `<base branch>`
+        (`maestro review` finds it harder: `maestro_git.repo.review.find_base`)."""
         if against is not None:
             return self.resolve(against)
         head = self.git.resolve("HEAD")
-        for ref in (f"refs/remotes/origin/{self.branch}", f"refs/heads/{self.branch}"):
-            try:
-                other = self.git.resolve(ref)
-            except NotFoundError:
-                continue
-            base = self.git.merge_base(head, other)
-            if base is not None:
-                return base
-        return head
+        return self._branch_base(head) or head
 
     def review(self, against: str | None = None) -> tuple[str, list[Problem]]:
         """Validate the working tree (the branch head in a bare repository) and check
@@ -347,3 +453,20 @@ class Repository:
 
 def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _find(snap: Snapshot, key: str) -> Persona | Template | PersonaSet | None:
+    if "/" in key:
+        return snap.personas.get(key)
+    return snap.templates.get(key) or snap.sets.get(key)
+
+
+def _by_id(snap: Snapshot, rec: Persona | Template | PersonaSet) -> Persona | Template | None:
+    """The record of `snap` with `rec`'s frontmatter id (the same entity under another key)."""
+    if isinstance(rec, PersonaSet) or not rec.id:
+        return None
+    for path in snap.paths_for_id(rec.id):
+        found = snap.files[path].record
+        if isinstance(found, Persona | Template) and found.kind == rec.kind:
+            return found
+    return None

@@ -47,6 +47,7 @@ __all__ = [
     "init_repository",
     "list_templates",
     "new_persona",
+    "require_persona_repository",
 ]
 
 DEFAULT_CONFIG = """\
@@ -198,6 +199,19 @@ def init_repository(path: Path, branch: str = "main") -> InitResult:
     return InitResult(root, tuple(created), True, initialized)
 
 
+def require_persona_repository(root: Path) -> None:
+    """Refuse (`UsageError`) a folder that is not a persona repository: one without
+    `maestro.toml` and without any of `personas/`, `persona_sets/` and `templates/`."""
+    markers = (CONFIG_FILE, "personas", "persona_sets", "templates")
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such folder", hint="pass --repo with a persona repository")
+    if not any((root / m).exists() for m in markers):
+        raise UsageError(f"{root} is not a persona repository (no maestro.toml, personas/, "
+                         "persona_sets/ or templates/)",
+                         hint="run 'maestro init' there, or pass --repo with a persona "
+                              "repository")
+
+
 # -- new ----------------------------------------------------------------------------------
 
 
@@ -227,6 +241,16 @@ def _blank_body(display_name: str) -> str:
         "- Be accurate, and say so when you are not sure\n\n"
         "## Communication Style\n"
         "- Be clear and concise\n"
+    )
+
+
+def _child_body(display_name: str, parent: str) -> str:
+    """A child's first body: one appended section, no title, no preamble, no section named
+    like the parent's (those would replace the parent's, see `inherit`)."""
+    return (
+        f"## {display_name}\n\n"
+        f"- You are {display_name}. Everything {parent} says applies; write below only what "
+        "this persona adds. A section titled like one of the parent's replaces it.\n"
     )
 
 
@@ -263,7 +287,7 @@ def new_persona(
     fields: dict[str, Any] = {"id": new_id or str(uuid.uuid4())}
     display = display_name or _title(name)
     fields["display_name"] = display
-    body = _blank_body(display)
+    body = _blank_body(display) if extends is None else _child_body(display, extends)
     if template is not None:
         tpl = find_template(root, template, limits)
         fields["description"] = tpl.description

@@ -90,7 +90,7 @@ def test_review_fails_when_a_changed_persona_keeps_its_version(
         "Reviewer", body="# Reviewer\n\nBe terse.\n", id=UUID, version="1.1.0")})
     code, out, err = _run(git_repo, capsys, "review")
     assert code == 1
-    assert "personas/acme/rev.md: error version-not-raised: persona acme/rev changed" in out
+    assert "personas/acme/rev.md:4: error version-not-raised: persona acme/rev changed" in out
     assert f"reviewed against {b[:7]}, 1 errors" in err
     code, out, _ = _run(git_repo, capsys, "review", "--against", a, "--format", "github")
     assert code == 0 and out == ""

@@ -39,29 +39,39 @@ CHILD = "# Python Reviewer\nYou review Python code.\n\n## Style\n- terse\n\n## C
 def test_child_sections_replace_same_titled_parent_sections_in_place() -> None:
     assert compose(PARENT, CHILD) == (
         "# Python Reviewer\nYou review Python code.\n\n## Style\n- terse\n\n"
-        "## Rules\n- cite sources\n## Checklist\n- tests\n")
+        "## Rules\n- cite sources\n\n## Checklist\n- tests\n")
 
 
 def test_heading_match_ignores_case_and_spacing_but_not_level() -> None:
     parent = "## Core   Principles\n- a\n### Style\n- b\n"
     child = "## core principles\n- A\n## Style\n- C\n"
-    assert compose(parent, child) == "## core principles\n- A\n### Style\n- b\n## Style\n- C\n"
+    assert compose(parent, child) == (
+        "## core principles\n- A\n\n### Style\n- b\n\n## Style\n- C\n")
 
 
 def test_child_preamble_replaces_parent_preamble_only_when_not_blank() -> None:
-    assert compose("Intro.\n## A\nx\n", "\n\n## B\ny\n") == "Intro.\n## A\nx\n## B\ny\n"
-    assert compose("Intro.\n## A\nx\n", "New intro.\n") == "New intro.\n## A\nx\n"
+    assert compose("Intro.\n## A\nx\n", "\n\n## B\ny\n") == "Intro.\n\n## A\nx\n\n## B\ny\n"
+    assert compose("Intro.\n## A\nx\n", "New intro.\n") == "New intro.\n\n## A\nx\n"
 
 
 def test_headings_inside_code_fences_do_not_split_sections() -> None:
     parent = "## Example\n```md\n## Not a heading\n```\n## Rules\n- r\n"
     child = "## Rules\n- R\n~~~\n# nor this\n~~~\n"
     assert compose(parent, child) == (
-        "## Example\n```md\n## Not a heading\n```\n## Rules\n- R\n~~~\n# nor this\n~~~\n")
+        "## Example\n```md\n## Not a heading\n```\n\n## Rules\n- R\n~~~\n# nor this\n~~~\n")
 
 
 def test_a_missing_final_newline_does_not_glue_sections() -> None:
-    assert compose("## A\nx", "## B\ny") == "## A\nx\n## B\ny"
+    assert compose("## A\nx", "## B\ny") == "## A\nx\n\n## B\ny"
+
+
+def test_composed_sections_are_separated_by_a_blank_line() -> None:
+    parent = "# Base\nYou help.\n## Style\n- Be clear and concise\n"
+    child = "## Expertise Areas\n- Python\n"
+    assert compose(parent, child) == (
+        "# Base\nYou help.\n\n## Style\n- Be clear and concise\n\n## Expertise Areas\n"
+        "- Python\n")
+    assert compose("## A\nx\n\n", "## B\ny\n") == "## A\nx\n\n## B\ny\n"  # no second one
 
 
 def test_resolve_composes_the_whole_chain_root_first() -> None:
@@ -72,7 +82,8 @@ def test_resolve_composes_the_whole_chain_root_first() -> None:
     )
     resolved = resolve("b/leaf", personas)
     assert resolved.chain == ("a/root", "a/mid", "b/leaf")
-    assert resolved.body == "# Root\nYou are root.\n## One\nONE\n## Two\nTWO\n## Three\n3\n"
+    assert resolved.body == (
+        "# Root\nYou are root.\n\n## One\nONE\n\n## Two\nTWO\n\n## Three\n3\n")
 
 
 def test_a_persona_without_parent_resolves_to_its_body_unchanged() -> None:

@@ -111,7 +111,8 @@ def test_streamed_first_load_holds_what_a_row_by_row_load_holds(
     with db.connect(_at(git_repo, bulk_url)) as conn:
         grand = conn.execute("SELECT resolved_content FROM personas WHERE key = 'acme/grand'"
                              ).fetchone()
-    assert grand is not None and grand[0] == "Stay safe.\n\n# C\n\nYou check.\n## Style\n\nBe terse.\n"
+    assert grand is not None and grand[0] == (
+        "Stay safe.\n\n# C\n\nYou check.\n\n## Style\n\nBe terse.\n")  # composed: blank line
     assert versions == (5,) and report.ok
     assert kept == {"acme/c", "acme/grand", "zed/plain", "zed/root"}  # kid: re-copied
 

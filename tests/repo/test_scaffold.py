@@ -219,3 +219,18 @@ def test_format_never_writes_through_a_symlink(repo: Path, tmp_path: Path) -> No
 def test_format_refuses_paths_outside_the_repository(repo: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="outside the repository"):
         format_files(repo, [tmp_path])
+
+
+def test_new_extends_writes_a_child_that_adds_to_its_parent(tmp_path: Path) -> None:
+    from maestro_git.repo.scaffold import init_repository as init_repo
+    from maestro_git.repo.scaffold import new_persona as make
+
+    init_repo(tmp_path)
+    make(tmp_path, "acme/base")
+    make(tmp_path, "acme/kid", extends="acme/base")
+    snap = build_snapshot(read_worktree(tmp_path), Settings(repo_path=tmp_path))
+    parent, kid = snap.personas["acme/base"], snap.personas["acme/kid"]
+    effective = resolve("acme/kid", snap.personas).body
+    assert effective.startswith(parent.body.rstrip("\n"))  # nothing of the parent replaced
+    assert effective.endswith(kid.body) and kid.body.startswith("## Kid\n")
+    assert not [p for p in snap.problems if p.path == kid.path]

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
 __all__ = [
+    "HIDDEN_CHARS",
     "MAX_HIDDEN_REPORTS",
     "body_problems",
     "dangerous_html",
@@ -61,6 +62,7 @@ _HIDDEN_HINT = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
     "\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\U0001d173-\U0001d17a"
     "\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
+HIDDEN_CHARS = _HIDDEN_HINT  # every character `hidden_unicode` may report (diffs show them)
 _DANGEROUS_TAGS = frozenset({"script", "iframe", "frame", "frameset", "object", "embed",
                              "applet", "base", "meta", "form"})
 _TAG = re.compile(r"<\s*([a-zA-Z][a-zA-Z0-9:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>?")

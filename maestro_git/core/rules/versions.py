@@ -85,7 +85,8 @@ def bump_patch(version: str | None) -> str:
 
 
 def version_problems(base: Snapshot, head: Snapshot) -> list[Problem]:
-    """`version-not-raised` problems of `head` against `base`, sorted by path."""
+    """`version-not-raised` problems of `head` against `base`, sorted by path, on the
+    line of the `version` field when the file has one."""
     problems: list[Problem] = []
     for label, before_table, after_table in (
         ("persona", base.personas, head.personas),
@@ -100,7 +101,9 @@ def version_problems(base: Snapshot, head: Snapshot) -> list[Problem]:
                 continue
             problem = _judge(label, before, after, base.commit)
             if problem is not None:
-                problems.append(problem)
+                parsed = head.files.get(after.path)
+                line = parsed.field_lines.get("version") if parsed is not None else None
+                problems.append(problem.model_copy(update={"line": line}) if line else problem)
     problems.sort(key=lambda p: p.path)
     return problems
 
