@@ -10,6 +10,7 @@ Each command parses options, makes one library call and renders the result with
 - `cli/find.py`      search, sets, index                             (search and queries)
 - `cli/transfer.py`  import, export, backup, restore                (moving data in and out)
 - `cli/gdpr.py`      gdpr export, gdpr erase                         (personal data)
+- `cli/migrate.py`   migrate themaestro, migrate persona-sets         (leaving database-first systems)
 - `cli/server.py`    serve, token                                    (the HTTP API)
 
 `main()` is the one error handler: a `MaestroError` becomes `error: <reason>` on stderr and its
@@ -75,6 +76,7 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("import", "export", "backup", "restore"), "transfer"),
     "gdpr": "gdpr",
     **dict.fromkeys(("serve", "token"), "server"),
+    "migrate": "migrate",
 }
 
 

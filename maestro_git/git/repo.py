@@ -322,7 +322,8 @@ class GitRepo:
 
     # -- writing (carried out by maestro_git.git.write) -----------------------------------
     def write_commit(self, branch: str, base: str | None, changes: Mapping[str, bytes | None],
-                     author: Identity, committer: Identity, message: str) -> str:
+                     author: Identity, committer: Identity, message: str,
+                     when: datetime | None = None) -> str:
         """Commit `changes` (path -> new bytes, or None to delete) on top of `base` and move
         `refs/heads/<branch>` from `base` to the new commit, atomically.
 
@@ -330,7 +331,8 @@ class GitRepo:
         by another writer at this instant); nothing is changed then except an unreferenced
         commit object, which `git gc` collects.
         """
-        return git_write.write_commit(self, branch, base, changes, author, committer, message)
+        return git_write.write_commit(self, branch, base, changes, author, committer, message,
+                                      when)
 
     # -- the working tree ------------------------------------------------------------------
     @property

@@ -71,9 +71,11 @@ class StaleHeadError(GitError):
 
 def write_commit(git: GitRepo, branch: str, base: str | None,
                  changes: Mapping[str, bytes | None], author: Identity, committer: Identity,
-                 message: str) -> str:
+                 message: str, when: datetime | None = None) -> str:
     """Commit `changes` (path -> new bytes, or None to delete) on top of `base` and move
-    `refs/heads/<branch>` from `base` to the new commit, atomically (`GitRepo.write_commit`)."""
+    `refs/heads/<branch>` from `base` to the new commit, atomically (`GitRepo.write_commit`).
+    `when` is the author and committer time (now when None; a migration replays old
+    times), written with its UTC offset."""
     repo = git.repo
     ref = f"refs/heads/{branch}"
     base_tree = git.tree(base) if base is not None else None
@@ -83,10 +85,12 @@ def write_commit(git: GitRepo, branch: str, base: str | None,
     tree_id = _build_tree(repo, base_tree, blobs)
     if tree_id is None:
         tree_id = repo.TreeBuilder().write()
-    when = datetime.now(UTC)
-    author_sig = pygit2.Signature(author.name, author.email, int(when.timestamp()), 0)
+    when = when if when is not None else datetime.now(UTC)
+    offset = when.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    author_sig = pygit2.Signature(author.name, author.email, int(when.timestamp()), minutes)
     committer_sig = pygit2.Signature(committer.name, committer.email,
-                                     int(when.timestamp()), 0)
+                                     int(when.timestamp()), minutes)
     if base is None:
         oid = repo.create_commit(None, author_sig, committer_sig, message, tree_id, [])
         try:

@@ -103,6 +103,7 @@ def uid(kind: str, key: str, member: str | None = None) -> str:
 def _document_doc(rec: Persona | Template) -> dict[str, Any]:
     meta: list[str] = []
     _flatten(rec.metadata, meta)
+    meta += [x for x in (rec.model, " ".join(rec.tools or ())) if x]  # searchable settings
     category = rec.category if isinstance(rec, Template) else rec.metadata.get("category")
     doc: dict[str, Any] = {
         "uid": uid(rec.kind, rec.key), "kind": rec.kind, "key": rec.key,
