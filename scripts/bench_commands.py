@@ -346,7 +346,7 @@ def _history(ctx: Context) -> Iterator[Row]:
         runs = [maestro("history", key, "--format", "json") for _ in range(n)]
         versions: list[Any] = []
 
-        def walk(key: str = key) -> None:
+        def walk(key: str = key, versions: list[Any] = versions) -> None:
             versions[:] = Repository(ctx.settings).history(key)
 
         walks = []
