@@ -49,12 +49,14 @@ HEAD_SYNC_RSS_MB = 1500.0  # issue 15: a 100,000-persona head sync stays under 1
 
 @dataclass(frozen=True)
 class Run:
-    """One finished process: wall seconds, peak resident MB, exit code, last stderr line."""
+    """One finished process: wall seconds, peak resident MB, exit code, last stderr line,
+    CPU seconds (user + system, its waited-for children included)."""
 
     seconds: float
     rss_mb: float
     code: int
     last_line: str
+    cpu: float = float("nan")
 
 
 def maestro_argv() -> list[str]:
@@ -73,7 +75,8 @@ start = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 _, status, usage = os.wait4(proc.pid, 0)
 proc.returncode = os.waitstatus_to_exitcode(status)
-print(time.perf_counter() - start, usage.ru_maxrss, proc.returncode)
+print(time.perf_counter() - start, usage.ru_maxrss, proc.returncode,
+      usage.ru_utime + usage.ru_stime)
 """
 
 
@@ -86,11 +89,12 @@ def run_process(argv: list[str], *, env: dict[str, str] | None = None,
                           check=False)
     lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
     try:
-        seconds, rss_kb, code = done.stdout.split()
+        seconds, rss_kb, code, cpu = done.stdout.split()
     except ValueError:
         return Run(float("nan"), float("nan"), done.returncode or 1,
-                   lines[-1] if lines else "the launcher failed")
-    return Run(float(seconds), int(rss_kb) / 1024, int(code), lines[-1] if lines else "")
+                   lines[-1] if lines else "the launcher failed", float("nan"))
+    return Run(float(seconds), int(rss_kb) / 1024, int(code), lines[-1] if lines else "",
+               float(cpu))
 
 
 class Maestro:
@@ -111,7 +115,7 @@ class Maestro:
 
 def _note(run: Run, extra: str = "") -> str:
     status = "exit 0" if run.code == 0 else f"exit {run.code}: {run.last_line[:120]}"
-    return ", ".join(filter(None, [status, extra]))
+    return ", ".join(filter(None, [status, f"{run.cpu:.2f} s CPU", extra]))
 
 
 def _rss(figure: str, run: Run, target: float | None = None) -> Row:
