@@ -235,7 +235,7 @@ def scale_sizes(personas: int) -> tuple[int, int, int]:
 def curve_key(figure: str) -> str:
     """A figure's name without the counts that change with the size, so the steps line up."""
     key = re.sub(r"\s*\([^)]*\d[^)]*\)", "", figure)
-    return re.sub(r"(?<![A-Za-z])\d[\d,.]*", "N", key).strip()
+    return re.sub(r"(?<![A-Za-z\d])\d[\d,.]*", "N", key).strip()
 
 
 def scale_curve(steps: list[tuple[int, list[Row]]]) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ from maestro_git.core.inherit import resolve
 from maestro_git.core.models import Persona, PersonaSet, Template
 from maestro_git.core.rules.validate import unknown_rules
 from maestro_git.core.snapshot import Snapshot, build_snapshot
-from maestro_git.core.writeback import render_document
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
 from maestro_git.git.worktree import read_worktree
 from maestro_git.output import table, to_json, to_jsonable
@@ -321,6 +320,8 @@ def _render_mirrored(view: listing.PersonaView, fmt: str) -> None:
                   "description": r["description"], "version": r["version"],
                   "extends": r["parent_key"], "tags": r["tags"], "active": r["active"],
                   "metadata": r["metadata"]}
+        from maestro_git.core.writeback import render_document
+
         text = render_document({k: v for k, v in fields.items() if v not in (None, [], {})},
                                view.body).decode("utf-8")
     _echo(text)
