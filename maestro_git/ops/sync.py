@@ -58,9 +58,9 @@ Progress = Callable[[int, int], None]
 def _rebuild_at(settings: Settings, commit: str) -> None:
     """The child's work: parse `commit` and rebuild the index from it."""
     logging.basicConfig(level=logging.WARNING)
-    snapshot = build_snapshot(GitRepo(settings.repo_path).files_at(commit), settings, commit)
-    with SearchIndex(settings) as index:
-        index.rebuild(snapshot)
+    with SearchIndex(settings) as index:  # no name for the snapshot: `rebuild` frees it
+        index.rebuild(build_snapshot(GitRepo(settings.repo_path).files_at(commit), settings,
+                                     commit))
 
 
 @dataclass
