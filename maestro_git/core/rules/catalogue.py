@@ -52,6 +52,8 @@ RULES: dict[str, tuple[Severity, str]] = {
     "missing-parent": (E, "`extends` names a persona that does not exist"),
     "inheritance-cycle": (E, "`extends` links form a cycle"),
     "inheritance-depth": (E, "an `extends` chain longer than limits.max_inheritance_depth"),
+    "placeholder-override": (W, "a child section replaces its parent's with empty or "
+                                "placeholder text"),
     # persona sets
     "json-syntax": (E, "a persona set is not valid JSON"),
     "set-schema": (E, "a persona set does not have the persona-set shape"),
