@@ -212,10 +212,9 @@ def reference_problems(path: str, body: str, body_line: int) -> list[Problem]:
     parts.append(body[pos:])
     rendered = html.unescape(_markdown().render("".join(parts)))
     shown = {ord(m.group(0)) - _MARKER for m in _MARKERS.finditer(rendered)}
-    raw = {body[m.start()] for m in HIDDEN.finditer(body)}
     problems: list[Problem] = []
     for index, (decoded, start, spelling) in enumerate(suspects[:_MAX_MARKERS]):
-        chars = [c for c in _bad_chars(decoded) if c not in raw]
+        chars = list(_bad_chars(decoded))
         if index in shown and chars and len(problems) < MAX_HIDDEN_REPORTS:
             line, column = _position(body, start)
             problems.append(_char_problem(
