@@ -36,6 +36,7 @@ from maestro_git.core.chars import (
     char_name,
     char_references,
     escapes,
+    may_hide,
 )
 from maestro_git.core.models import Persona, Problem, Template
 from maestro_git.core.rules.catalogue import problem as _p
@@ -227,7 +228,7 @@ def reference_problems(path: str, body: str, body_line: int) -> list[Problem]:
 def hidden_unicode(path: str, text: str) -> list[Problem]:
     """One `hidden-unicode` problem per line with invisible or bidi-control characters (at
     most `MAX_HIDDEN_REPORTS`), naming each character."""
-    if not _HIDDEN_HINT.search(text):
+    if not may_hide(text):
         return []
     by_line: dict[int, tuple[int, list[str]]] = {}  # line -> (first column, characters)
     for match in _HIDDEN.finditer(text):
