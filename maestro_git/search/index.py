@@ -85,6 +85,7 @@ MERGE_THRESHOLD = 8  # segments; above it a background merge of the small ones i
 MERGE_IDLE = 0.5  # seconds without an update before that merge starts
 MERGE_CEILING = 64  # segments; at this many it starts at once, even during a burst
 MULTIPROCESS_MIN_DOCS = 2000  # below this one process is faster than forking another
+PROGRESS_EVERY = 500  # documents between progress reports of a plain-Whoosh rebuild
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
 _CHECK_STRIDE = 64  # `check` reads every 64th stored document (a damaged block fails there)
@@ -258,11 +259,13 @@ class SearchIndex:
             self._ix = None
 
     # -- writing -------------------------------------------------------------------------
-    def rebuild(self, snapshot: Snapshot) -> int:
+    def rebuild(self, snapshot: Snapshot,
+                progress: Callable[[int, int], None] | None = None) -> int:
         """Index every valid record of `snapshot` from scratch; return the document count.
 
         The new index is written beside the old one and swapped in, so concurrent readers
-        keep the old one until they refresh.
+        keep the old one until they refresh. `progress(done, total)` is called in documents
+        as parts of the index are written (`total` when it is committed).
         """
         docs = [d for rec in indexable(snapshot) for d in record_docs(rec)]
         parent = self._folder()
@@ -278,13 +281,24 @@ class SearchIndex:
                 procs = self.procs if len(docs) >= MULTIPROCESS_MIN_DOCS else 1
                 docs.append({"uid": _META_UID, "kind": "meta", "commit": snapshot.commit,
                              "schema_version": SCHEMA_VERSION})
+                report = None
+                if progress is not None:  # in records: the meta document is not counted
+                    records = len(docs) - 1
+                    progress(0, records)
+
+                    def report(done: int, _total: int) -> None:
+                        progress(min(done, records), records)
                 if speedups.enabled():
-                    write_segments(ix, docs, procs)
+                    write_segments(ix, docs, procs, progress=report)
                 else:  # plain Whoosh: its own writer, in this process
                     writer = ix.writer()
-                    for doc in docs:
+                    for n, doc in enumerate(docs, 1):
                         writer.add_document(**doc)
+                        if report is not None and n % PROGRESS_EVERY == 0 and n < len(docs):
+                            report(n, len(docs))
                     writer.commit()
+                    if report is not None:
+                        report(len(docs), len(docs))
                 ix.close()
                 self._swap_in(build)
             except OSError as exc:

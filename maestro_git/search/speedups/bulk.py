@@ -45,7 +45,7 @@ import sys
 import threading
 import zlib
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 from pickle import dumps
@@ -255,16 +255,18 @@ def _child_main(argv: Sequence[str]) -> int:
     return 0
 
 
-def write_segments(ix: Any, docs: Sequence[Doc], procs: int = 1) -> int:
+def write_segments(ix: Any, docs: Sequence[Doc], procs: int = 1,
+                   progress: Callable[[int, int], None] | None = None) -> int:
     """Add `docs` to the empty index `ix` as one segment per part (see `split`) and commit;
-    return the number of segments.
+    return the number of segments. `progress(done, total)` is called in documents as each
+    part's segment is written (`total` after the commit).
 
     The calling process writes the first part itself only while it is single-threaded (the
     collector is then turned off for it); a threaded caller (the daemon) has every part
     written by a child, so its collector is never touched."""
     parts = split(docs, procs)
     alone = threading.active_count() == 1
-    return _write(ix, parts, here=alone)
+    return _write(ix, parts, here=alone, progress=progress)
 
 
 @contextlib.contextmanager
@@ -309,7 +311,8 @@ def _collect(child: subprocess.Popen[bytes]) -> Any:
     return pickle.loads(out)  # the segment record our own child wrote
 
 
-def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool) -> int:
+def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool,
+           progress: Callable[[int, int], None] | None = None) -> int:
     writer = SegmentWriter(ix)
     folder = ix.storage.folder
     children: list[subprocess.Popen[bytes]] = []
@@ -317,16 +320,29 @@ def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool) -> int:
         in_children = parts[1:] if here else parts
         children = [_start_child(folder, part, n) for n, part in enumerate(in_children)]
         segments = []
+        total = sum(len(part) for part in parts)
+        done = 0
+
+        def wrote(part: Sequence[Doc]) -> None:
+            nonlocal done
+            done += len(part)
+            if progress is not None and done < total:
+                progress(done, total)
+
         if here:
             with _no_gc():
                 segments.append(_fill(writer, parts[0]))
-        for child in children:
+            wrote(parts[0])
+        for child, part in zip(children, in_children, strict=True):
             segments.append(_collect(child))
+            wrote(part)
         children.clear()
         if not here:  # the parent's writer wrote nothing: its files go at the TOC commit
             writer._close_segment()
         writer._commit_toc(segments)
         writer._finish()
+        if progress is not None:
+            progress(total, total)
     except BaseException:
         for child in children:
             child.kill()
