@@ -40,13 +40,13 @@ from maestro_git.errors import NotFoundError, UsageError
 from maestro_git.git.repo import GitRepo, Identity
 from maestro_git.git.worktree import read_worktree
 from maestro_git.repo.history import commit_events, read_history
-from maestro_git.repo.writes import MAX_ATTEMPTS, Writer, key_path
+from maestro_git.repo.writes import WRITE_DEADLINE_SECONDS, Writer, key_path
 from maestro_git.settings import Settings
 
 if TYPE_CHECKING:
     from maestro_git.core.diff import EntityDiff
 
-__all__ = ["MAX_ATTEMPTS", "WORKTREE", "Repository", "key_path"]
+__all__ = ["WORKTREE", "WRITE_DEADLINE_SECONDS", "Repository", "key_path"]
 
 WORKTREE = ":worktree"  # `Repository.snapshot`/`diff`: the files on disk, not a commit
 _EMPTY = ":empty"  # the side before a root commit: nothing
