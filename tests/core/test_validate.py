@@ -123,6 +123,14 @@ CASES: dict[str, tuple[dict[str, str | bytes], dict[str, str | bytes], Settings]
                           {"personas/a/x.md": md()}, S),
     "inheritance-depth": (CHAIN, {k: v for k, v in CHAIN.items() if "p4" not in k
                                   and "p3" not in k}, SMALL),
+    "placeholder-override": (
+        {"personas/a/base.md": md(body="# Base\n\n## Safety\n- Never run rm -rf\n",
+                                  ident=None),
+         "personas/a/kid.md": md("extends: a/base\n", "## Safety\n- TODO\n", ident=None)},
+        {"personas/a/base.md": md(body="# Base\n\n## Safety\n- Never run rm -rf\n",
+                                  ident=None),
+         "personas/a/kid.md": md("extends: a/base\n", "## Safety\n- Never run rm -rf /\n",
+                                 ident=None)}, S),
     "json-syntax": ({"persona_sets/t.json": '{"personas": [],}'},
                     {"persona_sets/t.json": '{"personas": []}'}, S),
     "number-out-of-range": ({"persona_sets/t.json": '{"personas": [{"name": "a", "n": 1e400}]}'},

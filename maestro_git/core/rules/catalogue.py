@@ -55,6 +55,8 @@ RULES: dict[str, tuple[Severity, str]] = {
     "missing-parent": (E, "`extends` names a persona that does not exist"),
     "inheritance-cycle": (E, "`extends` links form a cycle"),
     "inheritance-depth": (E, "an `extends` chain longer than limits.max_inheritance_depth"),
+    "placeholder-override": (W, "a child section replaces its parent's with empty or "
+                                "placeholder text"),
     # persona sets
     "json-syntax": (E, "a persona set is not valid JSON"),
     "number-out-of-range": (E, "a JSON number beyond a double's range (1e400 reads as infinity)"),

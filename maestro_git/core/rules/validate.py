@@ -41,6 +41,7 @@ from maestro_git.core.rules import content as content_rules
 from maestro_git.core.rules.catalogue import RULES
 from maestro_git.core.rules.catalogue import problem as _p
 from maestro_git.core.rules.content import estimate_tokens
+from maestro_git.core.rules.overrides import placeholder_overrides
 from maestro_git.core.rules.sets import image_target, set_problems
 from maestro_git.settings import Settings
 
@@ -258,6 +259,8 @@ def cross_file_problems(view: CrossView, path: str, settings: Settings) -> list[
                                "`maestro fmt`", line=parsed.field_lines.get("id")))
     if isinstance(rec, Persona) and rec.extends and view.personas.get(rec.key) is rec:
         problems.extend(_inheritance(view, rec, parsed.field_lines.get("extends"), settings))
+        problems.extend(placeholder_overrides(rec, view.personas,
+                                              settings.limits.max_inheritance_depth))
     if isinstance(rec, PersonaSet):
         assets = view.asset_paths
         for index, member in enumerate(rec.members):
