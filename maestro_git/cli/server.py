@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.output import table, to_json
+from maestro_git.output import table
 
 
 @cli.command()
@@ -75,20 +75,19 @@ def list_(app: AppContext, fmt: str) -> None:
     from maestro_git.server.tokens import list_tokens
 
     rows = list_tokens(app.settings)
-    if fmt == "json":
-        click.echo(to_json({"tokens": [dataclasses.asdict(r) for r in rows]}))
-        return
-    if not rows:
-        app.echo("no tokens (create one with 'maestro token create --owner OWNER')", err=True)
-        return
-    click.echo(table([{"id": r.token_id, "owners": ",".join(r.owners),
-                       "created": r.created_at.isoformat(timespec="seconds"),
-                       "expires": r.expires_at.isoformat(timespec="seconds")
-                       if r.expires_at else "never",
-                       "revoked": r.revoked_at.isoformat(timespec="seconds")
-                       if r.revoked_at else "-",
-                       "description": r.description or "-"} for r in rows],
-                     ["id", "owners", "created", "expires", "revoked", "description"]))
+    def human(_: object) -> None:
+        if not rows:
+            app.echo("no tokens (create one with 'maestro token create --owner OWNER')", err=True)
+            return
+        click.echo(table([{"id": r.token_id, "owners": ",".join(r.owners),
+                           "created": r.created_at.isoformat(timespec="seconds"),
+                           "expires": r.expires_at.isoformat(timespec="seconds")
+                           if r.expires_at else "never",
+                           "revoked": r.revoked_at.isoformat(timespec="seconds")
+                           if r.revoked_at else "-",
+                           "description": r.description or "-"} for r in rows],
+                         ["id", "owners", "created", "expires", "revoked", "description"]))
+    app.render({"tokens": [dataclasses.asdict(r) for r in rows]}, fmt, human)
 
 
 @token.command()
