@@ -154,6 +154,16 @@ def test_commands_render_json_through_the_one_renderer() -> None:
     assert offenders == []
 
 
+def test_use_cases_take_their_snapshots_from_the_one_place() -> None:
+    # repo.repository.snapshot_of / Repository.snapshot answer "the snapshot at REV or of the
+    # working tree"; mirror/ and daemon/ (beside repo/ in the layers) build theirs from git.
+    offenders = [f"{path.relative_to(PACKAGE)}:{n}"
+                 for path in _files() if _unit(path) in ("ops", "cli", "server", "client")
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if "build_snapshot(" in line and "build_snapshot((), " not in line]
+    assert offenders == []
+
+
 def _module_map() -> set[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("### Module map", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]

@@ -15,11 +15,11 @@ from maestro_git.cli import AppContext, cli, format_option, pass_app, report_pro
 from maestro_git.core.inherit import resolve
 from maestro_git.core.models import Persona, PersonaSet, Template
 from maestro_git.core.rules.validate import unknown_rules
-from maestro_git.core.snapshot import Snapshot, build_snapshot
+from maestro_git.core.snapshot import Snapshot
 from maestro_git.core.writeback import render_document
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
-from maestro_git.git.worktree import read_worktree
 from maestro_git.output import table, to_jsonable
+from maestro_git.repo.repository import snapshot_of
 from maestro_git.repo.scaffold import (
     InitResult,
     find_template,
@@ -44,7 +44,7 @@ def _relative(root: Path, path: Path) -> str:
 
 def _snapshot(app: AppContext) -> Snapshot:
     require_persona_repository(app.settings.repo_path)
-    return build_snapshot(read_worktree(app.settings.repo_path), app.settings)
+    return snapshot_of(app.settings)
 
 
 @cli.command()

@@ -10,8 +10,7 @@ import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
 from maestro_git.core.models import SearchHit
-from maestro_git.core.snapshot import Snapshot, build_snapshot
-from maestro_git.git.worktree import read_worktree
+from maestro_git.core.snapshot import Snapshot
 from maestro_git.mirror import db, query
 from maestro_git.output import progress_callback, table, to_json
 from maestro_git.search.documents import IndexStatus
@@ -23,6 +22,7 @@ def head_snapshot(settings: Settings) -> tuple[str | None, Callable[[], Snapshot
     """The branch head and a loader of its snapshot (the working tree when the branch has
     no commit yet): what the local index should reflect."""
     from maestro_git.git.repo import GitRepo
+    from maestro_git.repo.repository import snapshot_of
 
     try:
         repo = GitRepo(settings.repo_path)
@@ -30,8 +30,8 @@ def head_snapshot(settings: Settings) -> tuple[str | None, Callable[[], Snapshot
     except Exception:  # not a git repository: index the working tree
         repo, head = None, None
     if repo is None or head is None:
-        return None, lambda: build_snapshot(read_worktree(settings.repo_path), settings)
-    return head, lambda: build_snapshot(repo.files_at(head), settings, commit=head)
+        return None, lambda: snapshot_of(settings)
+    return head, lambda: snapshot_of(settings, head)
 
 
 def _hit_rows(hits: list[SearchHit]) -> list[dict[str, Any]]:
