@@ -19,7 +19,6 @@ from maestro_git.core.snapshot import Snapshot
 from maestro_git.core.writeback import render_document
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
 from maestro_git.output import table, to_jsonable
-from maestro_git.repo.repository import snapshot_of
 from maestro_git.repo.scaffold import (
     InitResult,
     find_template,
@@ -43,6 +42,8 @@ def _relative(root: Path, path: Path) -> str:
 
 
 def _snapshot(app: AppContext) -> Snapshot:
+    from maestro_git.repo.repository import snapshot_of
+
     require_persona_repository(app.settings.repo_path)
     return snapshot_of(app.settings)
 
