@@ -155,7 +155,7 @@ def test_commands_render_json_through_the_one_renderer() -> None:
 
 
 def test_use_cases_take_their_snapshots_from_the_one_place() -> None:
-    # repo.repository.snapshot_of / Repository.snapshot answer "the snapshot at REV or of the
+    # repo.snapshots.snapshot_of / Repository.snapshot answer "the snapshot at REV or of the
     # working tree"; mirror/ and daemon/ (beside repo/ in the layers) build theirs from git.
     offenders = [f"{path.relative_to(PACKAGE)}:{n}"
                  for path in _files() if _unit(path) in ("ops", "cli", "server", "client")

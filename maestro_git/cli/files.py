@@ -42,7 +42,7 @@ def _relative(root: Path, path: Path) -> str:
 
 
 def _snapshot(app: AppContext) -> Snapshot:
-    from maestro_git.repo.repository import snapshot_of
+    from maestro_git.repo.snapshots import snapshot_of
 
     require_persona_repository(app.settings.repo_path)
     return snapshot_of(app.settings)

@@ -22,7 +22,7 @@ def head_snapshot(settings: Settings) -> tuple[str | None, Callable[[], Snapshot
     """The branch head and a loader of its snapshot (the working tree when the branch has
     no commit yet): what the local index should reflect."""
     from maestro_git.git.repo import GitRepo
-    from maestro_git.repo.repository import snapshot_of
+    from maestro_git.repo.snapshots import snapshot_of
 
     try:
         repo = GitRepo(settings.repo_path)

@@ -116,7 +116,7 @@ def create_backup(settings: Settings, conn: db.Connection) -> Backup:
     head = git.head(settings.branch)
     personas: list[BackupPersona] = []
     if head is not None:
-        from maestro_git.repo.repository import snapshot_of
+        from maestro_git.repo.snapshots import snapshot_of
 
         snap = snapshot_of(settings, head)
         for key, rec in sorted(snap.personas.items()):

@@ -68,7 +68,7 @@ class ExportAllResult:
 
 def load_snapshot(settings: Settings, rev: str | None = None) -> Snapshot:
     """The working tree's snapshot, or the commit `rev`'s (read from git, no checkout)."""
-    from maestro_git.repo.repository import WORKTREE, snapshot_of
+    from maestro_git.repo.snapshots import WORKTREE, snapshot_of
 
     return snapshot_of(settings, WORKTREE if rev is None else rev)
 

@@ -615,7 +615,7 @@ def import_sources(settings: Settings, sources: Sequence[Source], *, owner: str 
     if commit:
         result = _import_commit(settings, items, dry_run, author, message)
     else:
-        from maestro_git.repo.repository import snapshot_of
+        from maestro_git.repo.snapshots import snapshot_of
 
         base = snapshot_of(settings)
         _check_free(items, base)

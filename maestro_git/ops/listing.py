@@ -106,7 +106,7 @@ def list_personas(settings: Settings, filters: PersonaFilters | None = None,
     if f.updated_since is not None or f.sort not in _WORKTREE_SORTS:
         raise UsageError("--since and the usage sorts need the mirror",
                          hint="run 'maestro sync' first, or pass --source mirror")
-    from maestro_git.repo.repository import snapshot_of
+    from maestro_git.repo.snapshots import snapshot_of
 
     personas = [p for p in snapshot_of(settings).personas.values() if _matches(p, f)]
     personas.sort(key=lambda p: (getattr(p, f.sort), p.key), reverse=bool(f.descending))

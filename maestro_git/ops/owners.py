@@ -274,7 +274,7 @@ def owner_report(config: OwnersConfig, snapshot: Snapshot) -> OwnersReport:
 def list_owners(settings: Settings) -> OwnersReport:
     """The owner report of the working tree at `settings.repo_path`."""
     config = load_owners(settings)
-    from maestro_git.repo.repository import snapshot_of
+    from maestro_git.repo.snapshots import snapshot_of
 
     snapshot = snapshot_of(settings)
     return owner_report(config, snapshot)

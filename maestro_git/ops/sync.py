@@ -58,7 +58,7 @@ Progress = Callable[[int, int], None]
 def _rebuild_at(settings: Settings, commit: str) -> None:
     """The child's work: parse `commit` and rebuild the index from it."""
     logging.basicConfig(level=logging.WARNING)
-    from maestro_git.repo.repository import snapshot_of
+    from maestro_git.repo.snapshots import snapshot_of
 
     snapshot = snapshot_of(settings, commit)
     with SearchIndex(settings) as index:

@@ -43,26 +43,13 @@ from maestro_git.git.repo import GitRepo, Identity
 from maestro_git.git.worktree import read_worktree
 from maestro_git.repo.history import commit_events, read_history
 from maestro_git.repo.promote import plan_promotion
+from maestro_git.repo.snapshots import WORKTREE
 from maestro_git.repo.writes import MAX_ATTEMPTS, Writer, key_path
 from maestro_git.settings import Settings
 
-__all__ = ["MAX_ATTEMPTS", "WORKTREE", "Repository", "key_path", "snapshot_of"]
+__all__ = ["MAX_ATTEMPTS", "WORKTREE", "Repository", "key_path"]
 
-WORKTREE = ":worktree"  # `Repository.snapshot`/`diff`: the files on disk, not a commit
 _EMPTY = ":empty"  # the side before a root commit: nothing
-
-
-def snapshot_of(settings: Settings, rev: str = WORKTREE) -> Snapshot:
-    """The one answer to "the snapshot at REV, or of the working tree" for the use cases
-    (ops/, cli/, server/): `WORKTREE` reads the files on disk under `settings.repo_path`
-    (also a folder that is not a git repository); any other revision is read from its
-    commit through `Repository.snapshot` (no checkout). mirror/ and daemon/ sit beside repo/
-    in the layers and build their per-commit snapshots from git themselves."""
-    if rev == WORKTREE:
-        return build_snapshot(read_worktree(settings.repo_path), settings)
-    return Repository(settings).snapshot(rev)
-
-
 
 class Repository:
     """A persona repository: read any revision, write commits."""
@@ -369,7 +356,8 @@ class Repository:
         problems (validation problems and `version-not-raised`, severities as configured)."""
         base_commit = self.review_base(against)
         base = self._snapshot_at(base_commit)
-        head = snapshot_of(self.settings) if self.git.workdir is not None else self.snapshot()
+        head = (build_snapshot(read_worktree(self.settings.repo_path), self.settings)
+                if self.git.workdir is not None else self.snapshot())
         problems = list(head.problems)
         problems += apply_severities(version_problems(base, head), self.settings)
         problems.sort(key=lambda p: (p.path, p.line or 0, p.column or 0, p.rule))
