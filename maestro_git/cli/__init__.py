@@ -82,7 +82,7 @@ COMMAND_MODULES: dict[str, str] = {
     "owners": "owners",
     **dict.fromkeys(("import", "export", "backup", "restore"), "transfer"),
     "gdpr": "gdpr",
-    **dict.fromkeys(("serve", "token"), "server"),
+    **dict.fromkeys(("serve", "token", "webhooks"), "server"),
     "migrate": "migrate",
 }
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -237,6 +240,20 @@ def test_each_mirrored_commit_reaches_webhooks_signed_and_a_failing_one_is_retri
     assert rows[ok.url] == "delivered:1:200"
     assert rows[failing.url].startswith("pending:") and rows[failing.url].endswith(":500")
     assert cursor == (commit,)  # the mirror went on regardless
+    # the log, as `maestro webhooks` shows it
+    env = {**os.environ, "DATABASE_URL": api.database_url}
+    listed = subprocess.run(
+        [sys.executable, "-m", "maestro_git", "--repo", str(api.repo.path), "webhooks",
+         "--status", "delivered", "--format", "json"], capture_output=True, text=True,
+        env=env, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    delivered = [r for r in json.loads(listed.stdout) if r["commit"] == commit]
+    assert [(r["url"], r["attempts"], r["last_status_code"]) for r in delivered] == [
+        (ok.url, 1, 200)]
+    table = subprocess.run(
+        [sys.executable, "-m", "maestro_git", "--repo", str(api.repo.path), "webhooks"],
+        capture_output=True, text=True, env=env, timeout=60)
+    assert table.returncode == 0 and failing.url in table.stdout and "pending" in table.stdout
 
 
 def test_a_reconnecting_subscriber_gets_what_it_missed_by_last_event_id(api: Api) -> None:
