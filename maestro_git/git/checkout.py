@@ -28,7 +28,8 @@ with any other index writer, `git add` included, and is not closed from outside 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,17 @@ class _StatEntry(pygit2.IndexEntry):
         return centry, ref
 
 
+@contextmanager
+def _locked_at(git: GitRepo, branch: str, base: str | None, deadline: float
+               ) -> Iterator[IndexLock]:
+    """git's `index.lock`, held while `branch` is still at `base` (StaleHeadError if not)."""
+    with IndexLock(Path(git.repo.path), deadline) as lock:
+        current = git.head(branch)
+        if current != base:
+            raise StaleHeadError(branch, current)
+        yield lock
+
+
 def commit_checked_out(git: GitRepo, branch: str, base: str | None,
                        changes: Mapping[str, bytes | None], author: Identity,
                        committer: Identity, message: str, deadline: float) -> str:
@@ -87,11 +99,8 @@ def commit_checked_out(git: GitRepo, branch: str, base: str | None,
     `deadline` (a `time.monotonic()`) bounds the wait for the lock."""
     root = _root(git)
     paths = sorted(changes)
-    with IndexLock(Path(git.repo.path), deadline) as lock:
+    with _locked_at(git, branch, base, deadline) as lock:
         assert lock.index is not None
-        current = git.head(branch)
-        if current != base:
-            raise StaleHeadError(branch, current)
         dirty = _dirty(git, lock.index, root, paths, base)
         if dirty:
             raise DirtyWorktreeError(dirty)
@@ -114,11 +123,8 @@ def commit_series_checked_out(git: GitRepo, branch: str, base: str | None,
     one `index.lock`: a human `git commit` can neither run in between nor write an index
     that lacks the series' files (a migration's replay)."""
     root = _root(git)
-    with IndexLock(Path(git.repo.path), deadline) as lock:
+    with _locked_at(git, branch, base, deadline) as lock:
         assert lock.index is not None
-        current = git.head(branch)
-        if current != base:
-            raise StaleHeadError(branch, current)
         ids = write(base)
         if ids:
             _apply(git, lock.index, root, ids[-1], paths)
