@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from maestro_git.core.models import Persona
-from maestro_git.core.snapshot import build_snapshot
 from maestro_git.errors import DatabaseError, UsageError
-from maestro_git.git.worktree import read_worktree
 from maestro_git.mirror import db, query
 from maestro_git.mirror.query import PersonaFilters
 from maestro_git.settings import Settings
@@ -73,7 +71,8 @@ def _worktree_row(p: Persona) -> dict[str, Any]:
     return {"key": p.key, "owner": p.owner, "name": p.name, "id": p.id,
             "display_name": p.display_name, "description": p.description,
             "version": p.version, "extends": p.extends, "tags": list(p.tags),
-            "active": p.active, "metadata": p.metadata, "path": p.path}
+            "active": p.active, "metadata": p.metadata, "path": p.path, "model": p.model,
+            "tools": list(p.tools) if p.tools is not None else None}
 
 
 def _matches(p: Persona, f: PersonaFilters) -> bool:
@@ -84,6 +83,10 @@ def _matches(p: Persona, f: PersonaFilters) -> bool:
     if f.parent is not None and p.extends != f.parent:
         return False
     if not set(f.tags) <= set(p.tags):
+        return False
+    if f.model is not None and (p.model or "").lower() != f.model.lower():
+        return False
+    if f.tools and not set(f.tools) <= set(p.tools or ()):
         return False
     if f.extra and any(p.metadata.get(k) != v for k, v in f.extra.items()):
         return False
@@ -108,7 +111,9 @@ def list_personas(settings: Settings, filters: PersonaFilters | None = None,
     if f.updated_since is not None or f.sort not in _WORKTREE_SORTS:
         raise UsageError("--since and the usage sorts need the mirror",
                          hint="run 'maestro sync' first, or pass --source mirror")
-    personas = [p for p in build_snapshot(read_worktree(settings.repo_path), settings).personas.values() if _matches(p, f)]
+    from maestro_git.repo.snapshots import snapshot_of
+
+    personas = [p for p in snapshot_of(settings).personas.values() if _matches(p, f)]
     personas.sort(key=lambda p: (getattr(p, f.sort), p.key), reverse=bool(f.descending))
     end = None if f.limit is None else f.offset + f.limit
     return "worktree", [_worktree_row(p) for p in personas[f.offset:end]]
