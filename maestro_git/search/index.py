@@ -68,7 +68,7 @@ from maestro_git.search.engine import (
     text_of,
 )
 from maestro_git.search.files import WriteLock, collect_leaked_files, leaks_ignored
-from maestro_git.search.speedups.bulk import write_segments
+from maestro_git.search.speedups.bulk import RebuildStopped, write_segments
 from maestro_git.search.speedups.postings import score_terms, word_groups
 from maestro_git.search.speedups.words import WordScores
 from maestro_git.settings import Settings
@@ -86,6 +86,7 @@ MERGE_IDLE = 0.5  # seconds without an update before that merge starts
 MERGE_CEILING = 64  # segments; at this many it starts at once, even during a burst
 MULTIPROCESS_MIN_DOCS = 2000  # below this one process is faster than forking another
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
+_STOP_EVERY = 64  # documents between looks at the stop event in a plain-Whoosh rebuild
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
 _CHECK_STRIDE = 64  # `check` reads every 64th stored document (a damaged block fails there)
 
@@ -262,7 +263,8 @@ class SearchIndex:
         """Index every valid record of `snapshot` from scratch; return the document count.
 
         The new index is written beside the old one and swapped in, so concurrent readers
-        keep the old one until they refresh.
+        keep the old one until they refresh. With `stop` set meanwhile (the daemon stopping)
+        the rebuild ends at once with `SearchError`, leaving the old index as it was.
         """
         docs = [d for rec in indexable(snapshot) for d in record_docs(rec)]
         parent = self._folder()
@@ -279,14 +281,21 @@ class SearchIndex:
                 docs.append({"uid": _META_UID, "kind": "meta", "commit": snapshot.commit,
                              "schema_version": SCHEMA_VERSION})
                 if speedups.enabled():
-                    write_segments(ix, docs, procs)
+                    write_segments(ix, docs, procs, stop=self.stop)
                 else:  # plain Whoosh: its own writer, in this process
                     writer = ix.writer()
-                    for doc in docs:
+                    for n, doc in enumerate(docs):
+                        if n % _STOP_EVERY == 0 and self.stop is not None and self.stop.is_set():
+                            writer.cancel()
+                            raise RebuildStopped("stopped while rebuilding the search index")
                         writer.add_document(**doc)
                     writer.commit()
                 ix.close()
                 self._swap_in(build)
+            except RebuildStopped:
+                shutil.rmtree(build, ignore_errors=True)
+                raise SearchError("stopped while rebuilding the search index",
+                                  hint="it is rebuilt the next time it is used") from None
             except OSError as exc:
                 shutil.rmtree(build, ignore_errors=True)
                 raise _write_error(parent, exc) from None

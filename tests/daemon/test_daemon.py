@@ -268,6 +268,31 @@ def test_catch_up_over_twenty_commits_writes_the_index_once(git_repo: GitRepoFac
     assert not out.has("search index not updated")
 
 
+def test_an_index_left_behind_by_a_killed_daemon_is_brought_to_the_head(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    from maestro_git.daemon.session import DbSession
+    from maestro_git.ops.sync import sync_and_index
+
+    _repo_with_persona(git_repo)
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    sync_and_index(settings)  # mirror and index at the first commit
+    git_repo.commit({"personas/acme/lynx.md": persona_md("Lynx", description="lynx")})
+    # Mirrored but never indexed, as when a daemon is killed between the two.
+    assert main(["--repo", str(git_repo.path), "--database-url", database_url, "sync",
+                 "--no-index"]) == 0
+    head = git_repo.commit({"personas/acme/ibex.md": persona_md("Ibex", description="ibex")})
+    session = DbSession(settings, DaemonLog("text", Lines()))
+    try:
+        assert session.acquire()
+        assert session.catch_up() == 1
+        wait_for(lambda: SearchIndex(settings).commit == head, what="the index to catch up")
+    finally:
+        session.close()
+    index = SearchIndex(settings)
+    assert [h.key for h in index.search("ibex")] == ["acme/ibex"]
+    assert [h.key for h in index.search("lynx")] == ["acme/lynx"]  # before: missing
+
+
 def test_lost_ref_event_is_caught_by_the_head_check(git_repo: GitRepoFactory,
                                                      database_url: str) -> None:
     _repo_with_persona(git_repo)
