@@ -49,9 +49,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check maestro_git tests scripts
 	$(BIN)/mypy
 
-## bench: the benchmark suite; prints a table of figures
-bench: $(STAMP)
-	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+# The peer that `maestro history` is timed against (issue 15): `git-history`, in a venv of its
+# own so that its dependencies (GitPython, sqlite-utils, its own click) never meet maestro's.
+PEER_VENV  ?= .venv-peer
+PEER_STAMP := $(PEER_VENV)/.installed
+
+$(PEER_STAMP):
+	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet git-history==0.8
+	@touch $(PEER_STAMP)
+
+## bench: the benchmark suite, whole commands included; prints a table of figures
+## (BENCH_ARGS="--no-peer" skips the git-history peer and its venv)
+bench: $(STAMP) $(if $(findstring --no-peer,$(BENCH_ARGS)),,$(PEER_STAMP))
+	$(BIN)/python scripts/bench.py $(if $(findstring --no-peer,$(BENCH_ARGS)),,--peer $(PEER_VENV)/bin/git-history) $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .maestro .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(PEER_VENV) .maestro .pytest_cache .hypothesis *.egg-info

@@ -11,7 +11,7 @@ import html
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from enum import Enum
@@ -33,6 +33,7 @@ __all__ = [
     "github_escape",
     "github_property",
     "progress",
+    "progress_callback",
     "render_diff",
     "render_review",
     "table",
@@ -386,5 +387,24 @@ def progress(label: str, total: int | None = None) -> Iterator[Progress]:
     bar = Progress(label, total)
     try:
         yield bar
+    finally:
+        bar.close()
+
+
+@contextmanager
+def progress_callback(label: str, stream: TextIO | None = None
+                      ) -> Iterator[Callable[[int, int], None]]:
+    """A `(done, total)` callback for a library call's `progress=` parameter, drawn as
+    `label  done/total` on a terminal (silent otherwise). Reaching `done == total` ends the
+    line, so a later call (the next commit, the next stage) starts its own."""
+    bar = Progress(label, None, stream)
+    try:
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.advance(done - bar.done)
+            if done == total:
+                bar.finish()
+                bar.done = 0
+        yield advance
     finally:
         bar.close()

@@ -2,8 +2,8 @@
 a table `section | figure | value | target | floor | ok?` (or JSON).
 
     .venv/bin/python scripts/bench.py [--personas N] [--sets M] [--commits C] [--seed S]
-        [--only check,git,mirror,search,serve] [--format table|json] [--output FILE]
-        [--keep DIR] [--quick]
+        [--only check,git,mirror,search,serve,commands] [--commands check,head-sync,...]
+        [--no-peer] [--format table|json] [--output FILE] [--keep DIR] [--quick]
 
 The repository is cached by its parameters (in DIR with --keep, else in the system's temp
 folder under maestro-bench/), so a rerun starts measuring at once. Sections that write
@@ -37,7 +37,8 @@ from synthetic import GENERATOR_VERSION, GeneratedRepo, generate_repository  # n
 from maestro_git.output import table  # noqa: E402
 from maestro_git.settings import Settings  # noqa: E402
 
-SECTIONS = ("check", "git", "mirror", "search", "serve")
+SECTIONS = ("check", "git", "mirror", "search", "serve", "commands")
+COMMANDS = ("check", "head-sync", "index", "history", "export", "full-sync")  # bench_commands
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -52,7 +53,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--output", type=Path, help="also write the JSON report to this file")
     ap.add_argument("--keep", type=Path, help="keep the generated repository in this folder")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke runs)")
+    ap.add_argument("--commands", default=",".join(COMMANDS),
+                    help="whole commands the commands section times: " + ", ".join(COMMANDS))
+    ap.add_argument("--peer", metavar="PATH",
+                    help="the `git-history` program (default: beside this Python, else on PATH)")
+    ap.add_argument("--no-peer", action="store_true",
+                    help="do not time the peer `git-history file` beside `maestro history`")
     args = ap.parse_args(argv)
+    args.commands = [s.strip() for s in args.commands.split(",") if s.strip()]
+    if set(args.commands) - set(COMMANDS):
+        ap.error(f"unknown command figure(s): {', '.join(sorted(set(args.commands) - set(COMMANDS)))}")
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
@@ -141,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="maestro-bench-work-") as work:
         ctx = Context(repo=gen, settings=settings, workdir=Path(work),
                       server_url=_server_url(settings, started), quick=args.quick)
+        ctx.shared["commands"] = tuple(args.commands)
+        ctx.shared["no_peer"] = args.no_peer
+        ctx.shared["peer"] = args.peer
         try:
             for name in args.only:
                 try:

@@ -65,6 +65,10 @@ def fmt_value(value: float | None, unit: str) -> str:
         return f"{value:.1f} ms"
     if unit == "us":
         return f"{value:.1f} µs"
+    if unit == "MB":
+        return f"{value:,.0f} MB"
+    if unit == "×":
+        return f"{value:.1f}×"
     if unit.endswith("/s"):
         return f"{value:,.0f} {unit}"
     return f"{value:g} {unit}".strip()

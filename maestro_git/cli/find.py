@@ -13,7 +13,7 @@ from maestro_git.core.models import SearchHit
 from maestro_git.core.snapshot import Snapshot, build_snapshot
 from maestro_git.git.worktree import read_worktree
 from maestro_git.mirror import db, query
-from maestro_git.output import table, to_json
+from maestro_git.output import progress_callback, table, to_json
 from maestro_git.search.index import SearchIndex
 from maestro_git.settings import Settings
 
@@ -141,8 +141,8 @@ def index_group() -> None:
 def index_rebuild(app: AppContext, fmt: str) -> None:
     """Rebuild the index from the branch head (multiprocess writer for large repositories)."""
     head, loader = head_snapshot(app.settings)
-    with SearchIndex(app.settings) as index:
-        count = index.rebuild(loader())
+    with SearchIndex(app.settings) as index, progress_callback("indexing") as advance:
+        count = index.rebuild(loader(), progress=advance)
         status = index.status()
     if fmt == "json":
         click.echo(to_json({"documents": count, **asdict(status)}))

@@ -13,7 +13,7 @@ from maestro_git.mirror import db
 from maestro_git.mirror.sync import SyncReport
 from maestro_git.mirror.verify import verify
 from maestro_git.ops.sync import rebuild_and_index, sync_and_index
-from maestro_git.output import progress, table, to_json
+from maestro_git.output import progress_callback, table, to_json
 
 
 @cli.group("db")
@@ -90,23 +90,13 @@ def db_stop(app: AppContext) -> None:
     app.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL is not running")
 
 
-@contextmanager
-def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
-    with progress(label) as bar:
-        def advance(done: int, total: int) -> None:
-            bar.total = total
-            bar.advance(done - bar.done)
-            if done == total:  # the line is complete: what follows starts its own
-                bar.finish()
-                bar.done = 0
-        yield advance
 
 
 @contextmanager
 def _bars(label: str) -> Iterator[tuple[Callable[[int, int], None], Callable[[int, int], None]]]:
     """(commits, files): `label  done/total` per mirrored commit, preceded, for a commit
     whose whole tree is parsed (a first load), by `reading files  parsed/total`."""
-    with _bar("reading files") as files, _bar(label) as commits:
+    with progress_callback("reading files") as files, progress_callback(label) as commits:
         yield commits, files
 
 

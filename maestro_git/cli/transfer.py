@@ -142,7 +142,11 @@ def export_cmd(app: AppContext, key: str | None, target: str | None, only: tuple
         if key is not None or output is not None or fmt == "json" or frontmatter:
             raise UsageError("--all takes a folder and writes files with frontmatter",
                              hint="drop KEY, -o, --format and --frontmatter")
-        result = export_all(app.settings, all_dir, resolved=resolved, rev=rev)
+        from maestro_git.output import progress_callback
+
+        with progress_callback("exporting") as advance:
+            result = export_all(app.settings, all_dir, resolved=resolved, rev=rev,
+                                progress=advance)
         app.echo(f"exported {len(result.written)} files into {all_dir}"
                  + (f" ({len(result.skipped)} invalid skipped: "
                     f"{', '.join(result.skipped)})" if result.skipped else ""))

@@ -48,8 +48,11 @@ __all__ = [
     "compose",
     "descendants",
     "find_cycles",
+    "Replacement",
+    "replacements",
     "resolve",
     "resolve_bodies",
+    "split_parts",
 ]
 
 DEFAULT_MAX_DEPTH = 8
@@ -159,6 +162,12 @@ def _split_sections(body: str) -> tuple[str, list[_Section]]:
     return _split_lines(body)
 
 
+def split_parts(body: str) -> tuple[str, list[str]]:
+    """(preamble, section texts) of a Markdown body, each section with its heading line."""
+    preamble, sections = _split_sections(body)
+    return preamble, [sec.text for sec in sections]
+
+
 def _split_lines(body: str) -> tuple[str, list[_Section]]:
     preamble: list[str] = []
     sections: list[tuple[int, str, list[str]]] = []
@@ -218,6 +227,63 @@ def compose(parent_body: str, child_body: str) -> str:
         else:
             result.append(sec)
     return _join([preamble, *(s.text for s in result)])
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A part of a child's body that replaces a part of its parent's effective body.
+
+    `part` is "preamble" or "section"; `heading` the child's heading line ("" for the
+    preamble); `child_text` and `parent_text` the two parts without their heading line;
+    `line` the 0-based line of the child's part within the child's body.
+    """
+
+    part: Literal["preamble", "section"]
+    heading: str
+    child_text: str
+    parent_text: str
+    line: int
+
+
+def _heading_and_rest(text: str) -> tuple[str, str]:
+    first, _, rest = text.partition("\n")
+    return first.rstrip("\r"), rest
+
+
+def replacements(parent_body: str, child_body: str) -> list[Replacement]:
+    """Every part of `child_body` that `compose(parent_body, child_body)` puts in place of a
+    part of `parent_body` (rules 3 to 5 of the module docstring), in the child's order."""
+    p_pre, p_secs = _split_sections(parent_body)
+    c_pre, c_secs = _split_sections(child_body)
+    found: list[Replacement] = []
+    if c_pre.strip() and p_pre.strip():
+        found.append(Replacement("preamble", "", c_pre, p_pre, 0))
+    offset = len(c_pre)
+    starts = []
+    for sec in c_secs:
+        starts.append(offset)
+        offset += len(sec.text)
+    remaining = list(p_secs)
+    rest = list(zip(c_secs, starts, strict=True))
+    if c_secs and c_secs[0].level == 1:
+        for i, sec in enumerate(remaining):
+            if sec.level == 1:
+                heading, text = _heading_and_rest(c_secs[0].text)
+                found.append(Replacement("section", heading, text,
+                                         _heading_and_rest(sec.text)[1],
+                                         child_body.count("\n", 0, starts[0])))
+                remaining[i] = c_secs[0]
+                rest = rest[1:]
+                break
+    index = {(s.level, s.title): s for s in reversed(remaining)}
+    for sec, start in rest:
+        parent = index.get((sec.level, sec.title))
+        if parent is not None and parent is not sec:
+            heading, text = _heading_and_rest(sec.text)
+            found.append(Replacement("section", heading, text,
+                                     _heading_and_rest(parent.text)[1],
+                                     child_body.count("\n", 0, start)))
+    return found
 
 
 class Composer:

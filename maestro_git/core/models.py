@@ -18,7 +18,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from maestro_git.core.chars import visible
 
 __all__ = [
     "AuditEvent",
@@ -58,6 +60,13 @@ class Problem(_Frozen):
     fix: str = ""
     line: int | None = None  # 1-based, when known
     column: int | None = None  # 1-based, when known
+
+    @field_validator("message", "fix")
+    @classmethod
+    def _shown(cls, text: str) -> str:
+        """A message never carries the hidden or unstorable characters it may quote (a name,
+        a key): they are written as `<U+200B>`, so terminals and `sync_errors` take it."""
+        return visible(text)
 
     def location(self) -> str:
         """`path:line:column` with the parts that are known."""

@@ -3,6 +3,11 @@
 Rules of this module (pure: text in, records and `Problem`s out):
 - JSON is read with duplicate keys and NaN/Infinity rejected; a set nested too deeply is a
   `json-syntax` problem, never a `RecursionError`.
+- A number outside a double's range (`1e400`, `-1e999`, an integer of 310 digits) is the
+  error `number-out-of-range`: Python, JavaScript and every JSON reader that uses doubles read
+  it as infinity, which `jsonb` cannot store, so the file would poison the mirror. Integers
+  within that range are kept exactly (`jsonb` numbers are arbitrary precision), and a number
+  too small for a double (`1e-400`) reads as 0, as everywhere.
 - A set is an object with a `personas` array (members need a `name` string) and an optional
   `metadata` object (`status`, `generation_cycle`, scores). Wrong types are `set-schema`
   problems; the semantic set rules (duplicate members, score ranges, image paths) live in
@@ -14,7 +19,9 @@ Rules of this module (pure: text in, records and `Problem`s out):
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from typing import Any
 
 from maestro_git.core.models import PersonaSet, PersonaSetMember, Problem, Severity, SourceFile
@@ -49,6 +56,49 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+_MAX_INT = int(sys.float_info.max)
+_MAX_DIGITS = len(str(_MAX_INT))
+
+
+class _Numbers:
+    """`parse_float`/`parse_int` hooks that note each number out of a double's range (and
+    read it as None, so no record ever holds an infinity)."""
+
+    def __init__(self) -> None:
+        self.out_of_range: list[str] = []
+
+    def float(self, literal: str) -> float | None:
+        value = float(literal)
+        if math.isinf(value):
+            self.out_of_range.append(literal)
+            return None
+        return value
+
+    def int(self, literal: str) -> int | None:
+        digits = literal.lstrip("-")
+        if len(digits) > _MAX_DIGITS or (len(digits) == _MAX_DIGITS and int(digits) > _MAX_INT):
+            self.out_of_range.append(literal)
+            return None
+        return int(literal)
+
+
+def _number_problems(path: str, text: str, literals: list[str]) -> list[Problem]:
+    problems = []
+    for literal in dict.fromkeys(literals):
+        shown = literal if len(literal) <= 24 else f"{literal[:12]}...({len(literal)} " \
+            "characters)"
+        match = re.search(r"(?<![\w.+-])" + re.escape(literal) + r"(?![\w.])", text)
+        line, column = (None, None) if match is None else (
+            text.count("\n", 0, match.start()) + 1,
+            match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1)
+        problems.append(_problem(
+            "number-out-of-range", path,
+            f"number {shown} is beyond a double's range (about 1.8e308): JSON readers take "
+            "it for infinity, which PostgreSQL jsonb cannot store",
+            "write a number within range, or a string if it is an identifier", line, column))
+    return problems
+
+
 def _json_line(text: str, pattern: str, nth: int = 0) -> int | None:
     """Line of the `nth` match of `pattern` in `text` (a best effort for JSON locations)."""
     for i, match in enumerate(re.finditer(pattern, text)):
@@ -81,8 +131,10 @@ def parse_set(
     """A persona set from its JSON text: the record (None when the file cannot be read as a
     set), its problems, and the file line of each member (`"members[3]"`, by position in
     `PersonaSet.members`). `name` is the set's name from its path."""
+    numbers = _Numbers()
     try:
-        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_reject_constant)
+        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_reject_constant,
+                         parse_float=numbers.float, parse_int=numbers.int)
     except json.JSONDecodeError as exc:
         return None, [_problem("json-syntax", src.path, f"not valid JSON: {exc.msg}",
                                "fix the JSON syntax (a trailing comma or a missing quote?)",
@@ -105,7 +157,7 @@ def parse_set(
                                "a persona set must be an object with a 'personas' array",
                                'write {"name": ..., "personas": [...], "metadata": {...}}',
                                line=1)], {}
-    problems: list[Problem] = []
+    problems: list[Problem] = _number_problems(src.path, text, numbers.out_of_range)
     name_lines = _member_lines(text)
     seen: dict[str, int] = {}
     lines: dict[str, int] = {}

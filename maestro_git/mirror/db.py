@@ -283,6 +283,10 @@ def translate_errors(action: str) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         state = exc.sqlstate or ""
+        # psycopg refuses some data itself, before sending it (a NUL in a text parameter is a
+        # `DataError` without a SQLSTATE): the data's fault, never a lost connection.
+        if state == "" and isinstance(exc, psycopg.DataError):
+            raise DatabaseError(f"{action}: {_first_line(exc)}") from exc
         if state == "" or state.startswith(("08", "57P")):  # connection lost, server shut down
             raise DatabaseError(
                 f"{action}: the database connection failed: {_first_line(exc)}",

@@ -47,6 +47,7 @@ __all__ = [
     "ensure_registry",
     "legacy_layout",
     "mirror_name",
+    "of_repository",
     "register",
     "registered",
     "repository_roots",
@@ -185,6 +186,20 @@ def registered(conn: Connection, branch: str | None = None) -> list[MirrorRow]:
         sql.SQL("WHERE branch = %s") if branch is not None else sql.SQL(""))
     rows = conn.execute(query, (branch,) if branch is not None else ())
     return [MirrorRow(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6]) for r in rows]
+
+
+def of_repository(conn: Connection, settings: Settings) -> list[MirrorRow]:
+    """The mirrors of this repository (one per branch, by branch name): the registered rows
+    whose commits this repository has, or, with no repository to ask, whose name is its."""
+    git = _open_git(settings)
+    name = mirror_name(settings)
+    rows = [r for r in registered(conn)
+            if (_belongs(r, git) if git is not None else r.name == name)]
+    rows.sort(key=lambda r: (r.branch, r.name != name, -r.updated_at.timestamp()))
+    best: dict[str, MirrorRow] = {}
+    for row in rows:
+        best.setdefault(row.branch, row)
+    return list(best.values())
 
 
 def _row(conn: Connection, schema: str) -> MirrorRow | None:

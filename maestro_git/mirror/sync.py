@@ -26,8 +26,9 @@ Rules of this module:
   commits from the end (never part of one), and the next catch-up replays them.
 - Listeners run after each commit's transaction has committed, then the hooks; a listener or
   hook that fails is logged and does not stop the sync.
-- A commit PostgreSQL refuses for its data (SQLSTATE class 22, e.g. a NUL character, or text
-  that cannot be encoded, such as a lone surrogate) is applied again once with the files that
+- A commit PostgreSQL refuses for its data (SQLSTATE class 22, e.g. a `\\u0000` in jsonb; a
+  NUL in a text parameter, which psycopg itself refuses without a SQLSTATE; or text that
+  cannot be encoded, such as a lone surrogate) is applied again once with the files that
   hold such text (else, for an incremental commit, every file it touched) treated as invalid:
   their last good state stays, rule `unstorable-text` goes to `sync_errors`, and the mirror
   moves past the commit. A second refusal is raised as `MirrorDataError`.
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 import threading
 import time
@@ -93,9 +95,11 @@ class MirrorDataError(DatabaseError):
 
 def unstorable(value: object) -> bool:
     """True when `value` (a record, or anything inside one) holds text PostgreSQL cannot
-    store: a NUL character or a lone surrogate."""
+    store: a NUL character or a lone surrogate (or a number jsonb cannot: inf, NaN)."""
     if isinstance(value, str):
         return _UNSTORABLE.search(value) is not None
+    if isinstance(value, float):
+        return not math.isfinite(value)
     if isinstance(value, Mapping):
         return any(unstorable(k) or unstorable(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -111,6 +115,9 @@ def _data_error(exc: BaseException) -> str | None:
         return f"text cannot be encoded ({exc.reason})"
     cause = exc.__cause__ if isinstance(exc, DatabaseError) else None
     if isinstance(cause, psycopg.Error) and (cause.sqlstate or "").startswith("22"):
+        return str(cause).strip().splitlines()[0]
+    if isinstance(cause, psycopg.DataError) and not cause.sqlstate:
+        # refused by psycopg before it reached the server (a NUL in a text parameter)
         return str(cause).strip().splitlines()[0]
     return None
 

@@ -27,7 +27,13 @@ from maestro_git.errors import InheritanceError
 from maestro_git.git.repo import GitRepo
 from maestro_git.mirror import apply as mirror
 from maestro_git.mirror import db
-from maestro_git.mirror.sync import Listener, Syncer, SyncReport, with_invalid_paths
+from maestro_git.mirror.sync import (
+    UNSTORABLE_RULE,
+    Listener,
+    Syncer,
+    SyncReport,
+    with_invalid_paths,
+)
 from maestro_git.settings import Settings
 
 __all__ = ["Drift", "VerifyReport", "rebuild", "verify"]
@@ -71,6 +77,9 @@ def verify(settings: Settings, conn: db.Connection) -> VerifyReport:
                     sql.Identifier(col), sql.Identifier(table)))}
         resolved_rows = {r[0]: r[1] for r in conn.execute(
             sql.SQL("SELECT key, resolved_hash FROM personas"))}
+        # Files PostgreSQL itself refused (valid to the rules, which may be turned off): the
+        # mirror keeps their last good state, as for an invalid file.
+        refused = mirror.invalid_paths(conn, UNSTORABLE_RULE)
     drift: list[Drift] = []
     if head is None:
         for kind, table_rows in rows.items():
@@ -84,7 +93,7 @@ def verify(settings: Settings, conn: db.Connection) -> VerifyReport:
     snap = build_snapshot(repo.files_at(head), settings, head)
     checked = 0
     invalid_keys: dict[str, set[str]] = {k: set() for k in _TABLES}
-    for path in snap.invalid_paths:
+    for path in (*snap.invalid_paths, *refused):
         loc = classify(path)
         if loc is not None:
             invalid_keys[loc.kind].add(loc.key)

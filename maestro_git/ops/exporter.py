@@ -51,6 +51,8 @@ __all__ = ["ExportAllResult", "ExportFormat", "TargetResult", "export_all", "exp
 
 ExportFormat = Literal["md", "json"]
 Entity = Persona | Template | PersonaSet
+PROGRESS_EVERY = 200  # records between progress reports of `export_all`
+
 # Fields a shared persona file carries (no `id`: the importing repository assigns one).
 _SHARED_FIELDS = ("name", "owner", "display_name", "description", "version", "extends",
                   "category", "tags", "active", "metadata")
@@ -190,12 +192,14 @@ def _set_assets(snap: Snapshot, record: PersonaSet) -> list[str]:
 
 
 def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
-               rev: str | None = None) -> ExportAllResult:
+               rev: str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> ExportAllResult:
     """Write every valid persona, template and set under `dest` (the repository layout).
 
     Personas and templates are shareable files with frontmatter (`frontmatter=True` above);
     sets are their JSON bytes, with the files under a set's folder. Existing files under
-    `dest` are replaced.
+    `dest` are replaced. `progress(done, total)` is called in records (personas, templates
+    and sets) every `PROGRESS_EVERY` of them and at the end.
     """
     snap = load_snapshot(settings, rev)
     read = _file_reader(snap, settings)
@@ -203,7 +207,10 @@ def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
     skipped: list[str] = []
     records: list[Entity] = [*snap.personas.values(), *snap.templates.values(),
                              *snap.sets.values()]
-    for record in sorted(records, key=lambda r: r.path):
+    ordered = sorted(records, key=lambda r: r.path)
+    for n, record in enumerate(ordered):
+        if progress is not None and n % PROGRESS_EVERY == 0:
+            progress(n, len(ordered))
         if not snap.is_valid(record.path):
             skipped.append(record.path)
             continue
@@ -220,6 +227,8 @@ def export_all(settings: Settings, dest: Path, *, resolved: bool = False,
                                  resolved=resolved, snap=snap)
         write_atomic(dest / record.path, data)
         written.append(record.path)
+    if progress is not None:
+        progress(len(ordered), len(ordered))
     return ExportAllResult(tuple(written), tuple(skipped), snap.commit)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from maestro_git.atomic import write_atomic
 from maestro_git.core.formats import NAME_RE, classify, parse_file
 from maestro_git.core.models import Severity, SourceFile, Template
+from maestro_git.core.rules.overrides import SCAFFOLD_LINES
 from maestro_git.core.rules.validate import validate_file
 from maestro_git.core.writeback import format_document, render_document
 from maestro_git.errors import (
@@ -238,9 +239,9 @@ def _blank_body(display_name: str) -> str:
         f"You are {display_name}. Describe here who you are, whom you help and what you help "
         "them achieve.\n\n"
         "## Core Principles\n"
-        "- Be accurate, and say so when you are not sure\n\n"
+        f"{SCAFFOLD_LINES[0]}\n\n"
         "## Communication Style\n"
-        "- Be clear and concise\n"
+        f"{SCAFFOLD_LINES[1]}\n"
     )
 
 

@@ -85,6 +85,7 @@ MERGE_THRESHOLD = 8  # segments; above it a background merge of the small ones i
 MERGE_IDLE = 0.5  # seconds without an update before that merge starts
 MERGE_CEILING = 64  # segments; at this many it starts at once, even during a burst
 MULTIPROCESS_MIN_DOCS = 2000  # below this one process is faster than forking another
+PROGRESS_EVERY = 500  # documents between progress reports of a plain-Whoosh rebuild
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
 _STOP_EVERY = 64  # documents between looks at the stop event in a plain-Whoosh rebuild
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
@@ -259,12 +260,15 @@ class SearchIndex:
             self._ix = None
 
     # -- writing -------------------------------------------------------------------------
-    def rebuild(self, snapshot: Snapshot) -> int:
+    def rebuild(self, snapshot: Snapshot,
+                progress: Callable[[int, int], None] | None = None) -> int:
         """Index every valid record of `snapshot` from scratch; return the document count.
 
         The new index is written beside the old one and swapped in, so concurrent readers
-        keep the old one until they refresh. With `stop` set meanwhile (the daemon stopping)
-        the rebuild ends at once with `SearchError`, leaving the old index as it was.
+        keep the old one until they refresh. `progress(done, total)` is called in documents
+        as parts of the index are written (`total` when it is committed). With `stop` set
+        meanwhile (the daemon stopping) the rebuild ends at once with `SearchError`, leaving
+        the old index as it was.
         """
         docs = [d for rec in indexable(snapshot) for d in record_docs(rec)]
         parent = self._folder()
@@ -280,16 +284,27 @@ class SearchIndex:
                 procs = self.procs if len(docs) >= MULTIPROCESS_MIN_DOCS else 1
                 docs.append({"uid": _META_UID, "kind": "meta", "commit": snapshot.commit,
                              "schema_version": SCHEMA_VERSION})
+                report = None
+                if progress is not None:  # in records: the meta document is not counted
+                    records = len(docs) - 1
+                    progress(0, records)
+
+                    def report(done: int, _total: int) -> None:
+                        progress(min(done, records), records)
                 if speedups.enabled():
-                    write_segments(ix, docs, procs, stop=self.stop)
+                    write_segments(ix, docs, procs, progress=report, stop=self.stop)
                 else:  # plain Whoosh: its own writer, in this process
                     writer = ix.writer()
-                    for n, doc in enumerate(docs):
-                        if n % _STOP_EVERY == 0 and self.stop is not None and self.stop.is_set():
+                    for n, doc in enumerate(docs, 1):
+                        if n % _STOP_EVERY == 1 and self.stop is not None and self.stop.is_set():
                             writer.cancel()
                             raise RebuildStopped("stopped while rebuilding the search index")
                         writer.add_document(**doc)
+                        if report is not None and n % PROGRESS_EVERY == 0 and n < len(docs):
+                            report(n, len(docs))
                     writer.commit()
+                    if report is not None:
+                        report(len(docs), len(docs))
                 ix.close()
                 self._swap_in(build)
             except RebuildStopped:

@@ -6,6 +6,10 @@ Rules of this module:
 - Hot reads go through `client` (the NOTIFY-coherent cache of `maestro_git.client`); reads it
   does not cache (search, audit, templates, diffs) take a connection of `pool`. Both read
   under a row-level-security owner scope (`maestro_git.mirror.scope`).
+- Other mirrored branches of the repository (`[sync] branches`) are read through a state of
+  their own (`for_branch`): its own cached client and a small pool bound to that branch's
+  mirror, opened on first use and sharing the token cache. A branch that is not mirrored is
+  a NotFoundError naming the mirrored ones.
 - Token look-ups are cached for `TOKEN_CACHE_SECONDS`, so a revoked or expired token stops
   working within that time and a hot request costs no query.
 """
@@ -17,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 
 from maestro_git.client import Client
-from maestro_git.mirror import db, tokens
+from maestro_git.errors import NotFoundError, UsageError
+from maestro_git.mirror import db, registry, tokens
 from maestro_git.mirror.scope import Pool
 from maestro_git.repo.repository import Repository
 from maestro_git.settings import Settings
@@ -37,6 +42,10 @@ class ServerState:
     _repos: dict[str, Repository] = field(default_factory=dict)
     _tokens: dict[str, tuple[float, tuple[str, ...] | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The local Whoosh index reflects the served branch only: other branches search PostgreSQL.
+    local_index: bool = True
+    _branches: dict[str, ServerState] = field(default_factory=dict)
+    _branch_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, settings: Settings, *, public: bool, pool_size: int = 8) -> ServerState:
@@ -66,6 +75,50 @@ class ServerState:
                 self._repos[name] = repo
         return repo
 
+    @property
+    def served(self) -> str:
+        """The branch this server shows unless a request names another."""
+        return self.settings.branch
+
+    def mirrored_branches(self) -> list[registry.MirrorRow]:
+        """This repository's mirrors in the database, one per branch."""
+        with self.pool.connection() as conn:
+            return registry.of_repository(conn, self.settings)
+
+    def is_open_branch(self, branch: str) -> bool:
+        """True for the served branch and every branch `for_branch` has opened."""
+        return branch == self.settings.branch or branch in self._branches
+
+    def for_branch(self, branch: str | None) -> ServerState:
+        """The state that reads `branch`'s mirror (this one for None or the served branch).
+
+        Raises UsageError for a name that is no branch name and NotFoundError for a branch
+        that is not mirrored."""
+        if not branch or branch == self.settings.branch:
+            return self
+        if len(branch) > 200 or not branch.isprintable() or branch.startswith("-"):
+            raise UsageError(f"{branch[:40]!r} is not a branch name")
+        with self._branch_lock:
+            found = self._branches.get(branch)
+            if found is not None:
+                return found
+            rows = {r.branch: r for r in self.mirrored_branches()}
+            row = rows.get(branch)
+            if row is None:
+                raise NotFoundError(
+                    f"branch '{branch}' is not mirrored",
+                    hint="mirrored: " + (", ".join(sorted(rows)) or "none") + "; add it to "
+                         "[sync] branches in maestro.toml and run `maestro sync`")
+            mirror = registry.Mirror(row.schema, row.name, row.branch, row.roots)
+            settings = self.settings.with_overrides(branch=branch)
+            found = ServerState(
+                settings=settings, public=self.public, url=self.url,
+                client=Client(self.url, settings=settings, mirror=mirror),
+                pool=Pool(self.url, 2, mirror), local_index=False, _repos=self._repos,
+                _tokens=self._tokens, _lock=self._lock)
+            self._branches[branch] = found
+            return found
+
     def cached_token(self, secret: str) -> tuple[bool, tuple[str, ...] | None]:
         """(known, owners) from the token cache; owners None: not a live token."""
         item = self._tokens.get(secret)
@@ -84,5 +137,11 @@ class ServerState:
         return owners
 
     def close(self) -> None:
+        with self._branch_lock:
+            others = list(self._branches.values())
+            self._branches.clear()
+        for other in others:
+            other.client.close()
+            other.pool.close()
         self.client.close()
         self.pool.close()

@@ -202,3 +202,30 @@ def test_templates_lists_repository_and_builtin_templates(
     assert rows["code_reviewer"]["source"] == "repository"
     assert run(repo, "templates") == 0
     assert capsys.readouterr().out.startswith("NAME")
+
+
+def test_check_warns_when_a_child_wipes_its_parents_sections_with_placeholders(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The last wave's `new --extends` wrote the blank scaffold: its title, principles and
+    # style sections replaced acme/reviewer's real ones in the effective instruction.
+    (repo / "personas/acme/child.md").write_text(persona_md(
+        "Child", extends="acme/reviewer",
+        body="# Child\n\nYou are Child. Describe here who you are.\n\n"
+             "## Core Principles\n- Be accurate, and say so when you are not sure\n"))
+    assert run(repo, "check", "--format", "json") == 0  # a warning, not an error
+    report = json.loads(capsys.readouterr().out)
+    found = [p for p in report["problems"] if p["rule"] == "placeholder-override"]
+    assert {p["path"] for p in found} == {"personas/acme/child.md"}
+    assert any("'## Core Principles' replaces acme/reviewer's with placeholder text"
+               in p["message"] for p in found)
+    text = (repo / "personas/acme/child.md").read_text().splitlines()
+    assert all(text[p["line"] - 1].startswith("#") for p in found)
+
+
+def test_new_extends_writes_a_child_that_check_does_not_warn_about(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(repo, "new", "acme/child2", "--extends", "acme/reviewer") == 0
+    capsys.readouterr()
+    assert run(repo, "check", "--format", "json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [p for p in report["problems"] if p["rule"] == "placeholder-override"] == []

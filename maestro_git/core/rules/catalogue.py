@@ -23,6 +23,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "symlink-escape": (E, "a symlink points outside the repository"),
     "symlink": (W, "a persona, template or set is a symlink (not read; copy the file)"),
     "hidden-unicode": (E, "invisible or bidi-control characters (the rules-file backdoor)"),
+    "unstorable-text": (E, "a NUL or an unpaired surrogate (escaped), which PostgreSQL cannot store"),
     # names and paths
     "invalid-name": (E, "a name or owner uses characters outside [a-z0-9_-] or is too long"),
     "misplaced-file": (W, "a file in a content folder that maestro does not read"),
@@ -52,8 +53,11 @@ RULES: dict[str, tuple[Severity, str]] = {
     "missing-parent": (E, "`extends` names a persona that does not exist"),
     "inheritance-cycle": (E, "`extends` links form a cycle"),
     "inheritance-depth": (E, "an `extends` chain longer than limits.max_inheritance_depth"),
+    "placeholder-override": (W, "a child section replaces its parent's with empty or "
+                                "placeholder text"),
     # persona sets
     "json-syntax": (E, "a persona set is not valid JSON"),
+    "number-out-of-range": (E, "a JSON number beyond a double's range (1e400 reads as infinity)"),
     "set-schema": (E, "a persona set does not have the persona-set shape"),
     "set-duplicate-member": (E, "two members of a set share a name"),
     "set-score-range": (E, "a score known to be a fraction is not between 0 and 1"),

@@ -25,10 +25,18 @@ from __future__ import annotations
 import html
 import math
 import re
-import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from maestro_git.core.chars import (
+    HIDDEN,
+    HIDDEN_HINT,
+    UNSTORABLE,
+    char_name,
+    char_references,
+    escapes,
+)
 from maestro_git.core.models import Persona, Problem, Template
 from maestro_git.core.rules.catalogue import problem as _p
 from maestro_git.settings import Limits
@@ -41,28 +49,17 @@ __all__ = [
     "MAX_HIDDEN_REPORTS",
     "body_problems",
     "dangerous_html",
-    "escaped_hidden_unicode",
+    "decoded_problems",
     "estimate_tokens",
     "hidden_unicode",
+    "reference_problems",
 ]
 
 MAX_HIDDEN_REPORTS = 20
 
-_EMOJI = "\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff"
-_JOINING_SCRIPTS = "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\u0900-\u0dff\ua8e0-\ua8ff"
-_HIDDEN = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u200e\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e007f\U000e0100-\U000e01ef]"
-    f"|(?<![{_JOINING_SCRIPTS}])\u200c"
-    f"|(?<![{_JOINING_SCRIPTS}])(?:(?<![{_EMOJI}\ufe0f\U0001f3fb-\U0001f3ff])\u200d"
-    f"|\u200d(?![{_EMOJI}]))")
-
-_HIDDEN_HINT = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\U0001d173-\U0001d17a"
-    "\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
-HIDDEN_CHARS = _HIDDEN_HINT  # every character `hidden_unicode` may report (diffs show them)
+_HIDDEN = HIDDEN
+_HIDDEN_HINT = HIDDEN_HINT
+HIDDEN_CHARS = HIDDEN_HINT  # every character `hidden_unicode` may report (diffs show them)
 _DANGEROUS_TAGS = frozenset({"script", "iframe", "frame", "frameset", "object", "embed",
                              "applet", "base", "meta", "form"})
 _TAG = re.compile(r"<\s*([a-zA-Z][a-zA-Z0-9:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>?")
@@ -93,35 +90,145 @@ def estimate_tokens(text: str) -> int:
     return math.ceil((len(text) - other) / 4) + other
 
 
-_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside a decoded value: mapping keys and values, list items."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield key
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
 
 
-def escaped_hidden_unicode(path: str, text: str, end_line: int | None) -> list[Problem]:
-    """Hidden characters written as `\\u202e` escapes (JSON strings, double-quoted YAML),
-    which the readers decode. Only lines before `end_line` are looked at."""
-    problems: list[Problem] = []
-    for match in _ESCAPE.finditer(text):
-        line = text.count("\n", 0, match.start()) + 1
-        if end_line is not None and line >= end_line:
-            break
-        code = int(match.group(0)[2:], 16)
-        char = chr(code) if code < 0x110000 else ""
-        if char and _HIDDEN_HINT.match(char):
-            column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
-            problems.append(_p(
-                "hidden-unicode", path,
-                f"escape {match.group(0)} writes hidden Unicode character U+{code:04X} "
-                f"{unicodedata.name(char, 'INVISIBLE CHARACTER')}: invisible text can hide "
-                "instructions from reviewers", "delete the escape", line=line, column=column))
-            if len(problems) >= MAX_HIDDEN_REPORTS:
+def _bad_chars(value: Any) -> dict[str, None]:
+    """The hidden and unstorable characters inside `value`'s strings, in order found."""
+    found: dict[str, None] = {}
+    for text in _strings(value):
+        if text.isascii() and text.isprintable():
+            continue
+        for match in HIDDEN.finditer(text):
+            found.setdefault(match.group(0))
+        for match in UNSTORABLE.finditer(text):
+            found.setdefault(match.group(0))
+    return found
+
+
+def _position(text: str, start: int) -> tuple[int, int]:
+    return (text.count("\n", 0, start) + 1, start - (text.rfind("\n", 0, start) + 1) + 1)
+
+
+def _char_problem(path: str, char: str, what: str, fix_hidden: str, line: int | None,
+                  column: int | None) -> Problem:
+    """`hidden-unicode` or `unstorable-text` for `char`, which `what` writes."""
+    if UNSTORABLE.match(char):
+        if char == "\x00":
+            reason = "PostgreSQL cannot store it (the mirror would refuse this file)"
+            fix = f"delete the {what.split()[0]}"
+        else:
+            reason = "UTF-8 cannot encode it, so PostgreSQL cannot store it (the mirror " \
+                     "would refuse this file)"
+            fix = f"delete the {what.split()[0]}, or write the character itself (for " \
+                  "JSON, a high surrogate escape followed by its low one)"
+        return _p("unstorable-text", path, f"{what} writes {char_name(char)}: {reason}", fix,
+                  line=line, column=column)
+    return _p("hidden-unicode", path,
+              f"{what} writes hidden Unicode character {char_name(char)}: invisible text can "
+              "hide instructions from reviewers", fix_hidden, line=line, column=column)
+
+
+def decoded_problems(path: str, text: str, values: Iterable[tuple[str, Any, int | None]],
+                     end_line: int | None = None) -> list[Problem]:
+    """`hidden-unicode` and `unstorable-text` problems of what a file's frontmatter or JSON
+    decodes to: characters written as escapes (`\\u202e`, `\\udb40\\udc49`, YAML `\\xad`,
+    `\\0`, `\\L`, ...), in values and in keys, which the text itself does not show.
+
+    `values` are (label, decoded value, file line) per top-level field or member. The
+    decoded values decide (so a `\\\\u200b`, an escaped backslash, is not reported, and an
+    escaped family emoji is as fine as a typed one); each escape in the text (lines before
+    `end_line`) that writes a reported character is named with its line and column, and a
+    character no escape accounts for is reported at its field's line."""
+    units = [(label, _bad_chars(value), line) for label, value, line in values]
+    found: dict[str, tuple[str, int | None]] = {}
+    for label, chars, line in units:
+        for char in chars:
+            found.setdefault(char, (label, line))
+    if not found:
+        return []
+    head = text
+    if end_line is not None:
+        cut = -1
+        for _ in range(end_line - 1):
+            cut = text.find("\n", cut + 1)
+            if cut < 0:
                 break
+        head = text if cut < 0 else text[:cut + 1]
+    raw = {head[m.start()] for m in HIDDEN.finditer(head)
+           if not (m.start() == 0 and head[0] == "\ufeff")}
+    problems: list[Problem] = []
+    located: set[str] = set()
+    for code, start, spelling in escapes(head):
+        char = chr(code)
+        if char in found:
+            located.add(char)
+            if len(problems) < MAX_HIDDEN_REPORTS:
+                line, column = _position(head, start)
+                problems.append(_char_problem(path, char, f"escape {spelling}",
+                                              "delete the escape", line, column))
+    for char, (label, line) in found.items():
+        if char not in located and char not in raw and len(problems) < MAX_HIDDEN_REPORTS:
+            problems.append(_char_problem(path, char, f"the value of {label}",
+                                          "delete the character", line, None))
+    return problems
+
+
+_MARKER = 0x100000  # plane 16, private use
+_MAX_MARKERS = 0xFFFD
+_MARKERS = re.compile("[\U00100000-\U0010fffd]")
+
+
+def reference_problems(path: str, body: str, body_line: int) -> list[Problem]:
+    """`hidden-unicode` problems of HTML character references in a Markdown body
+    (`&#8203;`, `&#x202E;`, `&#xE0049;`, `&ZeroWidthSpace;`) that rendering turns into hidden
+    characters: in text, links and raw HTML, not in code spans and fences (there they are
+    shown as written). Bodies without such a reference are not rendered at all."""
+    suspects = [(decoded, start, spelling) for decoded, start, spelling in char_references(body)
+                if HIDDEN_HINT.search(decoded) or UNSTORABLE.search(decoded)]
+    if not suspects:
+        return []
+    # Render once with each suspect replaced by its own private-use marker (`&#x100000;`,
+    # `&#x100001` ...: a numeric reference with or without its `;`, like the one it stands
+    # for, so it is decoded exactly where the original is); the markers that come out as
+    # characters are the references a reader sees decoded.
+    parts: list[str] = []
+    pos = 0
+    for index, (_, start, spelling) in enumerate(suspects[:_MAX_MARKERS]):
+        parts.append(body[pos:start])
+        parts.append(f"&#x{_MARKER + index:X}{';' if spelling.endswith(';') else ''}")
+        pos = start + len(spelling)
+    parts.append(body[pos:])
+    rendered = html.unescape(_markdown().render("".join(parts)))
+    shown = {ord(m.group(0)) - _MARKER for m in _MARKERS.finditer(rendered)}
+    raw = {body[m.start()] for m in HIDDEN.finditer(body)}
+    problems: list[Problem] = []
+    for index, (decoded, start, spelling) in enumerate(suspects[:_MAX_MARKERS]):
+        chars = [c for c in _bad_chars(decoded) if c not in raw]
+        if index in shown and chars and len(problems) < MAX_HIDDEN_REPORTS:
+            line, column = _position(body, start)
+            problems.append(_char_problem(
+                path, chars[0], f"character reference {spelling}",
+                "delete the reference (or show it as an example in a code span or fence)",
+                body_line + line - 1, column))
     return problems
 
 
 def hidden_unicode(path: str, text: str) -> list[Problem]:
     """One `hidden-unicode` problem per line with invisible or bidi-control characters (at
     most `MAX_HIDDEN_REPORTS`), naming each character."""
-    if text.isascii() or not _HIDDEN_HINT.search(text):
+    if not _HIDDEN_HINT.search(text):
         return []
     by_line: dict[int, tuple[int, list[str]]] = {}  # line -> (first column, characters)
     for match in _HIDDEN.finditer(text):
@@ -139,8 +246,7 @@ def hidden_unicode(path: str, text: str) -> list[Problem]:
             chars.append(char)
     problems = []
     for line, (column, chars) in by_line.items():
-        names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'INVISIBLE CHARACTER')}"
-                          for c in chars)
+        names = ", ".join(char_name(c) for c in chars)
         plural = "s" if len(chars) > 1 else ""
         problems.append(_p(
             "hidden-unicode", path,
@@ -265,4 +371,5 @@ def body_problems(rec: Persona | Template, limits: Limits) -> list[Problem]:
             "start with a '# Title' heading and address the model, e.g. 'You are a ...'",
             line=rec.body_line))
     problems.extend(dangerous_html(path, rec.body, rec.body_line))
+    problems.extend(reference_problems(path, rec.body, rec.body_line))
     return problems

@@ -41,6 +41,7 @@ from maestro_git.core.rules import content as content_rules
 from maestro_git.core.rules.catalogue import RULES
 from maestro_git.core.rules.catalogue import problem as _p
 from maestro_git.core.rules.content import estimate_tokens
+from maestro_git.core.rules.overrides import placeholder_overrides
 from maestro_git.core.rules.sets import image_target, set_problems
 from maestro_git.settings import Settings
 
@@ -186,14 +187,51 @@ def validate_file(parsed: ParsedFile, source: SourceFile, settings: Settings) ->
     if text is None:
         return problems
     problems.extend(content_rules.hidden_unicode(parsed.path, text))
-    if "\\" in text:
+    if rec is not None and "\\" in text:
         end = rec.body_line if isinstance(rec, Persona | Template) else None
-        problems.extend(content_rules.escaped_hidden_unicode(parsed.path, text, end))
+        if end is None or "\\" in text[:_offset_of_line(text, end)]:
+            problems.extend(content_rules.decoded_problems(
+                parsed.path, text, _decoded_values(rec, parsed.field_lines), end))
     if isinstance(rec, Persona | Template):
         problems.extend(_document_rules(rec, parsed.field_lines, settings))
     elif isinstance(rec, PersonaSet):
         problems.extend(set_problems(rec, parsed.field_lines, text, settings.sets_static))
     return problems
+
+
+def _offset_of_line(text: str, line: int) -> int:
+    """Offset of the start of 1-based `line` in `text` (its length when there is none)."""
+    at = 0
+    for _ in range(line - 1):
+        at = text.find("\n", at) + 1
+        if at == 0:
+            return len(text)
+    return at
+
+
+_NOT_DECODED = frozenset({"name", "path", "owner", "body", "body_line", "content_hash",
+                          "size_bytes", "members", "metadata"})
+
+
+def _decoded_values(rec: Persona | Template | PersonaSet, lines: Mapping[str, int]
+                    ) -> list[tuple[str, object, int | None]]:
+    """(label, value, file line) of every value a record took from decoded frontmatter or
+    JSON, for `content_rules.decoded_problems`."""
+    out: list[tuple[str, object, int | None]] = []
+    for field in type(rec).model_fields:
+        if field not in _NOT_DECODED:
+            value = getattr(rec, field)
+            if value is not None:
+                label = "the set's 'name'" if field == "title" else f"'{field}'"
+                out.append((label, value, lines.get(field)))
+    meta_line = lines.get("metadata")
+    for key, value in rec.metadata.items():
+        out.append((f"'{key}'", {key: value}, lines.get(key, meta_line)))
+    if isinstance(rec, PersonaSet):
+        for index, member in enumerate(rec.members):
+            out.append((f"personas[{index}]", member.persona_data,
+                        lines.get(f"members[{index}]")))
+    return out
 
 
 # -- cross-file rules -----------------------------------------------------------------------
@@ -221,6 +259,8 @@ def cross_file_problems(view: CrossView, path: str, settings: Settings) -> list[
                                "`maestro fmt`", line=parsed.field_lines.get("id")))
     if isinstance(rec, Persona) and rec.extends and view.personas.get(rec.key) is rec:
         problems.extend(_inheritance(view, rec, parsed.field_lines.get("extends"), settings))
+        problems.extend(placeholder_overrides(rec, view.personas,
+                                              settings.limits.max_inheritance_depth))
     if isinstance(rec, PersonaSet):
         assets = view.asset_paths
         for index, member in enumerate(rec.members):

@@ -48,7 +48,7 @@ import sys
 import threading
 import zlib
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 from pickle import dumps
@@ -266,9 +266,11 @@ _STOP_POLL = 0.05  # seconds between looks at the stop event while the children 
 
 
 def write_segments(ix: Any, docs: Sequence[Doc], procs: int = 1,
+                   progress: Callable[[int, int], None] | None = None,
                    stop: threading.Event | None = None) -> int:
     """Add `docs` to the empty index `ix` as one segment per part (see `split`) and commit;
-    return the number of segments.
+    return the number of segments. `progress(done, total)` is called in documents as each
+    part's segment is written (`total` after the commit).
 
     The calling process writes the first part itself only while it is single-threaded (the
     collector is then turned off for it); a threaded caller (the daemon) has every part
@@ -277,7 +279,7 @@ def write_segments(ix: Any, docs: Sequence[Doc], procs: int = 1,
         raise RebuildStopped("stopped while rebuilding the search index")
     parts = split(docs, procs)
     alone = threading.active_count() == 1
-    return _write(ix, parts, here=alone, stop=stop)
+    return _write(ix, parts, here=alone, progress=progress, stop=stop)
 
 
 @contextlib.contextmanager
@@ -330,6 +332,7 @@ def _collect(child: subprocess.Popen[bytes], stop: threading.Event | None) -> An
 
 
 def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool,
+           progress: Callable[[int, int], None] | None = None,
            stop: threading.Event | None = None) -> int:
     writer = SegmentWriter(ix)
     folder = ix.storage.folder
@@ -338,16 +341,29 @@ def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool,
         in_children = parts[1:] if here else parts
         children = [_start_child(folder, part, n) for n, part in enumerate(in_children)]
         segments = []
+        total = sum(len(part) for part in parts)
+        done = 0
+
+        def wrote(part: Sequence[Doc]) -> None:
+            nonlocal done
+            done += len(part)
+            if progress is not None and done < total:
+                progress(done, total)
+
         if here:
             with _no_gc():
                 segments.append(_fill(writer, parts[0]))
-        for child in children:
+            wrote(parts[0])
+        for child, part in zip(children, in_children, strict=True):
             segments.append(_collect(child, stop))
+            wrote(part)
         children.clear()
         if not here:  # the parent's writer wrote nothing: its files go at the TOC commit
             writer._close_segment()
         writer._commit_toc(segments)
         writer._finish()
+        if progress is not None:
+            progress(total, total)
     except BaseException:
         for child in children:
             child.kill()

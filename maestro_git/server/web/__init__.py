@@ -13,6 +13,7 @@ and no build step, and read under the same token boundary as the API (`server.au
 | `/sets/<set>` | member cards with images and score charts (inline SVG), validation status, history |
 | `/sets/<set>/members/<n>`, `/sets/<set>/changes?a=&b=` | one member; member-level changes between two versions |
 | `/log`, `/branches` | the audit log, filterable; the mirrored branches and their heads |
+| any page `?branch=<name>` | the same page over another mirrored branch (`ServerState.for_branch`); links keep it |
 | `/login` | the token form (the one form that posts, with `/logout`) |
 """
 

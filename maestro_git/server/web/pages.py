@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -37,7 +38,7 @@ from maestro_git.client import ScopedClient
 from maestro_git.core.models import SearchHit, Version
 from maestro_git.core.render import render_html
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
-from maestro_git.mirror import branches, reads
+from maestro_git.mirror import reads
 from maestro_git.mirror.query import SORTS, PersonaFilters
 from maestro_git.server.auth import Scope, state_of
 from maestro_git.server.state import ServerState
@@ -69,11 +70,33 @@ def _html(markdown: str) -> Markup:
     return views.for_page(render_html(markdown))
 
 
+def _branch_context(request: Request, context: dict[str, Any]) -> dict[str, Any]:
+    """What every page knows of branches: `served` (the server's branch), `branch` (the one
+    shown: a `?branch=` the server mirrors, else the served one) and `at(path)`, which keeps
+    the shown branch on a link. A page's own `params` (its pager) keep it too."""
+    state = state_of(request)
+    asked = request.query_params.get("branch")
+    shown = asked if asked and state.is_open_branch(asked) else state.served
+    if shown == state.served:
+        def at(path: str) -> str:
+            return path
+    else:
+        query = urlencode({"branch": shown})
+
+        def at(path: str) -> str:
+            return f"{path}{'&' if '?' in path else '?'}{query}"
+        if isinstance(context.get("params"), dict):
+            context["params"] = {**context["params"], "branch": shown}
+    context.update(branch=shown, served=state.served, at=at)
+    return context
+
+
 def _page(request: Request, scope: Scope | None, name: str, status: int = 200,
           **context: Any) -> Response:
     state = state_of(request)
     context.update(request=request, scope=scope, csrf=session.csrf_token(request),
-                   public=state.public, branch=state.settings.branch)
+                   public=state.public)
+    _branch_context(request, context)
     response = templates.TemplateResponse(request, name, context, status_code=status)
     session.set_csrf_cookie(request, response)
     response.headers.update(SECURITY_HEADERS)
@@ -138,8 +161,8 @@ def _kept_page(request: Request, scope: Scope, name: str, inputs: tuple[object, 
     if parts is None:
         state = state_of(request)
         values = context()
-        values.update(request=request, scope=scope, csrf=_CSRF_SLOT, public=state.public,
-                      branch=state.settings.branch)
+        values.update(request=request, scope=scope, csrf=_CSRF_SLOT, public=state.public)
+        _branch_context(request, values)
         parts = tuple(templates.get_template(name).render(values).encode().split(
             _CSRF_SLOT_BYTES))
         with _RENDERED_LOCK:
@@ -161,9 +184,10 @@ def _hot(request: Request, scope: Scope, name: str,
 
 def _guarded(request: Request, scope: Scope, build: Callable[[ServerState], Response]
              ) -> Response:
-    """`build(state)`, with a MaestroError shown as an HTML error page."""
+    """`build(state)` on the state of the page's branch (`?branch=`, default the served
+    one), with a MaestroError shown as an HTML error page."""
     try:
-        return build(state_of(request))
+        return build(state_of(request).for_branch(request.query_params.get("branch")))
     except MaestroError as err:
         status = 404 if isinstance(err, NotFoundError) else 400 if isinstance(
             err, UsageError) else 503
@@ -225,7 +249,7 @@ def _search(state: ServerState, scope: Scope, text: str, limit: int) -> list[Sea
     """Search as `GET /api/v1/search` does (backend auto): the local index when there is
     one, then only the hits the scope may read (PostgreSQL decides, `reads.visible_hits`)."""
     wide = limit if scope.owners is None else min(4 * limit, 500)
-    hits = state.client.search(text, wide, "auto")
+    hits = state.client.search(text, wide, "auto" if state.local_index else "postgres")
     with state.pool.scoped(scope.setting) as conn:
         return reads.visible_hits(conn, hits)[:limit]
 
@@ -302,10 +326,11 @@ def _children_filter(key: str) -> PersonaFilters:
 @router.get("/personas/{owner}/{name}", response_class=HTMLResponse)
 async def persona_page(request: Request, owner: str, name: str, scope: ScopeDep) -> Response:
     key = f"{owner}/{name}"
-    reader = state_of(request).client.scoped(scope.setting)
-    hot = _hot(request, scope, "persona.html", persona_inputs(reader, key))
-    if hot is not None:
-        return hot
+    if "branch" not in request.query_params:  # another branch's state may need a query
+        reader = state_of(request).client.scoped(scope.setting)
+        hot = _hot(request, scope, "persona.html", persona_inputs(reader, key))
+        if hot is not None:
+            return hot
     return await run_in_threadpool(_persona_page, request, scope, key)
 
 
@@ -382,10 +407,11 @@ def _set_image_src(set_key: str, member: Any) -> str | None:
 
 @router.get("/sets/{key}", response_class=HTMLResponse)
 async def set_page(request: Request, key: str, scope: ScopeDep) -> Response:
-    state = state_of(request)
-    hot = _hot(request, scope, "set.html", set_inputs(state, scope.setting, key))
-    if hot is not None:
-        return hot
+    if "branch" not in request.query_params:  # another branch's state may need a query
+        state = state_of(request)
+        hot = _hot(request, scope, "set.html", set_inputs(state, scope.setting, key))
+        if hot is not None:
+            return hot
     return await run_in_threadpool(_set_page, request, scope, key)
 
 
@@ -492,8 +518,8 @@ def _set_document(state: ServerState, version: Any) -> Any:
 
 @router.get("/sets/{key}/images/{position}")
 def set_image(request: Request, key: str, position: str, scope: ScopeDep) -> Response:
-    state = state_of(request)
     try:
+        state = state_of(request).for_branch(request.query_params.get("branch"))
         detail = state.client.scoped(scope.setting).set(key)
         with state.pool.scoped(scope.setting) as conn:
             source = reads.set_source(conn, key)
@@ -558,8 +584,5 @@ def audit_page(request: Request, scope: ScopeDep, key: str | None = None,
 @router.get("/branches", response_class=HTMLResponse)
 def branches_page(request: Request, scope: ScopeDep) -> Response:
     def build(state: ServerState) -> Response:
-        with state.pool.scoped(scope.setting) as conn:
-            rows = branches.branches(conn)
-        return _page(request, scope, "branches.html", rows=rows,
-                     served=state.settings.branch)
+        return _page(request, scope, "branches.html", rows=state.mirrored_branches())
     return _guarded(request, scope, build)
