@@ -201,11 +201,18 @@ class SearchIndex:
 
     @property
     def commit(self) -> str | None:
-        """The commit the index reflects (None: a working tree, or no index)."""
-        try:
-            return self._meta().get("commit")
-        except SearchError:
-            return None
+        """The commit the index reflects (None: a working tree, no index, or one too damaged
+        to say; `check` tells why)."""
+        with leaks_ignored():
+            try:
+                return self._meta().get("commit")
+            except SearchError:
+                return None
+            except Exception:  # a damaged segment raises whatever its reader hits
+                pass
+            self._reset()  # inside: dropping the damaged reader closes the files it leaked
+        collect_leaked_files()
+        return None
 
     def check(self) -> str | None:
         """Why the index cannot be used as it is (missing, corrupted, old schema), or None."""

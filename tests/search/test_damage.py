@@ -260,3 +260,11 @@ def test_a_rebuild_stops_when_asked_and_keeps_the_old_index(git_repo: GitRepoFac
     again = SearchIndex(Settings(repo_path=git_repo.path))
     assert again.commit == before
     assert _keys(again.search("quarterly")) == ["globex/analyst"]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_the_commit_of_a_damaged_index_is_unknown_rather_than_an_error(
+        git_repo: GitRepoFactory, damage: str) -> None:
+    ix = _built(git_repo)
+    DAMAGE[damage](_file(ix, "seg"))
+    assert SearchIndex(Settings(repo_path=git_repo.path)).commit is None  # before: EOFError…
