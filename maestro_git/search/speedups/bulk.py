@@ -368,6 +368,9 @@ def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool,
         for child in children:
             child.kill()
             child.wait()
+            for pipe in (child.stdout, child.stderr):  # a stopped wait never read them
+                if pipe is not None:
+                    pipe.close()
         with contextlib.suppress(Exception):  # the caller removes the whole directory
             writer.cancel()
         raise
