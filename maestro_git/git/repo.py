@@ -162,8 +162,14 @@ class GitRepo:
     # -- content -------------------------------------------------------------------------
     def files_at(self, commit_id: str) -> Iterator[SourceFile]:
         """Every file under the content folders at `commit_id`, read from the tree."""
-        for top, tree in self._content_trees(commit_id):
-            yield from self._walk(tree, top)
+        tree = self._commit(commit_id).tree
+        for top in CONTENT_DIRS:
+            if top in tree:
+                entry = tree[top]
+                if isinstance(entry, pygit2.Tree):
+                    yield from self._walk(entry, top)
+                elif entry.filemode == _LINK_MODE:  # a content folder that is a link
+                    yield self._source(top, entry.id, entry.filemode)
 
     def count_files(self, commit_id: str) -> int:
         """How many files `files_at(commit_id)` yields, without reading them (for progress)."""

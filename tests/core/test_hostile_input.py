@@ -226,3 +226,25 @@ def test_the_renderer_shows_hidden_characters_instead_of_producing_them() -> Non
     assert "&lt;U+DB40&gt;" in out
     assert "\U0001f468\u200d\U0001f469" in out  # a family emoji stays one
     assert not HIDDEN.search(out) and not UNSTORABLE.search(out)
+
+
+# -- set members -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("member,message", [
+    ('{"name": ""}', "member 1 of the set has an empty name"),
+    ('{"name": "  "}', "member 1 of the set has an empty name"),
+    ('{"name": "Zed", "age": -5}', "member 'Zed': age -5 is outside 0..150"),
+    ('{"name": "Zed", "age": 151}', "member 'Zed': age 151 is outside 0..150"),
+    ('{"name": "Zed", "age": "34"}', "member 'Zed': age \"34\" is not a whole number"),
+    ('{"name": "Zed", "age": 34.5}', "member 'Zed': age 34.5 is not a whole number"),
+    ('{"name": "Zed", "age": true}', "member 'Zed': age true is not a whole number"),
+])
+def test_set_members_need_a_name_and_a_plausible_age(member: str, message: str) -> None:
+    [problem] = found({"persona_sets/t.json": team_text(member)})
+    assert (problem.rule, problem.line, problem.message) == ("set-member-value", 3, message)
+
+
+@pytest.mark.parametrize("member", ['{"name": "Zed", "age": 0}', '{"name": "Zed", "age": 150}',
+                                    '{"name": "Zed", "age": null}', '{"name": "Zed"}'])
+def test_plausible_members_pass(member: str) -> None:
+    assert found({"persona_sets/t.json": team_text(member)}) == []

@@ -21,12 +21,13 @@ RULES: dict[str, tuple[Severity, str]] = {
     "binary-file": (E, "a file contains NUL bytes"),
     "invalid-utf8": (E, "a file is not valid UTF-8"),
     "symlink-escape": (E, "a symlink points outside the repository"),
-    "symlink": (W, "a persona, template or set is a symlink (not read; copy the file)"),
+    "symlink": (W, "a persona, template, set or content folder is a symlink (not followed)"),
     "hidden-unicode": (E, "invisible or bidi-control characters (the rules-file backdoor)"),
     "unstorable-text": (E, "a NUL or an unpaired surrogate (escaped), which PostgreSQL cannot store"),
     # names and paths
     "invalid-name": (E, "a name or owner uses characters outside [a-z0-9_-] or is too long"),
     "misplaced-file": (W, "a file in a content folder that maestro does not read"),
+    "hidden-file": (W, "a file or folder in a content folder whose name starts with a dot"),
     "duplicate-key": (E, "two files map to the same key"),
     # frontmatter
     "frontmatter-too-large": (E, "frontmatter over limits.max_frontmatter_bytes"),
@@ -60,6 +61,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "number-out-of-range": (E, "a JSON number beyond a double's range (1e400 reads as infinity)"),
     "set-schema": (E, "a persona set does not have the persona-set shape"),
     "set-duplicate-member": (E, "two members of a set share a name"),
+    "set-member-value": (E, "a member's name is empty, or its age is not a whole number 0-150"),
     "set-score-range": (E, "a score known to be a fraction is not between 0 and 1"),
     "set-image-path": (E, "an image_url is not http(s) or leaves persona_sets/"),
     "set-image-missing": (E, "an image_url points at a file that does not exist"),

@@ -1,7 +1,11 @@
-"""Rules on a persona set's records: duplicate members, score ranges, image paths.
+"""Rules on a persona set's records: duplicate members, member values, score ranges, image
+paths.
 
 Pure: records in, `Problem`s out. Whether a set's image file exists is a cross-file rule
 (`validate.cross_file_problems`), which resolves paths with `image_target` from here.
+
+Member values: a member's `name` must have text, and its `age`, when there is one, must be a
+whole number of years from 0 to 150 (`set-member-value`); the rest of a member is free-form.
 
 The persona-set service's real data is accepted as it is:
 - `image_url` as the service writes it, a URL path its application serves
@@ -15,6 +19,7 @@ The persona-set service's real data is accepted as it is:
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -97,6 +102,34 @@ def image_target(set_path: str, url: str, static: StaticMap | None = None
     return target, None
 
 
+MAX_AGE = 150
+
+
+def _member_values(path: str, index: int, name: str, data: Mapping[str, Any],
+                   line: int | None) -> list[Problem]:
+    """`set-member-value`: a name with no text, an age that is not a whole number 0..150."""
+    problems: list[Problem] = []
+    if not name.strip():
+        problems.append(_p("set-member-value", path,
+                           f"member {index + 1} of the set has an empty name",
+                           'give every member a name, e.g. "name": "Maria Lopez"', line=line))
+    age = data.get("age")
+    who = f"member '{name}'" if name.strip() else f"member {index + 1}"
+    if age is not None:
+        shown = json.dumps(age, ensure_ascii=False, default=str)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        if isinstance(age, bool) or not isinstance(age, int):
+            problems.append(_p("set-member-value", path,
+                               f"{who}: age {shown} is not a whole number",
+                               'write the age as a whole number of years, e.g. "age": 34',
+                               line=line))
+        elif not 0 <= age <= MAX_AGE:
+            problems.append(_p("set-member-value", path,
+                               f"{who}: age {age} is outside 0..{MAX_AGE}",
+                               f"write an age between 0 and {MAX_AGE} years", line=line))
+    return problems
+
+
 def set_problems(rec: PersonaSet, lines: Mapping[str, int], text: str,
                  static: StaticMap | None = None) -> list[Problem]:
     """The single-file rules of a set; `lines` are `ParsedFile.field_lines`, `text` its JSON,
@@ -112,6 +145,7 @@ def set_problems(rec: PersonaSet, lines: Mapping[str, int], text: str,
             problems.append(_p("set-duplicate-member", path,
                                f"member name '{member.name}' is used more than once",
                                "give every member of the set a unique name", line=line))
+        problems.extend(_member_values(path, index, member.name, member.persona_data, line))
         scored = _numbers(member.similarity_score, f"member '{member.name}': similarity_score")
         for where, number in scored:
             if _is_fraction(where, number) and not 0 <= number <= 1:

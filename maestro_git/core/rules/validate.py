@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Protocol
 
 from maestro_git.core import inherit
+from maestro_git.core.chars import HIDDEN, UNSTORABLE, char_name
 from maestro_git.core.formats import NAME_RE, ParsedFile
 from maestro_git.core.models import (
     EntityKind,
@@ -102,20 +103,56 @@ def _symlink(source: SourceFile, parsed: ParsedFile) -> list[Problem]:
                    f"is a symlink to '{target}'; maestro does not read links",
                    "replace the link with a copy, or use `extends` to share instructions",
                    line=1)]
-    return []
+    if _is_asset(source.path):
+        return []  # an image of a set, inside the repository: as good as the file
+    return [_p("symlink", source.path,
+               f"is a symlink to '{target}'; maestro does not follow links, so nothing "
+               "through it is read or checked", "replace the link with the folder or file "
+               "itself (a copy), or remove it", line=1)]
+
+
+def _is_asset(path: str) -> bool:
+    """A set's image or other file: `persona_sets/<set>/...`, not JSON, Markdown or YAML."""
+    parts = path.split("/")
+    return parts[0] == "persona_sets" and len(parts) >= 3 and \
+        not parts[-1].endswith((".json", ".md", ".yaml", ".yml"))
 
 
 def _misplaced(path: str) -> list[Problem]:
     parts = path.split("/")
     name = parts[-1]
-    if name in _ALLOWED_EXTRA or name.startswith(".") or parts[0] not in _CONTENT_DIRS:
+    if name in _ALLOWED_EXTRA or parts[0] not in _CONTENT_DIRS:
         return []
+    hidden = next((part for part in parts[1:] if part.startswith(".")), None)
+    if hidden is not None:
+        what = "file" if hidden == name else "folder"
+        return [_p("hidden-file", path,
+                   f"is hidden (the {what} '{hidden}' starts with a dot): maestro does not "
+                   "read it, and file browsers and reviews easily miss it",
+                   f"rename the {what} without the leading dot, or delete it", line=1)]
     expected = {"personas": "personas/<owner>/<name>.md", "templates": "templates/<name>.md",
                 "persona_sets": "persona_sets/<set>.json or persona_sets/<set>/set.json"}
-    if parts[0] == "persona_sets" and not name.endswith((".json", ".md", ".yaml", ".yml")):
+    if _is_asset(path) or (parts[0] == "persona_sets" and not name.endswith(
+            (".json", ".md", ".yaml", ".yml"))):
         return []  # images and other assets of a set
     return [_p("misplaced-file", path, f"is not read by maestro (expected {expected[parts[0]]})",
                f"move it to {expected[parts[0]]}, or out of {parts[0]}/", line=1)]
+
+
+def _path_problems(path: str) -> list[Problem]:
+    """`hidden-unicode` for invisible characters in a file or folder name."""
+    if path.isascii() and path.isprintable():
+        return []
+    chars = dict.fromkeys(m.group(0) for m in HIDDEN.finditer(path))
+    chars.update(dict.fromkeys(m.group(0) for m in UNSTORABLE.finditer(path)))
+    if not chars:
+        return []
+    names = ", ".join(char_name(c) for c in chars)
+    plural = "s" if len(chars) > 1 else ""
+    return [_p("hidden-unicode", path,
+               f"the path has hidden Unicode character{plural} {names}: a file or folder "
+               "name can pass for another one in reviews", "rename it without the invisible "
+               "characters", line=1)]
 
 
 def _document_rules(rec: Persona | Template, lines: Mapping[str, int],
@@ -164,11 +201,12 @@ def _document_rules(rec: Persona | Template, lines: Mapping[str, int],
 
 def validate_file(parsed: ParsedFile, source: SourceFile, settings: Settings) -> list[Problem]:
     """Single-file rules beyond what parsing already found."""
+    named = _path_problems(parsed.path)
     if source.is_symlink:
-        return _symlink(source, parsed)
+        return named + _symlink(source, parsed)
     if parsed.kind is None:
-        return _misplaced(parsed.path)
-    problems: list[Problem] = []
+        return named + _misplaced(parsed.path)
+    problems: list[Problem] = named
     rec = parsed.record
     loc = parsed.location
     assert loc is not None  # parsed.kind is set only for classified paths
