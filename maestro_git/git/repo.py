@@ -1,10 +1,12 @@
 """The git layer's handle and its reads: commits, trees, diffs, the history of one file.
 
-The git layer is this module and `maestro_git.git.write`, the only package modules that import
-pygit2 (besides the benchmark generator). `GitRepo` is the handle on one repository (one
-`pygit2.Repository`; one `GitRepo` per thread); its write methods (`write_commit`,
-`dirty_paths`, `sync_worktree`) are carried out by `git_write`, which also defines `Identity`
-and `StaleHeadError` (re-exported here).
+The git layer is this module, `maestro_git.git.write`, `.checkout` and `.locks`, the only
+package modules that import pygit2 (besides the benchmark generator). `GitRepo` is the handle
+on one repository (one `pygit2.Repository`; one `GitRepo` per thread); its write methods are
+carried out by `git_write` (`write_commit`; it also defines `Identity` and `StaleHeadError`,
+re-exported here), `git_checkout` (`commit_checked_out`, `sync_worktree`: the checked-out
+branch, its index and files moved together under git's `index.lock`) and `locks`
+(`writers_lock`).
 
 Reads never need a checkout: files come straight from a commit's tree (only the content
 folders are walked). Writes never need one either: see `git_write`.
@@ -16,6 +18,7 @@ diffing whole trees), follows renames, and simplifies merges the way `git log --
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -26,14 +29,19 @@ from pygit2.enums import DeltaStatus, ObjectType, SortMode
 
 from maestro_git.core.models import CommitInfo, SourceFile
 from maestro_git.errors import GitError, NotFoundError
+from maestro_git.git import checkout as git_checkout
 from maestro_git.git import write as git_write
+from maestro_git.git.checkout import DirtyWorktreeError
+from maestro_git.git.locks import LockTimeout, writers_lock
 from maestro_git.git.worktree import CONTENT_DIRS
 from maestro_git.git.write import Identity, StaleHeadError
 
 __all__ = [
+    "DirtyWorktreeError",
     "FileVersion",
     "GitRepo",
     "Identity",
+    "LockTimeout",
     "StaleHeadError",
     "TreeDelta",
 ]
@@ -379,17 +387,24 @@ class GitRepo:
             return None
         return Path(self.repo.workdir)
 
-    def dirty_paths(self, paths: Sequence[str], base: str | None,
-                    current: str | None = None) -> list[str]:
-        """Those of `paths` whose working-tree file or index entry differs from `base`
-        (and, when given, also from `current`: a file another writer already committed and
-        wrote out is not a user's uncommitted change)."""
-        return git_write.dirty_paths(self, paths, base, current)
+    def commit_checked_out(self, branch: str, base: str | None,
+                           changes: Mapping[str, bytes | None], author: Identity,
+                           committer: Identity, message: str, deadline: float) -> str:
+        """`write_commit` on the checked-out `branch`, with the index and the touched files
+        brought in line under git's `index.lock` (`maestro_git.git.checkout`). Raises
+        `StaleHeadError` when the branch is not at `base`, `DirtyWorktreeError` when a
+        touched file has uncommitted changes, `LockTimeout` past `deadline`."""
+        return git_checkout.commit_checked_out(self, branch, base, changes, author, committer,
+                                               message, deadline)
 
-    def sync_worktree(self, commit: str, paths: Sequence[str]) -> None:
+    def sync_worktree(self, commit: str, paths: Sequence[str], deadline: float) -> None:
         """Write `paths` as they are at `commit` into the working tree and the index (deleting
-        those that are absent there). Other paths are not touched."""
-        git_write.sync_worktree(self, commit, paths)
+        those that are absent there), under git's `index.lock`. Other paths are not touched."""
+        git_checkout.sync_worktree(self, commit, paths, deadline)
+
+    def writers_lock(self, deadline: float) -> AbstractContextManager[None]:
+        """maestro's writers' lock on this repository (`maestro_git.git.locks`)."""
+        return writers_lock(Path(self.repo.path), deadline)
 
     def tree(self, commit_id: str) -> pygit2.Tree:
         """The root tree of a commit (for the git layer's own modules)."""

@@ -1,4 +1,4 @@
-"""The git layer's writes: commits made without a checkout, and the working tree kept in step.
+"""The git layer's writes: commits made without a checkout, put on the branch by compare-and-swap.
 
 `write_commit` builds the new tree in memory from the base commit's tree, rebuilding only the
 subtrees on the changed paths, and moves the branch ref with compare-and-swap. libgit2's
@@ -6,37 +6,29 @@ subtrees on the changed paths, and moves the branch ref with compare-and-swap. l
 under the ref's lock file, so the swap is atomic across threads and processes; a lost swap
 raises `StaleHeadError` carrying the current tip.
 
-`dirty_paths` and `sync_worktree` look after a checked-out branch: a write refuses to overwrite
-uncommitted changes, and afterwards writes the touched files into the working tree and the
-index (under a lock file shared by maestro writers), so `git status` stays clean.
+On a checked-out branch, `maestro_git.git.checkout` calls `write_commit` while it holds
+git's `index.lock`, so the working tree and the index move with the branch.
 
 The functions take the `GitRepo` handle (`maestro_git.git.repo`), which exposes them as methods.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
 import re
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pygit2
 from pygit2.enums import FileMode
 
-from maestro_git.atomic import write_atomic
 from maestro_git.errors import ConfigError, GitError
 
 if TYPE_CHECKING:
     from maestro_git.git.repo import GitRepo
 
-__all__ = ["Identity", "StaleHeadError", "dirty_paths", "sync_worktree", "write_commit"]
+__all__ = ["Identity", "StaleHeadError", "write_commit"]
 
 _IDENTITY_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+)>\s*$")
 
@@ -139,81 +131,3 @@ def _build_tree(repo: pygit2.Repository, tree: pygit2.Tree | None,
     if len(builder) == 0:
         return None
     return builder.write()
-
-
-# -- the working tree ------------------------------------------------------------------------
-def dirty_paths(git: GitRepo, paths: Sequence[str], base: str | None,
-                current: str | None = None) -> list[str]:
-    """Those of `paths` whose working-tree file or index entry differs from `base` (and, when
-    given, also from `current`) (`GitRepo.dirty_paths`)."""
-    root = Path(git.repo.workdir)
-    index = git.repo.index
-    index.read(False)
-    dirty = []
-    for path in paths:
-        expected = {None if c is None else git.blob_id(c, path) for c in (base, current)
-                    if c is not None or base is None}
-        full = root / path
-        on_disk = str(pygit2.hashfile(str(full))) if full.is_file() else None
-        staged = str(index[path].id) if path in index else None
-        if on_disk not in expected or staged not in expected:
-            dirty.append(path)
-    return dirty
-
-
-def sync_worktree(git: GitRepo, commit: str, paths: Sequence[str]) -> None:
-    """Write `paths` as they are at `commit` into the working tree and the index (deleting
-    those that are absent there) (`GitRepo.sync_worktree`)."""
-    root = Path(git.repo.workdir)
-    with _worktree_lock(Path(git.repo.path)):
-        index = git.repo.index
-        index.read(True)
-        for path in paths:
-            full = root / path
-            blob = git.blob_id(commit, path)
-            if blob is None:
-                if full.is_file() or full.is_symlink():
-                    full.unlink()
-                    _prune_empty_dirs(full.parent, root)
-                if path in index:
-                    index.remove(path)
-            else:
-                write_atomic(full, git.read_blob(blob), mode=0o644)
-                index.add(path)
-        _write_index(index)
-
-
-def _write_index(index: pygit2.Index) -> None:
-    deadline = time.monotonic() + 5.0
-    while True:
-        try:
-            index.write()
-            return
-        except (pygit2.GitError, OSError) as exc:  # index.lock held by a git command
-            if time.monotonic() > deadline:
-                raise GitError(f"cannot update the git index: {exc}",
-                               hint="is a git command running in this repository?") from exc
-            time.sleep(0.02)
-
-
-@contextmanager
-def _worktree_lock(git_dir: Path) -> Iterator[None]:
-    """Serialises index updates by maestro writers (threads and processes)."""
-    fd = os.open(git_dir / "maestro-worktree.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                break
-            except OSError as exc:  # pragma: no cover - signal interruption
-                if exc.errno != errno.EINTR:
-                    raise
-        yield
-    finally:
-        os.close(fd)
-
-
-def _prune_empty_dirs(folder: Path, root: Path) -> None:
-    while folder != root and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-        folder = folder.parent

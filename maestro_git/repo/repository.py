@@ -43,10 +43,10 @@ from maestro_git.git.repo import GitRepo, Identity
 from maestro_git.git.worktree import read_worktree
 from maestro_git.repo.history import commit_events, read_history
 from maestro_git.repo.promote import plan_promotion
-from maestro_git.repo.writes import MAX_ATTEMPTS, Writer, key_path
+from maestro_git.repo.writes import WRITE_DEADLINE_SECONDS, Writer, key_path
 from maestro_git.settings import Settings
 
-__all__ = ["MAX_ATTEMPTS", "WORKTREE", "Repository", "key_path"]
+__all__ = ["WORKTREE", "WRITE_DEADLINE_SECONDS", "Repository", "key_path"]
 
 WORKTREE = ":worktree"  # `Repository.snapshot`/`diff`: the files on disk, not a commit
 _EMPTY = ":empty"  # the side before a root commit: nothing

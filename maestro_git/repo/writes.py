@@ -3,18 +3,22 @@
 `Repository` (`maestro_git.repo.repository`) is the façade; each of its writes (`create`, `update`,
 `rename`, `delete`, `rollback`) is one commit on the branch, made by a `Writer` like this:
 
+0. wait for maestro's writers' lock on the repository (`GitRepo.writers_lock`): maestro
+   writers take turns, so writes to different personas never fail for contention;
 1. take the branch head (or the caller's `base`) and the repository snapshot there;
 2. plan the new file bytes (`Writer.plan_*`: frontmatter edited line by line by
    `maestro_git.core.writeback`, the body kept byte for byte) and validate the result: a write that
    would leave an error on a file it touches, or add an error anywhere else (a child left
    without its parent), is refused with `ValidationFailed` and nothing is committed;
-3. refuse when the working tree (if the branch is checked out) has uncommitted changes to a
-   file the write touches;
-4. commit with compare-and-swap on the branch ref (`GitRepo.write_commit`). When another
-   writer moved the branch first, the commits in between are inspected: if they touched none
-   of this write's files the write is re-planned on the new head and retried (bounded); if
-   they touched one, `ConflictError` names the entity and the commit. No update is ever lost;
-5. write the touched files into the working tree and the index, so `git status` stays clean.
+3. commit with compare-and-swap on the branch ref (`GitRepo.write_commit`); on a checked-out
+   branch (`GitRepo.commit_checked_out`) under git's `index.lock`, refusing when a touched
+   file has uncommitted changes (staged or not), and then writing the touched files and their
+   index entries, so `git status` stays clean and what the human staged stays staged;
+4. when a program outside maestro (a human's `git commit`) moved the branch first, the
+   commits in between are inspected: if they touched none of this write's files the write is
+   re-planned on the new head and retried (until `WRITE_DEADLINE_SECONDS`); if they touched
+   one, `ConflictError` names the entity and the newest commit that changed its file. No
+   update is ever lost.
 
 The author is the acting user: an explicit `author` > `Settings.author_name/author_email` >
 git's `user.name/user.email`; the committer is the configured identity (or the author).
@@ -42,13 +46,14 @@ from maestro_git.errors import (
     UsageError,
     ValidationFailed,
 )
-from maestro_git.git.repo import GitRepo, Identity, StaleHeadError
+from maestro_git.git.repo import DirtyWorktreeError, GitRepo, Identity, StaleHeadError
 from maestro_git.settings import Settings
 
-__all__ = ["LOCK_WAIT_SECONDS", "MAX_ATTEMPTS", "Document", "Plan", "Writer", "key_path"]
+__all__ = ["WRITE_DEADLINE_SECONDS", "Document", "Plan", "Writer", "key_path"]
 
-MAX_ATTEMPTS = 20  # lost compare-and-swaps of one write before giving up
-LOCK_WAIT_SECONDS = 10.0  # how long a write waits for another writer's lock on the branch ref
+# How long one write may wait for other writers (maestro's, git's locks) and retry on a branch
+# that programs outside maestro keep moving, before it is refused.
+WRITE_DEADLINE_SECONDS = 30.0
 
 Document = Persona | Template
 
@@ -202,77 +207,87 @@ class Writer:
     def commit(self, plan: Callable[[Snapshot], Plan], author: Identity | str | None,
                base: str | None) -> str:
         """Commit what `plan` makes of the snapshot at `base` (default: the branch head), as
-        `author`; re-planned on the new head when another writer moved the branch first
-        (steps 1-5 above). Returns the new commit id."""
+        `author`; re-planned on the new head when the branch moved first without touching
+        this write's files (steps 1-5 above). Returns the new commit id.
+
+        Maestro writers take turns (`GitRepo.writers_lock`), so they never lose a
+        compare-and-swap to one another; only a program outside maestro can move the branch
+        under a write, which then retries on the new head until `WRITE_DEADLINE_SECONDS`."""
         git = self.git
         who = self._author(author)
         committer = self._configured_identity() or who
-        start = base if base is not None else git.head(self.branch)
+        deadline = time.monotonic() + WRITE_DEADLINE_SECONDS
         worktree = git.checked_out(self.branch)
-        attempts = 0
-        locked_since: float | None = None
-        planned: tuple[str | None, Plan, Snapshot] | None = None
-        while True:
-            if planned is None or planned[0] != start:
-                snap = self._snapshot_at(start)
-                step = plan(snap)
-                planned = (start, step, self._validate(snap, step))
-            _, step, after = planned
-            paths = sorted(step.changes)
-            if worktree is not None:
-                dirty = git.dirty_paths(paths, start, git.head(self.branch))
-                if dirty:
+        with git.writers_lock(deadline):
+            start = base if base is not None else git.head(self.branch)
+            planned: tuple[str | None, Plan, Snapshot] | None = None
+            while True:
+                if planned is None or planned[0] != start:
+                    snap = self._snapshot_at(start)
+                    step = plan(snap)
+                    planned = (start, step, self._validate(snap, step))
+                _, step, after = planned
+                try:
+                    if worktree is not None:
+                        commit = git.commit_checked_out(self.branch, start, step.changes, who,
+                                                        committer, step.message, deadline)
+                    else:
+                        commit = git.write_commit(self.branch, start, step.changes, who,
+                                                  committer, step.message)
+                except DirtyWorktreeError as dirty:
                     raise ConflictError(
-                        f"{dirty[0]} has uncommitted changes in the working tree",
-                        hint="commit or discard them first; maestro writes would overwrite "
-                             "them")
-            try:
-                commit = git.write_commit(self.branch, start, step.changes, who, committer,
-                                          step.message)
-            except StaleHeadError as stale:
-                self._check_race(step, start, stale.current)
-                if stale.current == start:  # another writer held the ref's lock just then
-                    now = time.monotonic()
-                    locked_since = locked_since or now
-                    if now - locked_since > LOCK_WAIT_SECONDS:
-                        raise ConflictError(
-                            f"the branch '{self.branch}' stayed locked for "
-                            f"{LOCK_WAIT_SECONDS:.0f} s", hint="if no git command is running, "
-                            f"remove .git/refs/heads/{self.branch}.lock") from stale
-                    time.sleep(random.uniform(0.001, 0.01))
+                        dirty.message, hint="commit or discard them first; maestro writes "
+                                            "would overwrite them") from dirty
+                except StaleHeadError as stale:
+                    self._check_race(step, start, stale.current)
+                    if time.monotonic() > deadline:
+                        raise self._timeout(stale.current == start) from stale
+                    if stale.current == start:  # a program held the ref's lock just then
+                        time.sleep(random.uniform(0.001, 0.01))
+                    start = stale.current
                     continue
-                attempts += 1
-                locked_since = None
-                if attempts >= MAX_ATTEMPTS:
-                    raise ConflictError(
-                        f"gave up writing after {MAX_ATTEMPTS} attempts: the branch "
-                        f"'{self.branch}' keeps moving", hint="try again") from stale
-                start = stale.current
-                time.sleep(random.uniform(0, 0.002 * attempts))
-                continue
-            self._remember(replace(after, commit=commit))
-            if worktree is not None:
-                git.sync_worktree(commit, paths)
-            return commit
+                self._remember(replace(after, commit=commit))
+                return commit
+
+    def _timeout(self, locked: bool) -> ConflictError:
+        if locked:
+            return ConflictError(
+                f"the branch '{self.branch}' stayed locked for {WRITE_DEADLINE_SECONDS:.0f} s",
+                hint=f"if no git command is running, remove .git/refs/heads/{self.branch}.lock")
+        return ConflictError(
+            f"the branch '{self.branch}' kept moving for {WRITE_DEADLINE_SECONDS:.0f} s "
+            "(commits from outside maestro)", hint="try again")
 
     def _check_race(self, step: Plan, base: str | None, current: str | None) -> None:
-        """Raise `ConflictError` when the commits from `base` to `current` touched a file of
-        this write; otherwise the write may be replayed on `current`."""
+        """Raise `ConflictError` naming the commit that changed a file of this write between
+        `base` and `current`; when none did, the write may be replayed on `current`."""
         if current is None or current == base:
             return
         if base is None:
             touched = {f.path for f in self.git.files_at(current)}
         else:
             touched = self.git.changed_paths(base, current)
-        clash = sorted(touched & set(step.changes))
+        clash = set(touched) & set(step.changes)
         if clash:
-            info = self.git.commit_info(current)
+            info = self.git.commit_info(self._changed_by(clash, base, current))
             raise ConflictError(
                 f"{step.label} was changed by commit {info.short_id} ({info.author_name}: "
                 f"{info.message.splitlines()[0] if info.message else ''}) while this write "
                 "was being made",
                 hint=f"nothing was committed; look at 'maestro history {step.label}' and "
                      "apply the change again on top of it")
+
+    def _changed_by(self, paths: set[str], base: str | None, current: str) -> str:
+        """The newest commit on the first-parent line from `base` to `current` that changed
+        one of `paths` (`current` when none can be told apart, as after a merge)."""
+        chain = self.git.first_parent_chain(base, current)
+        for commit in reversed(chain):
+            parents = self.git.commit_info(commit).parents
+            parent = parents[0] if parents else None
+            if any(self.git.blob_id(commit, p) != (
+                    self.git.blob_id(parent, p) if parent else None) for p in paths):
+                return commit
+        return current
 
     def _validate(self, snap: Snapshot, step: Plan) -> Snapshot:
         changed = [SourceFile(path=p, data=d) for p, d in step.changes.items() if d is not None]

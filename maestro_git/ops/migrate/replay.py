@@ -13,6 +13,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from datetime import datetime
 from maestro_git.errors import ConflictError
 from maestro_git.git.repo import Identity
 from maestro_git.ops.importer import normalise_name
-from maestro_git.repo.repository import Repository
+from maestro_git.repo.repository import WRITE_DEADLINE_SECONDS, Repository
 from maestro_git.settings import Settings
 
 __all__ = ["PlannedCommit", "replay", "slug"]
@@ -70,5 +71,5 @@ def replay(settings: Settings, commits: Sequence[PlannedCommit]) -> list[str]:
                                 planned.message, when=planned.time)
         ids.append(base)
     if workdir is not None and base is not None and ids:
-        git.sync_worktree(base, paths)
+        git.sync_worktree(base, paths, time.monotonic() + WRITE_DEADLINE_SECONDS)
     return ids
