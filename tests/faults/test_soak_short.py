@@ -16,8 +16,9 @@ from scripts.faults.damage import SHORT_CASES
 from scripts.faults.restarts import CATCH_UP_LIMIT
 
 # SIGTERM to exit: the bound is 1 s on an idle machine (the figure `make soak`
-# reports); a loaded CI machine gets this margin, as in the daemon's own signal tests.
-STOP_MARGIN = 3.0
+# reports); a loaded CI machine gets this margin (3.4 s was seen here at load average 9,
+# the indexer finishing one incremental update before the process exits).
+STOP_MARGIN = 5.0
 
 
 @pytest.mark.slow
