@@ -28,7 +28,8 @@ with any other index writer, `git add` included, and is not closed from outside 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,8 @@ from maestro_git.git.write import Identity, StaleHeadError, write_commit
 if TYPE_CHECKING:
     from maestro_git.git.repo import GitRepo
 
-__all__ = ["DirtyWorktreeError", "commit_checked_out", "sync_worktree"]
+__all__ = ["DirtyWorktreeError", "commit_checked_out", "commit_series_checked_out",
+           "sync_worktree"]
 
 
 class DirtyWorktreeError(GitError):
@@ -78,6 +80,17 @@ class _StatEntry(pygit2.IndexEntry):
         return centry, ref
 
 
+@contextmanager
+def _locked_at(git: GitRepo, branch: str, base: str | None, deadline: float
+               ) -> Iterator[IndexLock]:
+    """git's `index.lock`, held while `branch` is still at `base` (StaleHeadError if not)."""
+    with IndexLock(Path(git.repo.path), deadline) as lock:
+        current = git.head(branch)
+        if current != base:
+            raise StaleHeadError(branch, current)
+        yield lock
+
+
 def commit_checked_out(git: GitRepo, branch: str, base: str | None,
                        changes: Mapping[str, bytes | None], author: Identity,
                        committer: Identity, message: str, deadline: float) -> str:
@@ -86,11 +99,8 @@ def commit_checked_out(git: GitRepo, branch: str, base: str | None,
     `deadline` (a `time.monotonic()`) bounds the wait for the lock."""
     root = _root(git)
     paths = sorted(changes)
-    with IndexLock(Path(git.repo.path), deadline) as lock:
+    with _locked_at(git, branch, base, deadline) as lock:
         assert lock.index is not None
-        current = git.head(branch)
-        if current != base:
-            raise StaleHeadError(branch, current)
         dirty = _dirty(git, lock.index, root, paths, base)
         if dirty:
             raise DirtyWorktreeError(dirty)
@@ -103,6 +113,23 @@ def commit_checked_out(git: GitRepo, branch: str, base: str | None,
         _apply(git, lock.index, root, commit, paths)
         lock.commit()  # again, with the stat data of the files just written
     return commit
+
+
+def commit_series_checked_out(git: GitRepo, branch: str, base: str | None,
+                              write: Callable[[str | None], list[str]],
+                              paths: Sequence[str], deadline: float) -> list[str]:
+    """`write(base)` (which commits a series on `branch` and returns the new ids, in order)
+    and then `paths` brought in line with the last one in the index and the files, all under
+    one `index.lock`: a human `git commit` can neither run in between nor write an index
+    that lacks the series' files (a migration's replay)."""
+    root = _root(git)
+    with _locked_at(git, branch, base, deadline) as lock:
+        assert lock.index is not None
+        ids = write(base)
+        if ids:
+            _apply(git, lock.index, root, ids[-1], paths)
+            lock.commit()
+    return ids
 
 
 def sync_worktree(git: GitRepo, commit: str, paths: Sequence[str], deadline: float) -> None:
