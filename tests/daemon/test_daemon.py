@@ -374,7 +374,8 @@ def test_second_daemon_stands_by_and_takes_over(git_repo: GitRepoFactory,
         wait_for(lambda: second.out.has("took over the writer lock"), what="the takeover")
         head = git_repo.commit({"personas/acme/writer.md": persona_md("Writer")})
         wait_for(lambda: cursor(database_url) == head, what="the new writer to mirror")
-        assert second.out.has(f"mirrored {head[:7]}")
+        # The line is logged just after the commit's transaction: wait for it too.
+        wait_for(lambda: second.out.has(f"mirrored {head[:7]}"), what="the mirrored line")
     finally:
         first.stop()
         if second is not None:
