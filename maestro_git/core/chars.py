@@ -28,7 +28,7 @@ import unicodedata
 from collections.abc import Iterator
 
 __all__ = ["HIDDEN", "HIDDEN_HINT", "UNSTORABLE", "char_name", "char_references", "escapes",
-           "visible"]
+           "may_hide", "visible"]
 
 _EMOJI = "\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff"
 _JOINING_SCRIPTS = "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\u0900-\u0dff\ua8e0-\ua8ff"
@@ -44,6 +44,20 @@ HIDDEN = re.compile(
 HIDDEN_HINT = re.compile(f"[{_ALWAYS}\u200c\u200d]")
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _ANY = re.compile(f"[{_ALWAYS}\u200c\u200d\x00\ud800-\udfff]")
+
+# ASCII that is never hidden: tab, line feed, carriage return and the printable characters.
+_ASCII_SHOWN = bytes([9, 10, 13, *range(32, 127)])
+
+
+def may_hide(text: str) -> bool:
+    """False when `text` surely holds no hidden character (a fast filter before `HIDDEN`).
+
+    ASCII text, most files, is judged by one `bytes.translate` (about 10x faster than a
+    regex search); other text by `HIDDEN_HINT`."""
+    if text.isascii():
+        return bool(text.encode("ascii").translate(None, _ASCII_SHOWN))
+    return HIDDEN_HINT.search(text) is not None
+
 
 _ESCAPE = re.compile(
     r"\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"

@@ -248,3 +248,16 @@ def test_set_members_need_a_name_and_a_plausible_age(member: str, message: str) 
                                     '{"name": "Zed", "age": null}', '{"name": "Zed"}'])
 def test_plausible_members_pass(member: str) -> None:
     assert found({"persona_sets/t.json": team_text(member)}) == []
+
+
+def test_a_reference_is_reported_beside_the_same_character_typed() -> None:
+    problems = found({"personas/acme/x.md": md(body=BODY + "x&#8203;y \u200b.\n")})
+    assert [(p.line, p.column) for p in problems] == [(7, 2), (7, 11)]
+
+
+def test_web_pages_show_what_the_renderer_shows() -> None:
+    from maestro_git.server.web.views import for_page
+
+    page = str(for_page(render_html("# T\n\nx&#8203;y <b title='&#x202E;'>&#xE0049;</b>\n")))
+    assert "&lt;U+200B&gt;" in page and "&lt;U+E0049&gt;" in page
+    assert not HIDDEN.search(page)

@@ -36,6 +36,7 @@ from maestro_git.core.chars import (
     char_name,
     char_references,
     escapes,
+    may_hide,
 )
 from maestro_git.core.models import Persona, Problem, Template
 from maestro_git.core.rules.catalogue import problem as _p
@@ -212,10 +213,9 @@ def reference_problems(path: str, body: str, body_line: int) -> list[Problem]:
     parts.append(body[pos:])
     rendered = html.unescape(_markdown().render("".join(parts)))
     shown = {ord(m.group(0)) - _MARKER for m in _MARKERS.finditer(rendered)}
-    raw = {body[m.start()] for m in HIDDEN.finditer(body)}
     problems: list[Problem] = []
     for index, (decoded, start, spelling) in enumerate(suspects[:_MAX_MARKERS]):
-        chars = [c for c in _bad_chars(decoded) if c not in raw]
+        chars = list(_bad_chars(decoded))
         if index in shown and chars and len(problems) < MAX_HIDDEN_REPORTS:
             line, column = _position(body, start)
             problems.append(_char_problem(
@@ -228,7 +228,7 @@ def reference_problems(path: str, body: str, body_line: int) -> list[Problem]:
 def hidden_unicode(path: str, text: str) -> list[Problem]:
     """One `hidden-unicode` problem per line with invisible or bidi-control characters (at
     most `MAX_HIDDEN_REPORTS`), naming each character."""
-    if not _HIDDEN_HINT.search(text):
+    if not may_hide(text):
         return []
     by_line: dict[int, tuple[int, list[str]]] = {}  # line -> (first column, characters)
     for match in _HIDDEN.finditer(text):

@@ -114,19 +114,20 @@ def _member_values(path: str, index: int, name: str, data: Mapping[str, Any],
                            f"member {index + 1} of the set has an empty name",
                            'give every member a name, e.g. "name": "Maria Lopez"', line=line))
     age = data.get("age")
+    if age is None or (type(age) is int and 0 <= age <= MAX_AGE):
+        return problems
     who = f"member '{name}'" if name.strip() else f"member {index + 1}"
-    if age is not None:
+    if isinstance(age, bool) or not isinstance(age, int):
         shown = json.dumps(age, ensure_ascii=False, default=str)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
-        if isinstance(age, bool) or not isinstance(age, int):
-            problems.append(_p("set-member-value", path,
-                               f"{who}: age {shown} is not a whole number",
-                               'write the age as a whole number of years, e.g. "age": 34',
-                               line=line))
-        elif not 0 <= age <= MAX_AGE:
-            problems.append(_p("set-member-value", path,
-                               f"{who}: age {age} is outside 0..{MAX_AGE}",
-                               f"write an age between 0 and {MAX_AGE} years", line=line))
+        problems.append(_p("set-member-value", path,
+                           f"{who}: age {shown} is not a whole number",
+                           'write the age as a whole number of years, e.g. "age": 34',
+                           line=line))
+    else:
+        problems.append(_p("set-member-value", path, f"{who}: age {age} is outside "
+                           f"0..{MAX_AGE}", f"write an age between 0 and {MAX_AGE} years",
+                           line=line))
     return problems
 
 
