@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TextIO
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from pydantic import BaseModel
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from maestro_git.core.diff import EntityDiff, FieldChange
     from maestro_git.core.review import ReviewReport
 
+T = TypeVar("T")
+
 __all__ = [
     "Progress",
     "format_problems",
@@ -34,6 +37,7 @@ __all__ = [
     "github_property",
     "progress",
     "progress_callback",
+    "render",
     "render_diff",
     "render_review",
     "table",
@@ -60,11 +64,27 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(v) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, PurePath):
+        return str(value)
     return value
 
 
 def to_json(value: Any) -> str:
     return json.dumps(to_jsonable(value), indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def render(result: T, fmt: str, human: Callable[[T], object],
+           write: Callable[[str], object] = print) -> None:
+    """The one way a command's result reaches its reader.
+
+    `--format json` writes the result record itself as JSON (`to_json`: records, enums and
+    dates as plain values), so every command's JSON is its result and nothing else; every
+    other format (table, text, github, markdown, html) is the command's own human form,
+    `human(result)`, which prints and may add notes on stderr."""
+    if fmt == "json":
+        write(to_json(result))
+    else:
+        human(result)
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -142,6 +143,27 @@ def test_no_sql_is_built_with_f_strings() -> None:
     assert offenders == []
 
 
+def test_commands_render_json_through_the_one_renderer() -> None:
+    # `--format json` is `output.render(result, fmt, human)`: the result record as JSON. A
+    # command that writes its own JSON branch is how formats drift apart.
+    offenders = [f"{path.relative_to(PACKAGE)}:{n}"
+                 for path in sorted((PACKAGE / "cli").glob("*.py"))
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if re.search(r"""if fmt [!=]= ["']json["']""", line)
+                 or "click.echo(to_json(" in line]
+    assert offenders == []
+
+
+def test_use_cases_take_their_snapshots_from_the_one_place() -> None:
+    # repo.snapshots.snapshot_of / Repository.snapshot answer "the snapshot at REV or of the
+    # working tree"; mirror/ and daemon/ (beside repo/ in the layers) build theirs from git.
+    offenders = [f"{path.relative_to(PACKAGE)}:{n}"
+                 for path in _files() if _unit(path) in ("ops", "cli", "server", "client")
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if "build_snapshot(" in line and "build_snapshot((), " not in line]
+    assert offenders == []
+
+
 def _module_map() -> set[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("### Module map", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
@@ -153,3 +175,15 @@ def test_the_readme_module_map_lists_exactly_the_package_modules() -> None:
     documented = _module_map()
     assert sorted(modules - documented) == [], "modules missing from the README's module map"
     assert sorted(documented - modules) == [], "README's module map names modules that are gone"
+
+
+def test_render_writes_the_result_as_json_or_calls_the_human_form() -> None:
+    from maestro_git.output import render
+
+    written: list[str] = []
+    called: list[object] = []
+    result = {"path": Path("personas/acme/x.md"), "n": 1}
+    render(result, "json", called.append, write=written.append)
+    assert json.loads(written[0]) == {"path": "personas/acme/x.md", "n": 1} and called == []
+    render(result, "table", called.append, write=written.append)
+    assert called == [result] and len(written) == 1

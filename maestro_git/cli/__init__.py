@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pydantic's import is most of a command's start-up: only whe
 __all__ = ["AppContext", "cli", "format_option", "main", "pass_app", "report_problems"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,6 +51,12 @@ class AppContext:
     def echo(self, text: str = "", err: bool = False) -> None:
         if text and not (self.quiet and not err):
             click.echo(text, err=err)
+
+    def render(self, result: T, fmt: str, human: Callable[[T], object]) -> None:
+        """`output.render` on stdout: JSON of `result`, or `human(result)` for the others."""
+        from maestro_git.output import render
+
+        render(result, fmt, human, write=click.echo)
 
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -75,7 +82,7 @@ COMMAND_MODULES: dict[str, str] = {
     "owners": "owners",
     **dict.fromkeys(("import", "export", "backup", "restore"), "transfer"),
     "gdpr": "gdpr",
-    **dict.fromkeys(("serve", "token"), "server"),
+    **dict.fromkeys(("serve", "token", "webhooks"), "server"),
     "migrate": "migrate",
 }
 
@@ -84,17 +91,17 @@ def report_problems(app: AppContext, problems: Sequence[Problem], fmt: str, summ
                     **json_fields: Any) -> None:
     """Print problems as text, JSON (`json_fields` plus error count and problems) or GitHub
     annotations, then `summary` on stderr (text only); exit 1 when any is an error."""
-    from maestro_git.output import format_problems, to_json
+    from maestro_git.output import format_problems
 
     errors = sum(1 for p in problems if p.severity.value == "error")
-    if fmt == "json":
-        click.echo(to_json({**json_fields, "errors": errors, "problems": problems}))
-    else:
+
+    def human(_: object) -> None:
         out = format_problems(problems, fmt)
         if out:
             click.echo(out)
         if fmt == "text":
             app.echo(f"{summary}, {errors} errors, {len(problems) - errors} warnings", err=True)
+    app.render({**json_fields, "errors": errors, "problems": problems}, fmt, human)
     if errors:
         raise click.exceptions.Exit(1)
 

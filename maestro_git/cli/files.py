@@ -15,12 +15,12 @@ from maestro_git.cli import AppContext, cli, format_option, pass_app, report_pro
 from maestro_git.core.inherit import resolve
 from maestro_git.core.models import Persona, PersonaSet, Template
 from maestro_git.core.rules.validate import unknown_rules
-from maestro_git.core.snapshot import Snapshot, build_snapshot
+from maestro_git.core.snapshot import Snapshot
 from maestro_git.core.writeback import render_document
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
-from maestro_git.git.worktree import read_worktree
-from maestro_git.output import table, to_json, to_jsonable
+from maestro_git.output import table, to_jsonable
 from maestro_git.repo.scaffold import (
+    InitResult,
     find_template,
     format_files,
     init_repository,
@@ -42,8 +42,10 @@ def _relative(root: Path, path: Path) -> str:
 
 
 def _snapshot(app: AppContext) -> Snapshot:
+    from maestro_git.repo.snapshots import snapshot_of
+
     require_persona_repository(app.settings.repo_path)
-    return build_snapshot(read_worktree(app.settings.repo_path), app.settings)
+    return snapshot_of(app.settings)
 
 
 @cli.command()
@@ -64,17 +66,15 @@ def init(app: AppContext, path: Path | None, fmt: str) -> None:
     """
     where = path or app.repo_flag or Path.cwd()
     result = init_repository(where, app.settings.branch)
-    if fmt == "json":
-        click.echo(to_json({"root": str(result.root), "created": result.created,
-                            "git_initialized": result.git_initialized}))
-        return
-    for rel in result.created:
-        app.echo(f"created {rel}")
-    if not result.created:
-        app.echo(f"{result.root} is already a persona repository: nothing to add")
-    if result.git_initialized:
-        app.echo(f"initialized a git repository (branch {app.settings.branch}): commit the "
-                 "files to start versioning them")
+    def human(result: InitResult) -> None:  # JSON: root, created, is_git_repo, git_initialized
+        for rel in result.created:
+            app.echo(f"created {rel}")
+        if not result.created:
+            app.echo(f"{result.root} is already a persona repository: nothing to add")
+        if result.git_initialized:
+            app.echo(f"initialized a git repository (branch {app.settings.branch}): commit "
+                     "the files to start versioning them")
+    app.render(result, fmt, human)
 
 
 @cli.command()
@@ -108,10 +108,7 @@ def new(app: AppContext, key: str, template: str | None, display_name: str | Non
                        description=description, tags=list(tags) if tags else None,
                        extends=extends, settings=app.settings)
     rel = path.relative_to(root).as_posix()
-    if fmt == "json":
-        click.echo(to_json({"key": key, "path": rel}))
-    else:
-        app.echo(f"created {rel}")
+    app.render({"key": key, "path": rel}, fmt, lambda r: app.echo(f"created {r['path']}"))
 
 
 @cli.command()
@@ -184,12 +181,8 @@ def fmt(app: AppContext, paths: tuple[Path, ...], check_only: bool, fmt: str) ->
     for p in paths:
         _relative(root, p)
     report = format_files(root, list(paths) or None, check=check_only)
-    if fmt == "json":
-        click.echo(to_json({
-            "checked": report.checked, "written": report.written,
-            "changed": [{"path": c.path, "changes": c.changes} for c in report.changed],
-            "failed": [{"path": c.path, "error": c.error} for c in report.failed]}))
-    else:
+
+    def human(_: object) -> None:
         verb = "would change" if check_only else "formatted"
         for change in report.changed:
             click.echo(f"{change.path}: {verb}: {'; '.join(change.changes)}")
@@ -197,6 +190,10 @@ def fmt(app: AppContext, paths: tuple[Path, ...], check_only: bool, fmt: str) ->
             click.echo(f"{failure.path}: error: {failure.error}", err=True)
         app.echo(f"{report.checked} files checked, {len(report.changed)} {verb}"
                  + (f", {len(report.failed)} failed" if report.failed else ""), err=True)
+    app.render({"checked": report.checked, "written": report.written,
+                "changed": [{"path": c.path, "changes": c.changes} for c in report.changed],
+                "failed": [{"path": c.path, "error": c.error} for c in report.failed]},
+               fmt, human)
     if report.failed or (check_only and report.changed):
         raise click.exceptions.Exit(1)
 
@@ -267,7 +264,7 @@ def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) ->
 
         view = get_persona(app.settings, key, resolved, source)
         if view is not None:
-            _render_mirrored(view, fmt)
+            _render_mirrored(app, view, fmt)
             return
     snap = _snapshot(app)
     record = _find(app, snap, key)
@@ -277,22 +274,26 @@ def show(app: AppContext, key: str, resolved: bool, source: Source, fmt: str) ->
             raise UsageError(f"'{key}' is not a persona: only personas have an extends chain")
         effective = resolve(record.key, snap.personas,
                             app.settings.limits.max_inheritance_depth)
-    if fmt == "html":
-        if isinstance(record, PersonaSet):
-            raise UsageError(f"'{key}' is a persona set: only personas and templates have a "
-                             "Markdown body", hint="use --format json for a set")
-        from maestro_git.core.render import render_html
+    if fmt == "html" and isinstance(record, PersonaSet):
+        raise UsageError(f"'{key}' is a persona set: only personas and templates have a "
+                         "Markdown body", hint="use --format json for a set")
+    data: dict[str, Any] = {"kind": record.kind, "key": record.key, "source": "worktree",
+                            **to_jsonable(record)}
+    if effective is not None:
+        data["resolved"] = {"chain": effective.chain, "body": effective.body}
+    def human(_: object) -> None:
+        if fmt == "html":
+            assert not isinstance(record, PersonaSet)
+            _echo(_html(effective.body if effective is not None else record.body))
+        else:
+            _echo(effective.body if effective is not None else _source_text(app, record))
+    app.render(data, fmt, human)
 
-        _echo(render_html(effective.body if effective is not None else record.body))
-        return
-    if fmt == "json":
-        data: dict[str, Any] = {"kind": record.kind, "key": record.key, "source": "worktree",
-                                **to_jsonable(record)}
-        if effective is not None:
-            data["resolved"] = {"chain": effective.chain, "body": effective.body}
-        click.echo(to_json(data))
-        return
-    _echo(effective.body if effective is not None else _source_text(app, record))
+
+def _html(markdown: str) -> str:
+    from maestro_git.core.render import render_html
+
+    return render_html(markdown)
 
 
 def _echo(text: str) -> None:
@@ -300,30 +301,28 @@ def _echo(text: str) -> None:
     click.echo(text, nl=not text.endswith("\n"))
 
 
-def _render_mirrored(view: listing.PersonaView, fmt: str) -> None:
-    if fmt == "html":
-        from maestro_git.core.render import render_html
-
-        _echo(render_html(view.resolved_body if view.resolved_body is not None else view.body))
-        return
-    if fmt == "json":
-        data: dict[str, Any] = {"kind": "persona", "source": view.source, **view.record,
-                                "body": view.body}
-        if view.resolved_body is not None:
-            data["resolved"] = {"body": view.resolved_body}
-        click.echo(to_json(data))
-        return
+def _render_mirrored(app: AppContext, view: listing.PersonaView, fmt: str) -> None:
+    data: dict[str, Any] = {"kind": "persona", "source": view.source, **view.record,
+                            "body": view.body}
     if view.resolved_body is not None:
-        text = view.resolved_body
-    else:
-        r = view.record
-        fields = {"id": r["id"], "display_name": r["display_name"],
-                  "description": r["description"], "version": r["version"],
-                  "extends": r["parent_key"], "tags": r["tags"], "active": r["active"],
-                  "metadata": r["metadata"]}
-        text = render_document({k: v for k, v in fields.items() if v not in (None, [], {})},
-                               view.body).decode("utf-8")
-    _echo(text)
+        data["resolved"] = {"body": view.resolved_body}
+
+    def human(_: object) -> None:
+        if fmt == "html":
+            _echo(_html(view.resolved_body if view.resolved_body is not None else view.body))
+            return
+        if view.resolved_body is not None:
+            text = view.resolved_body
+        else:
+            r = view.record
+            fields = {"id": r["id"], "display_name": r["display_name"],
+                      "description": r["description"], "version": r["version"],
+                      "extends": r["parent_key"], "tags": r["tags"], "active": r["active"],
+                      "metadata": r["metadata"]}
+            text = render_document({k: v for k, v in fields.items()
+                                    if v not in (None, [], {})}, view.body).decode("utf-8")
+        _echo(text)
+    app.render(data, fmt, human)
 
 
 @cli.command("list")
@@ -367,16 +366,17 @@ def list_(app: AppContext, tags: tuple[str, ...], owner: str | None, active: boo
         updated_since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since,
         sort=sort, descending=descending, limit=limit, offset=offset)
     used, rows = list_personas(app.settings, filters, source)
-    if fmt == "json":
-        click.echo(to_json(rows))
-    elif rows:
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            app.echo(f"no personas match (read the {used})", err=True)
+            return
         columns = ["key", "version", "active", "extends", "tags", "description"]
         if used == "mirror":
             columns.insert(4, "application_count")
         click.echo(table(rows, columns))
         app.echo(f"{len(rows)} personas from the {used}", err=True)
-    else:
-        app.echo(f"no personas match (read the {used})", err=True)
+    app.render(rows, fmt, human)
 
 
 @cli.command()
@@ -396,10 +396,8 @@ def templates(app: AppContext, fmt: str) -> None:
              "display_name": e.template.display_name, "description": e.template.description,
              "tags": list(e.template.tags), "version": e.template.version}
             for e in list_templates(app.settings.repo_path, app.settings.limits)]
-    if fmt == "json":
-        click.echo(to_json(rows))
-    else:
-        click.echo(table(rows, ["name", "category", "source", "tags", "description"]))
+    app.render(rows, fmt, lambda rows: click.echo(
+        table(rows, ["name", "category", "source", "tags", "description"])))
 
 
 __all__ = ["check", "fmt", "init", "list_", "new", "show", "templates"]

@@ -10,10 +10,10 @@ import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
 from maestro_git.core.models import SearchHit
-from maestro_git.core.snapshot import Snapshot, build_snapshot
-from maestro_git.git.worktree import read_worktree
+from maestro_git.core.snapshot import Snapshot
 from maestro_git.mirror import db, query
 from maestro_git.output import progress_callback, table, to_json
+from maestro_git.search.documents import IndexStatus
 from maestro_git.search.index import SearchIndex
 from maestro_git.settings import Settings
 
@@ -22,6 +22,7 @@ def head_snapshot(settings: Settings) -> tuple[str | None, Callable[[], Snapshot
     """The branch head and a loader of its snapshot (the working tree when the branch has
     no commit yet): what the local index should reflect."""
     from maestro_git.git.repo import GitRepo
+    from maestro_git.repo.snapshots import snapshot_of
 
     try:
         repo = GitRepo(settings.repo_path)
@@ -29,8 +30,8 @@ def head_snapshot(settings: Settings) -> tuple[str | None, Callable[[], Snapshot
     except Exception:  # not a git repository: index the working tree
         repo, head = None, None
     if repo is None or head is None:
-        return None, lambda: build_snapshot(read_worktree(settings.repo_path), settings)
-    return head, lambda: build_snapshot(repo.files_at(head), settings, commit=head)
+        return None, lambda: snapshot_of(settings)
+    return head, lambda: snapshot_of(settings, head)
 
 
 def _hit_rows(hits: list[SearchHit]) -> list[dict[str, Any]]:
@@ -70,12 +71,8 @@ def search_cmd(app: AppContext, text: str, limit: int, backend: str, fmt: str) -
         with SearchIndex(app.settings, source=loader) as index:
             index.ensure(loader, commit=head)
             hits = index.search(text, limit)
-    if fmt == "json":
-        click.echo(to_json([asdict(h) for h in hits]))
-    elif hits:
-        click.echo(table(_hit_rows(hits), max_width=90))
-    else:
-        app.echo("no matches", err=True)
+    app.render(hits, fmt, lambda hits: click.echo(table(_hit_rows(hits), max_width=90))
+               if hits else app.echo("no matches", err=True))
 
 
 @cli.group("sets")
@@ -92,12 +89,10 @@ def sets_list(app: AppContext, status: str | None, fmt: str) -> None:
     """Every persona set at the last mirrored commit."""
     with db.connect(app.settings) as conn:
         rows = query.list_sets(conn, status)
-    if fmt == "json":
-        click.echo(to_json([asdict(r) for r in rows]))
-        return
-    click.echo(table([{"key": r.key, "name": r.name, "status": r.status,
-                       "members": r.member_count, "cycle": r.generation_cycle,
-                       "updated": r.updated_at.date()} for r in rows]) or "no persona sets")
+    app.render(rows, fmt, lambda rows: click.echo(table(
+        [{"key": r.key, "name": r.name, "status": r.status, "members": r.member_count,
+          "cycle": r.generation_cycle, "updated": r.updated_at.date()} for r in rows])
+        or "no persona sets"))
 
 
 @sets_group.command("show")
@@ -108,10 +103,11 @@ def sets_show(app: AppContext, key: str, fmt: str) -> None:
     """One persona set: its scores and every member with its similarity score."""
     with db.connect(app.settings) as conn:
         detail = query.get_set(conn, key)
-    if fmt == "json":
-        click.echo(to_json({**asdict(detail.set),
-                            "members": [asdict(m) for m in detail.members]}))
-        return
+    app.render({**asdict(detail.set), "members": detail.members}, fmt,
+               lambda _: _show_set(detail))
+
+
+def _show_set(detail: query.SetDetail) -> None:
     s = detail.set
     lines = [f"{s.key}: {s.name}  ({s.status or 'no status'}, {s.member_count} members)"]
     if s.description:
@@ -144,11 +140,8 @@ def index_rebuild(app: AppContext, fmt: str) -> None:
     with SearchIndex(app.settings) as index, progress_callback("indexing") as advance:
         count = index.rebuild(loader(), progress=advance)
         status = index.status()
-    if fmt == "json":
-        click.echo(to_json({"documents": count, **asdict(status)}))
-    else:
-        app.echo(f"indexed {count} documents at {(head or 'the working tree')[:12]} "
-                 f"into {status.path}")
+    app.render({"documents": count, **asdict(status)}, fmt, lambda _: app.echo(
+        f"indexed {count} documents at {(head or 'the working tree')[:12]} into {status.path}"))
 
 
 @index_group.command("status")
@@ -160,9 +153,11 @@ def index_status(app: AppContext, fmt: str) -> None:
     with SearchIndex(app.settings) as index:
         status = index.status()
     current = status.healthy and status.commit == head
-    if fmt == "json":
-        click.echo(to_json({**asdict(status), "head": head, "current": current}))
-        return
+    app.render({**asdict(status), "head": head, "current": current}, fmt,
+               lambda _: _show_status(status, head, current))
+
+
+def _show_status(status: IndexStatus, head: str | None, current: bool) -> None:
     click.echo(f"index:    {status.path}")
     if not status.healthy:
         click.echo(f"state:    unusable: {status.reason} (rebuilt on next search)")

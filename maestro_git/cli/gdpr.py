@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from contextlib import nullcontext
 from typing import Any
@@ -11,7 +10,7 @@ import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
 from maestro_git.errors import UsageError
-from maestro_git.output import table, to_json
+from maestro_git.output import table
 
 _REWRITE = ("git history still carries the identity: rewrite it with 'git filter-repo "
             "--mailmap FILE' (lines below), force push, then run 'maestro sync'")
@@ -57,29 +56,28 @@ def export_cmd(app: AppContext, email: str, name: str | None, use_mirror: bool |
         use_mirror = app.settings.database_url is not None or db.embedded_running(app.settings)
     with db.connect(app.settings) if use_mirror else nullcontext() as conn:
         result = export_subject(app.settings, subject, conn)
-    if fmt == "json":
-        click.echo(to_json(result.as_json()))
-        return
-    click.echo(f"commits ({len(result.commits)}):")
-    if result.commits:
-        click.echo(table([{"commit": c.commit[:7], "roles": ",".join(c.roles),
-                           "time": c.time.isoformat(timespec="seconds"),
-                           "message": c.message.splitlines()[0] if c.message else ""}
-                          for c in result.commits]))
-    click.echo(f"records at the head ({len(result.records)}):")
-    for r in result.records:
-        click.echo(f"  {r.path}: {r.field} = {r.value}")
-    click.echo(f"file lines at the head ({len(result.files)}):")
-    for h in result.files:
-        click.echo(f"  {h.path}:{h.line}: {h.text}")
-    if result.mirror is None:
-        app.echo("mirror: not read (set DATABASE_URL or pass --mirror)")
-    else:
-        for label, rows in (("persona_versions", result.mirror.persona_versions),
-                            ("audit_events", result.mirror.audit_events)):
-            click.echo(f"mirror {label} ({len(rows)}):")
-            if rows:
-                click.echo(table(list(rows)))
+    def human(_: object) -> None:
+        click.echo(f"commits ({len(result.commits)}):")
+        if result.commits:
+            click.echo(table([{"commit": c.commit[:7], "roles": ",".join(c.roles),
+                               "time": c.time.isoformat(timespec="seconds"),
+                               "message": c.message.splitlines()[0] if c.message else ""}
+                              for c in result.commits]))
+        click.echo(f"records at the head ({len(result.records)}):")
+        for r in result.records:
+            click.echo(f"  {r.path}: {r.field} = {r.value}")
+        click.echo(f"file lines at the head ({len(result.files)}):")
+        for h in result.files:
+            click.echo(f"  {h.path}:{h.line}: {h.text}")
+        if result.mirror is None:
+            app.echo("mirror: not read (set DATABASE_URL or pass --mirror)")
+        else:
+            for label, rows in (("persona_versions", result.mirror.persona_versions),
+                                ("audit_events", result.mirror.audit_events)):
+                click.echo(f"mirror {label} ({len(rows)}):")
+                if rows:
+                    click.echo(table(list(rows)))
+    app.render(result.as_json(), fmt, human)
 
 
 @gdpr_group.command("erase")
@@ -121,27 +119,26 @@ def erase_cmd(app: AppContext, email: str, name: str | None, yes: bool, dry_run:
             click.confirm(f"pseudonymise {plan.total} mirror rows of {subject.email}?",
                           abort=True)
         report = erase_subject(app.settings, conn, subject, dry_run=dry_run)
-    if fmt == "json":
-        payload: dict[str, Any] = {
-            "subject": {"email": subject.email, "name": subject.name}, "dry_run": dry_run,
-            "pseudonym": {"name": report.pseudonym_name, "email": report.pseudonym_email},
-            "updated": dict(report.updated), "commits": report.commits,
-            "files": [dataclasses.asdict(h) for h in report.files], "mailmap": list(report.mailmap)}
-        click.echo(to_json(payload))
-        return
-    verb = "would pseudonymise" if dry_run else "pseudonymised"
-    counts = ", ".join(f"{n} {t}" for t, n in report.updated.items())
-    app.echo(f"{verb} {report.total} mirror rows ({counts}) as {report.pseudonym_name} "
-             f"<{report.pseudonym_email}>")
-    if report.files:
-        click.echo(f"{len(report.files)} lines at the head still name the person; edit and "
-                   "commit them:")
-        for h in report.files:
-            click.echo(f"  {h.path}:{h.line}")
-    if report.commits:
-        click.echo(f"warning: {report.commits} commits on {app.settings.branch}: {_REWRITE}",
-                   err=True)
-        for line in report.mailmap:
-            click.echo(f"  {line}", err=True)
-    else:
-        app.echo("no commit on the branch carries the identity")
+    payload: dict[str, Any] = {
+        "subject": {"email": subject.email, "name": subject.name}, "dry_run": dry_run,
+        "pseudonym": {"name": report.pseudonym_name, "email": report.pseudonym_email},
+        "updated": dict(report.updated), "commits": report.commits,
+        "files": report.files, "mailmap": list(report.mailmap)}
+    def human(_: object) -> None:
+        verb = "would pseudonymise" if dry_run else "pseudonymised"
+        counts = ", ".join(f"{n} {t}" for t, n in report.updated.items())
+        app.echo(f"{verb} {report.total} mirror rows ({counts}) as {report.pseudonym_name} "
+                 f"<{report.pseudonym_email}>")
+        if report.files:
+            click.echo(f"{len(report.files)} lines at the head still name the person; edit and "
+                       "commit them:")
+            for h in report.files:
+                click.echo(f"  {h.path}:{h.line}")
+        if report.commits:
+            click.echo(f"warning: {report.commits} commits on {app.settings.branch}: {_REWRITE}",
+                       err=True)
+            for line in report.mailmap:
+                click.echo(f"  {line}", err=True)
+        else:
+            app.echo("no commit on the branch carries the identity")
+    app.render(payload, fmt, human)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.output import to_json
 
 if TYPE_CHECKING:
     from maestro_git.ops.migrate import MigrationReport
@@ -26,24 +24,22 @@ def migrate_group() -> None:
 
 
 def _render(app: AppContext, report: MigrationReport, fmt: str) -> None:
-    if fmt == "json":
-        click.echo(to_json(dataclasses.asdict(report)))
-        return
-    verb = "would write" if report.dry_run else "wrote"
-    span = (f" from {report.first_time} to {report.last_time}" if report.first_time else "")
-    app.echo(f"{verb} {report.commits} commits{span}")
-    if report.source == "themaestro":
-        app.echo(f"  {report.personas} personas ({report.inactive} inactive), "
-                 f"{report.versions} versions, {report.templates} templates, "
-                 f"{len(report.authors)} authors, {report.usage_rows} usage counters")
-    else:
-        app.echo(f"  {report.sets} sets, {report.members} members, {report.images} images")
-    for note in report.notes:
-        app.echo(f"note: {note}")
-    if report.head:
-        app.echo(f"head {report.head[:7]} on {app.settings.branch}; "
-                 f"{report.errors_at_head} errors at the head (maestro check)")
-
+    def human(report: MigrationReport) -> None:
+        verb = "would write" if report.dry_run else "wrote"
+        span = (f" from {report.first_time} to {report.last_time}" if report.first_time else "")
+        app.echo(f"{verb} {report.commits} commits{span}")
+        if report.source == "themaestro":
+            app.echo(f"  {report.personas} personas ({report.inactive} inactive), "
+                     f"{report.versions} versions, {report.templates} templates, "
+                     f"{len(report.authors)} authors, {report.usage_rows} usage counters")
+        else:
+            app.echo(f"  {report.sets} sets, {report.members} members, {report.images} images")
+        for note in report.notes:
+            app.echo(f"note: {note}")
+        if report.head:
+            app.echo(f"head {report.head[:7]} on {app.settings.branch}; "
+                     f"{report.errors_at_head} errors at the head (maestro check)")
+    app.render(report, fmt, human)
 
 @migrate_group.command("themaestro")
 @click.option("--from-url", "url", required=True, metavar="URL",

@@ -13,7 +13,7 @@ from maestro_git.mirror import db
 from maestro_git.mirror.sync import SyncReport
 from maestro_git.mirror.verify import verify
 from maestro_git.ops.sync import rebuild_and_index, sync_and_index
-from maestro_git.output import progress_callback, table, to_json
+from maestro_git.output import progress_callback, table
 
 
 @cli.group("db")
@@ -41,9 +41,10 @@ def db_status(app: AppContext, fmt: str) -> None:
     database with its repository, branch and head (* marks the one these settings read)."""
     with db.connect(app.settings) as conn:
         st = db.status(app.settings, conn)
-    if fmt == "json":
-        click.echo(to_json(dataclasses.asdict(st)))
-        return
+    app.render(st, fmt, _show_status)
+
+
+def _show_status(st: db.DbStatus) -> None:
     lines = [f"url:         {st.url}",
              f"server:      PostgreSQL {st.server_version}"
              + (f" (embedded, {st.data_dir})" if st.embedded else ""),
@@ -101,9 +102,10 @@ def _bars(label: str) -> Iterator[tuple[Callable[[int, int], None], Callable[[in
 
 
 def _render_sync(app: AppContext, report: SyncReport, fmt: str, prefix: str = "") -> None:
-    if fmt == "json":
-        click.echo(to_json(dataclasses.asdict(report)))
-        return
+    app.render(report, fmt, lambda report: _show_sync(app, report, prefix))
+
+
+def _show_sync(app: AppContext, report: SyncReport, prefix: str) -> None:
     if report.head is None:
         app.echo(f"{prefix}branch {report.branch or app.settings.branch} has no commit; "
                  "nothing to mirror")
@@ -144,11 +146,11 @@ def sync_cmd(app: AppContext, head_only: bool, no_index: bool, fmt: str) -> None
             reports.append(sync_and_index(
                 app.settings.with_overrides(branch=branch), head_only=head_only,
                 index=not no_index and branch == default, progress=advance, files=files))
-    if fmt == "json" and len(reports) > 1:
-        click.echo(to_json([dataclasses.asdict(r) for r in reports]))
-        return
-    for report in reports:
-        _render_sync(app, report, fmt, f"{report.branch}: " if len(reports) > 1 else "")
+    several = len(reports) > 1
+    def human(_: object) -> None:
+        for r in reports:
+            _show_sync(app, r, f"{r.branch}: " if several else "")
+    app.render(reports if several else reports[0], fmt, human)
 
 
 @cli.command("verify")
@@ -168,20 +170,21 @@ def verify_cmd(app: AppContext, fmt: str) -> None:
             db.migrate(conn)
             reports.append((branch, verify(settings, conn)))
     several = len(reports) > 1
-    if fmt == "json":
-        docs = [{**dataclasses.asdict(r), "branch": b, "ok": r.ok} for b, r in reports]
-        click.echo(to_json(docs if several else docs[0]))
-    for branch, report in reports if fmt != "json" else ():
-        prefix = f"{branch}: " if several else ""
-        if report.ok:
-            app.echo(f"{prefix}mirror matches "
-                     f"{report.head[:7] if report.head else 'an empty branch'} "
-                     f"({report.checked} entities checked)")
-            continue
-        click.echo(table([dataclasses.asdict(d) for d in report.drift],
-                         ["problem", "kind", "key", "detail"]))
-        app.echo(f"{prefix}{len(report.drift)} differences; run 'maestro sync' or "
-                 "'maestro rebuild'", err=True)
+    docs = [{**dataclasses.asdict(r), "branch": b, "ok": r.ok} for b, r in reports]
+
+    def human(_: object) -> None:
+        for branch, report in reports:
+            prefix = f"{branch}: " if several else ""
+            if report.ok:
+                app.echo(f"{prefix}mirror matches "
+                         f"{report.head[:7] if report.head else 'an empty branch'} "
+                         f"({report.checked} entities checked)")
+                continue
+            click.echo(table([dataclasses.asdict(d) for d in report.drift],
+                             ["problem", "kind", "key", "detail"]))
+            app.echo(f"{prefix}{len(report.drift)} differences; run 'maestro sync' or "
+                     "'maestro rebuild'", err=True)
+    app.render(docs if several else docs[0], fmt, human)
     if not all(r.ok for _, r in reports):
         raise click.exceptions.Exit(1)
 

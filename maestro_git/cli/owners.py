@@ -10,7 +10,7 @@ import click
 from maestro_git.cli import AppContext, cli, format_option, pass_app
 from maestro_git.errors import UsageError
 from maestro_git.ops.owners import CODEOWNERS_PATH, list_owners, read_codeowners, write_codeowners
-from maestro_git.output import format_problems, table, to_json
+from maestro_git.output import format_problems, table
 
 
 @cli.group()
@@ -71,17 +71,16 @@ def list_(app: AppContext, fmt: str) -> None:
     an owner-without-reviewer warning on stderr (in the JSON as "problems"); exit 0.
     """
     report = list_owners(app.settings)
-    if fmt == "json":
-        click.echo(to_json({"owners": [
-            {"owner": r.owner, "personas": r.personas, "reviewers": r.reviewers,
-             "source": r.source} for r in report.rows], "problems": report.problems}))
-        return
-    rows = [{"owner": r.owner, "personas": r.personas,
-             "reviewers": " ".join(r.reviewers) or "-", "source": r.source}
-            for r in report.rows]
-    if rows:
-        click.echo(table(rows, ["owner", "personas", "reviewers", "source"], max_width=100))
-    else:
-        app.echo("no owner folders under personas/ and no [owners] in maestro.toml", err=True)
-    if report.problems:
-        click.echo(format_problems(report.problems), err=True)
+    def human(_: object) -> None:
+        rows = [{"owner": r.owner, "personas": r.personas,
+                 "reviewers": " ".join(r.reviewers) or "-", "source": r.source}
+                for r in report.rows]
+        if rows:
+            click.echo(table(rows, ["owner", "personas", "reviewers", "source"], max_width=100))
+        else:
+            app.echo("no owner folders under personas/ and no [owners] in maestro.toml", err=True)
+        if report.problems:
+            click.echo(format_problems(report.problems), err=True)
+    app.render({"owners": [{"owner": r.owner, "personas": r.personas,
+                            "reviewers": r.reviewers, "source": r.source}
+                           for r in report.rows], "problems": report.problems}, fmt, human)

@@ -1,13 +1,14 @@
-"""Server commands: `maestro serve` and `maestro token create|list|revoke`."""
+"""Server commands: `maestro serve`, `maestro token create|list|revoke`, `maestro webhooks`."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.output import table, to_json
+from maestro_git.output import table
 
 
 @cli.command()
@@ -75,20 +76,19 @@ def list_(app: AppContext, fmt: str) -> None:
     from maestro_git.server.tokens import list_tokens
 
     rows = list_tokens(app.settings)
-    if fmt == "json":
-        click.echo(to_json({"tokens": [dataclasses.asdict(r) for r in rows]}))
-        return
-    if not rows:
-        app.echo("no tokens (create one with 'maestro token create --owner OWNER')", err=True)
-        return
-    click.echo(table([{"id": r.token_id, "owners": ",".join(r.owners),
-                       "created": r.created_at.isoformat(timespec="seconds"),
-                       "expires": r.expires_at.isoformat(timespec="seconds")
-                       if r.expires_at else "never",
-                       "revoked": r.revoked_at.isoformat(timespec="seconds")
-                       if r.revoked_at else "-",
-                       "description": r.description or "-"} for r in rows],
-                     ["id", "owners", "created", "expires", "revoked", "description"]))
+    def human(_: object) -> None:
+        if not rows:
+            app.echo("no tokens (create one with 'maestro token create --owner OWNER')", err=True)
+            return
+        click.echo(table([{"id": r.token_id, "owners": ",".join(r.owners),
+                           "created": r.created_at.isoformat(timespec="seconds"),
+                           "expires": r.expires_at.isoformat(timespec="seconds")
+                           if r.expires_at else "never",
+                           "revoked": r.revoked_at.isoformat(timespec="seconds")
+                           if r.revoked_at else "-",
+                           "description": r.description or "-"} for r in rows],
+                         ["id", "owners", "created", "expires", "revoked", "description"]))
+    app.render({"tokens": [dataclasses.asdict(r) for r in rows]}, fmt, human)
 
 
 @token.command()
@@ -100,3 +100,42 @@ def revoke(app: AppContext, token_id: str) -> None:
 
     row = revoke_token(app.settings, token_id)
     app.echo(f"revoked token {row.token_id}")
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["pending", "delivered", "failed"]), default=None,
+              help="Only deliveries in this state.")
+@click.option("--limit", "-n", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="Most deliveries to show.")
+@format_option("table", "json")
+@pass_app
+def webhooks(app: AppContext, status: str | None, limit: int, fmt: str) -> None:
+    """The signed-webhook delivery log, newest first: one row per mirrored commit and URL.
+
+    Shows each delivery's state (pending, delivered, failed after 8 attempts), attempts, the
+    receiver's last HTTP status or error and when it is tried next. 'maestro serve' sends
+    them ([webhooks] in maestro.toml).
+
+    \b
+    Example:
+      maestro webhooks --status failed
+    """
+    from maestro_git.server.webhooks import delivery_log
+
+    rows = delivery_log(app.settings, limit, status)
+
+    def human(rows: list[Any]) -> None:
+        if not rows:
+            app.echo("no webhook deliveries" + (f" {status}" if status else "")
+                     + " (configure [webhooks] urls and run 'maestro serve')", err=True)
+            return
+        click.echo(table([{
+            "id": r.id, "status": r.status, "url": r.url, "commit": r.commit[:7],
+            "attempts": r.attempts,
+            "last": r.last_status_code if r.last_status_code is not None
+            else (r.last_error or "-"),
+            "next": r.next_attempt_at.isoformat(timespec="seconds")
+            if r.status == "pending" else "-",
+            "delivered": r.delivered_at.isoformat(timespec="seconds")
+            if r.delivered_at else "-"} for r in rows], max_width=70))
+    app.render(rows, fmt, human)

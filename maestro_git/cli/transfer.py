@@ -10,7 +10,7 @@ import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
 from maestro_git.errors import UsageError
-from maestro_git.output import format_problems, table, to_json
+from maestro_git.output import format_problems, table
 
 
 @cli.command("import")
@@ -62,22 +62,21 @@ def import_cmd(app: AppContext, paths: tuple[Path, ...], owner: str | None, name
     result = import_paths(app.settings, paths, owner=owner, name=name,
                           template_category=template_category, dry_run=dry_run,
                           commit=commit, author=author, message=message, static=static)
-    if fmt == "json":
-        click.echo(to_json({"written": result.written, "commit": result.commit,
-                            "items": describe(result.items), "problems": result.problems,
-                            "skipped": [{"path": p, "reason": r} for p, r in result.skipped]}))
-        return
-    verb = "would import" if dry_run else "imported"
-    for item in result.items:
-        app.echo(f"{verb} {item.source} -> {item.path}")
-    for path, reason in result.skipped:
-        app.echo(f"skipped {path}: {reason}")
-    if result.problems:
-        click.echo(format_problems(result.problems))
-    if result.commit:
-        app.echo(f"committed {result.commit[:7]} on {app.settings.branch}")
-    elif result.written:
-        app.echo("review the files, then commit them (git add, git commit)")
+    def human(_: object) -> None:
+        verb = "would import" if dry_run else "imported"
+        for item in result.items:
+            app.echo(f"{verb} {item.source} -> {item.path}")
+        for path, reason in result.skipped:
+            app.echo(f"skipped {path}: {reason}")
+        if result.problems:
+            click.echo(format_problems(result.problems))
+        if result.commit:
+            app.echo(f"committed {result.commit[:7]} on {app.settings.branch}")
+        elif result.written:
+            app.echo("review the files, then commit them (git add, git commit)")
+    app.render({"written": result.written, "commit": result.commit,
+                "items": describe(result.items), "problems": result.problems,
+                "skipped": [{"path": p, "reason": r} for p, r in result.skipped]}, fmt, human)
 
 
 @cli.command("export")
@@ -173,9 +172,7 @@ def _export_target(app: AppContext, target: str, folder: str | None, only: tuple
     result = export_target(app.settings, target, Path(folder), keys=only, owner=owner,
                            check=check, rev=rev)
     errors = [p for p in result.problems if p.severity == "error"]
-    if as_json:
-        click.echo(to_json(dataclasses.asdict(result)))
-    else:
+    def human(_: object) -> None:
         if result.problems:
             click.echo(format_problems(result.problems), err=True)
         if check:
@@ -191,6 +188,7 @@ def _export_target(app: AppContext, target: str, folder: str | None, only: tuple
             app.echo(f"{result.target}: {len(result.written)} written, "
                      f"{len(result.unchanged)} unchanged, {len(result.removed)} removed in "
                      f"{folder}")
+    app.render(result, "json" if as_json else "text", human)
     if (check and result.stale) or errors:
         raise click.exceptions.Exit(1)
 
@@ -216,16 +214,15 @@ def backup_cmd(app: AppContext, file: Path, fmt: str) -> None:
     with db.connect(app.settings) as conn:
         backup = create_backup(app.settings, conn)
     write_backup(file, backup)
-    if fmt == "json":
-        click.echo(to_json({"file": str(file), "head": backup.head,
-                            "personas": len(backup.personas), "usage": len(backup.usage),
-                            "erasures": len(backup.erasures)}))
-        return
-    head = backup.head[:7] if backup.head else "an empty branch"
-    erasures = len(backup.erasures)
-    app.echo(f"backed up {len(backup.usage)} usage rows, {erasures} erasure register "
-             f"entr{'y' if erasures == 1 else 'ies'} and {len(backup.personas)} personas at "
-             f"{head} to {file}")
+    def human(_: object) -> None:
+        head = backup.head[:7] if backup.head else "an empty branch"
+        erasures = len(backup.erasures)
+        app.echo(f"backed up {len(backup.usage)} usage rows, {erasures} erasure register "
+                 f"entr{'y' if erasures == 1 else 'ies'} and {len(backup.personas)} personas at "
+                 f"{head} to {file}")
+    app.render({"file": str(file), "head": backup.head,
+                "personas": len(backup.personas), "usage": len(backup.usage),
+                "erasures": len(backup.erasures)}, fmt, human)
 
 
 @cli.command("restore")
@@ -250,14 +247,7 @@ def restore_cmd(app: AppContext, file: Path, fmt: str) -> None:
     with db.connect(app.settings) as conn:
         report = restore_usage(app.settings, conn, backup)
     drift = [dataclasses.asdict(d) for d in report.verify.drift]
-    if fmt == "json":
-        click.echo(to_json({"restored": report.restored, "remapped": report.remapped,
-                            "orphaned": list(report.orphaned),
-                            "erasures_added": report.erasures_added,
-                            "pseudonymised": report.pseudonymised,
-                            "head_known": report.head_known, "drift": drift,
-                            "ok": report.verify.ok}))
-    else:
+    def human(_: object) -> None:
         app.echo(f"restored {report.restored} usage rows"
                  + (f" ({report.remapped} moved to their key's current id)"
                     if report.remapped else ""))
@@ -278,5 +268,9 @@ def restore_cmd(app: AppContext, file: Path, fmt: str) -> None:
                      "'maestro sync' or 'maestro rebuild' (usage is kept)", err=True)
         else:
             app.echo("mirror matches git")
+    app.render({"restored": report.restored, "remapped": report.remapped,
+                "orphaned": list(report.orphaned), "erasures_added": report.erasures_added,
+                "pseudonymised": report.pseudonymised, "head_known": report.head_known,
+                "drift": drift, "ok": report.verify.ok}, fmt, human)
     if not report.verify.ok:
         raise click.exceptions.Exit(1)

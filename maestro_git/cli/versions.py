@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from maestro_git.cli import AppContext, cli, format_option, pass_app
-from maestro_git.output import render_diff, table, to_json
+from maestro_git.output import render_diff, table
 from maestro_git.repo.repository import Repository
 
 _DATES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
@@ -32,10 +32,7 @@ def _message_option(f: Any) -> Any:
 
 
 def _written(app: AppContext, fmt: str, commit: str, text: str, **extra: Any) -> None:
-    if fmt == "json":
-        click.echo(to_json({"commit": commit, **extra}))
-    else:
-        app.echo(f"{text} in {commit[:7]}")
+    app.render({"commit": commit, **extra}, fmt, lambda _: app.echo(f"{text} in {commit[:7]}"))
 
 
 @cli.command()
@@ -49,14 +46,11 @@ def history(app: AppContext, key: str, rev: str, fmt: str) -> None:
     KEY is owner/name for a persona, name for a template or persona set.
     """
     versions = Repository(app.settings).history(key, rev)
-    if fmt == "json":
-        click.echo(to_json(versions))
-        return
-    click.echo(table([{
+    app.render(versions, fmt, lambda versions: click.echo(table([{
         "commit": v.commit[:7], "date": v.time.strftime("%Y-%m-%d %H:%M"),
         "version": v.version or "", "action": v.action, "key": v.key,
         "author": v.author_name, "message": v.message.splitlines()[0] if v.message else "",
-    } for v in versions]))
+    } for v in versions])))
 
 
 @cli.command()
@@ -85,10 +79,7 @@ def diff(app: AppContext, key: str, rev_a: str | None, rev_b: str | None, resolv
       maestro diff acme/base 1.0.0 1.1.0
     """
     result = Repository(app.settings).diff(key, rev_a, rev_b, resolved=resolved)
-    if fmt == "json":
-        click.echo(to_json(result))
-        return
-    click.echo(render_diff(result), nl=False)
+    app.render(result, fmt, lambda result: click.echo(render_diff(result), nl=False))
 
 
 @cli.command()
@@ -160,14 +151,11 @@ def log(app: AppContext, key: str | None, since: datetime | None, author: str | 
     newest first; KEY limits it to one persona, template or set under any of its names.
     """
     events = Repository(app.settings).log(key, since=since, author=author)
-    if fmt == "json":
-        click.echo(to_json(events))
-        return
-    click.echo(table([{
+    app.render(events, fmt, lambda events: click.echo(table([{
         "date": e.time.strftime("%Y-%m-%d %H:%M"), "action": e.action, "kind": e.kind,
         "key": e.key if not e.old_key else f"{e.old_key} -> {e.key}",
         "actor": f"{e.actor_name} <{e.actor_email}>", "commit": e.commit[:7],
-    } for e in events]))
+    } for e in events])))
 
 
 @cli.command()

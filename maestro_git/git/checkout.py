@@ -29,7 +29,8 @@ git commands race the same way) and cannot be closed from outside git.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,8 @@ from maestro_git.git.write import Identity, StaleHeadError, write_commit
 if TYPE_CHECKING:
     from maestro_git.git.repo import GitRepo
 
-__all__ = ["DirtyWorktreeError", "commit_checked_out", "sync_worktree"]
+__all__ = ["DirtyWorktreeError", "commit_checked_out", "commit_series_checked_out",
+           "sync_worktree"]
 
 
 class DirtyWorktreeError(GitError):
@@ -55,6 +57,17 @@ class DirtyWorktreeError(GitError):
         self.paths = list(paths)
 
 
+@contextmanager
+def _locked_at(git: GitRepo, branch: str, base: str | None, deadline: float
+               ) -> Iterator[IndexLock]:
+    """git's `index.lock`, held while `branch` is still at `base` (StaleHeadError if not)."""
+    with IndexLock(Path(git.repo.path), deadline) as lock:
+        current = git.head(branch)
+        if current != base:
+            raise StaleHeadError(branch, current)
+        yield lock
+
+
 def commit_checked_out(git: GitRepo, branch: str, base: str | None,
                        changes: Mapping[str, bytes | None], author: Identity,
                        committer: Identity, message: str, deadline: float) -> str:
@@ -63,11 +76,8 @@ def commit_checked_out(git: GitRepo, branch: str, base: str | None,
     `deadline` (a `time.monotonic()`) bounds the wait for the lock."""
     root = _root(git)
     paths = sorted(changes)
-    with IndexLock(Path(git.repo.path), deadline) as lock:
+    with _locked_at(git, branch, base, deadline) as lock:
         assert lock.index is not None
-        current = git.head(branch)
-        if current != base:
-            raise StaleHeadError(branch, current)
         dirty = _dirty(git, lock.index, root, paths, base)
         if dirty:
             raise DirtyWorktreeError(dirty)
@@ -79,6 +89,24 @@ def commit_checked_out(git: GitRepo, branch: str, base: str | None,
         lock.commit()
         _write_files(git, root, commit, paths)
     return commit
+
+
+def commit_series_checked_out(git: GitRepo, branch: str, base: str | None,
+                              write: Callable[[str | None], list[str]],
+                              paths: Sequence[str], deadline: float) -> list[str]:
+    """`write(base)` (which commits a series on `branch` and returns the new ids, in order)
+    and then `paths` brought in line with the last one in the index and the files, all under
+    one `index.lock`: a human `git commit` can neither run in between nor write an index
+    that lacks the series' files (a migration's replay)."""
+    root = _root(git)
+    with _locked_at(git, branch, base, deadline) as lock:
+        assert lock.index is not None
+        ids = write(base)
+        if ids:
+            _stage(lock.index, {path: git.blob_id(ids[-1], path) for path in paths})
+            lock.commit()
+            _write_files(git, root, ids[-1], paths)
+    return ids
 
 
 def sync_worktree(git: GitRepo, commit: str, paths: Sequence[str], deadline: float) -> None:

@@ -397,6 +397,14 @@ class GitRepo:
         return git_checkout.commit_checked_out(self, branch, base, changes, author, committer,
                                                message, deadline)
 
+    def commit_series_checked_out(self, branch: str, base: str | None,
+                                  write: Callable[[str | None], list[str]],
+                                  paths: Sequence[str], deadline: float) -> list[str]:
+        """A series of commits on the checked-out `branch` (`write(base)` makes them) with
+        `paths` then brought in line, under one `index.lock` (`maestro_git.git.checkout`)."""
+        return git_checkout.commit_series_checked_out(self, branch, base, write, paths,
+                                                      deadline)
+
     def sync_worktree(self, commit: str, paths: Sequence[str], deadline: float) -> None:
         """Write `paths` as they are at `commit` into the working tree and the index (deleting
         those that are absent there), under git's `index.lock`. Other paths are not touched."""

@@ -29,6 +29,7 @@ Advisory lock keys (session level, `pg_advisory_lock(bigint)`):
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -48,6 +49,21 @@ from maestro_git.errors import DatabaseError, LockHeldError
 from maestro_git.mirror import registry
 from maestro_git.mirror.registry import Mirror
 from maestro_git.settings import Settings
+
+
+class _QuietPipelineExit(logging.Filter):
+    """Drop psycopg's "error ignored terminating <psycopg.Pipeline ...>" warning.
+
+    When a statement of a pipelined transaction fails, psycopg raises the real error and,
+    while leaving the pipeline, logs the same failure once more as that warning. With no
+    logging configured Python prints it on stderr, before the one-line error a user should
+    see. The error itself is always raised (and reported), so the echo carries nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
+logging.getLogger("psycopg").addFilter(_QuietPipelineExit())
 
 __all__ = [
     "ping",

@@ -131,10 +131,12 @@ def record(conn: Connection, delivery: Delivery, *, ok: bool, status_code: int |
                  backoff(attempts), delivery.id))
 
 
-def log(conn: Connection, limit: int = 100) -> list[DeliveryRow]:
-    """The delivery log, newest first."""
+def log(conn: Connection, limit: int = 100, status: str | None = None) -> list[DeliveryRow]:
+    """The delivery log, newest first (only `status` rows when given)."""
     cols = sql.SQL(", ").join(sql.Identifier(f) for f in DeliveryRow.__dataclass_fields__)
+    where = sql.SQL("WHERE status = %s ") if status is not None else sql.SQL("")
+    params: tuple[object, ...] = (status, limit) if status is not None else (limit,)
     with translate_errors("read the webhook log"), conn.cursor(
             row_factory=class_row(DeliveryRow)) as cur:
-        return cur.execute(sql.SQL("SELECT {} FROM webhook_deliveries ORDER BY id DESC "
-                                   "LIMIT %s").format(cols), (limit,)).fetchall()
+        return cur.execute(sql.SQL("SELECT {} FROM webhook_deliveries {}ORDER BY id DESC "
+                                   "LIMIT %s").format(cols, where), params).fetchall()

@@ -36,7 +36,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from maestro_git.atomic import write_atomic
-from maestro_git.core.snapshot import build_snapshot
 from maestro_git.errors import UsageError
 from maestro_git.git.repo import GitRepo
 from maestro_git.mirror import apply as mirror
@@ -117,7 +116,9 @@ def create_backup(settings: Settings, conn: db.Connection) -> Backup:
     head = git.head(settings.branch)
     personas: list[BackupPersona] = []
     if head is not None:
-        snap = build_snapshot(git.files_at(head), settings, head)
+        from maestro_git.repo.snapshots import snapshot_of
+
+        snap = snapshot_of(settings, head)
         for key, rec in sorted(snap.personas.items()):
             if snap.is_valid(rec.path):
                 personas.append(BackupPersona(

@@ -39,10 +39,9 @@ from typing import Any, Literal
 from maestro_git.atomic import write_atomic
 from maestro_git.core import inherit, tools
 from maestro_git.core.models import Persona, PersonaSet, Problem, Severity, Template
-from maestro_git.core.snapshot import Snapshot, build_snapshot
+from maestro_git.core.snapshot import Snapshot
 from maestro_git.core.writeback import render_document
 from maestro_git.errors import ConflictError, NotFoundError, UsageError, ValidationFailed
-from maestro_git.git.worktree import read_worktree
 from maestro_git.output import to_jsonable
 from maestro_git.settings import Settings
 
@@ -69,11 +68,9 @@ class ExportAllResult:
 
 def load_snapshot(settings: Settings, rev: str | None = None) -> Snapshot:
     """The working tree's snapshot, or the commit `rev`'s (read from git, no checkout)."""
-    if rev is None:
-        return build_snapshot(read_worktree(settings.repo_path), settings)
-    from maestro_git.repo.repository import Repository
+    from maestro_git.repo.snapshots import WORKTREE, snapshot_of
 
-    return Repository(settings).snapshot(rev)
+    return snapshot_of(settings, WORKTREE if rev is None else rev)
 
 
 def find_entity(snap: Snapshot, key: str) -> Entity:

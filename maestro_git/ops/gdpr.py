@@ -255,7 +255,9 @@ def export_subject(settings: Settings, subject: DataSubject,
     """Everything about `subject`: commits on the branch, record values and file lines at the
     head, and (with `conn`) the mirror's rows."""
     git, head, files = _head_reads(settings)
-    snapshot = build_snapshot(files, settings, head)
+    from maestro_git.repo.snapshots import snapshot_of
+
+    snapshot = snapshot_of(settings, head) if head is not None else build_snapshot((), settings)
     return SubjectExport(
         subject=subject, branch=settings.branch, head=head,
         commits=tuple(subject_commits(git, head, subject)),

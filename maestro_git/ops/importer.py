@@ -71,7 +71,6 @@ from maestro_git.core.tools.imports import find_imports
 from maestro_git.core.writeback import render_document
 from maestro_git.errors import ConflictError, UsageError, ValidationFailed
 from maestro_git.git.repo import Identity
-from maestro_git.git.worktree import read_worktree
 from maestro_git.settings import Limits, Settings
 
 __all__ = [
@@ -616,7 +615,9 @@ def import_sources(settings: Settings, sources: Sequence[Source], *, owner: str 
     if commit:
         result = _import_commit(settings, items, dry_run, author, message)
     else:
-        base = build_snapshot(read_worktree(root), settings)
+        from maestro_git.repo.snapshots import snapshot_of
+
+        base = snapshot_of(settings)
         _check_free(items, base)
         _check_disk(items, root)
         problems = _validate(items, base, settings)

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from maestro_git.core.models import Persona
-from maestro_git.core.snapshot import build_snapshot
 from maestro_git.errors import DatabaseError, UsageError
-from maestro_git.git.worktree import read_worktree
 from maestro_git.mirror import db, query
 from maestro_git.mirror.query import PersonaFilters
 from maestro_git.settings import Settings
@@ -108,7 +106,9 @@ def list_personas(settings: Settings, filters: PersonaFilters | None = None,
     if f.updated_since is not None or f.sort not in _WORKTREE_SORTS:
         raise UsageError("--since and the usage sorts need the mirror",
                          hint="run 'maestro sync' first, or pass --source mirror")
-    personas = [p for p in build_snapshot(read_worktree(settings.repo_path), settings).personas.values() if _matches(p, f)]
+    from maestro_git.repo.snapshots import snapshot_of
+
+    personas = [p for p in snapshot_of(settings).personas.values() if _matches(p, f)]
     personas.sort(key=lambda p: (getattr(p, f.sort), p.key), reverse=bool(f.descending))
     end = None if f.limit is None else f.offset + f.limit
     return "worktree", [_worktree_row(p) for p in personas[f.offset:end]]

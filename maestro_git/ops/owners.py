@@ -37,9 +37,8 @@ from typing import Any, Literal
 from maestro_git.atomic import write_atomic
 from maestro_git.core.models import Problem
 from maestro_git.core.rules.catalogue import problem
-from maestro_git.core.snapshot import Snapshot, build_snapshot
+from maestro_git.core.snapshot import Snapshot
 from maestro_git.errors import ConfigError
-from maestro_git.git.worktree import read_worktree
 from maestro_git.settings import CONFIG_FILE, Settings
 
 __all__ = [
@@ -275,5 +274,7 @@ def owner_report(config: OwnersConfig, snapshot: Snapshot) -> OwnersReport:
 def list_owners(settings: Settings) -> OwnersReport:
     """The owner report of the working tree at `settings.repo_path`."""
     config = load_owners(settings)
-    snapshot = build_snapshot(read_worktree(settings.repo_path), settings)
+    from maestro_git.repo.snapshots import snapshot_of
+
+    snapshot = snapshot_of(settings)
     return owner_report(config, snapshot)

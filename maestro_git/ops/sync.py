@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maestro_git.core.models import Change
-from maestro_git.core.snapshot import build_snapshot, coalesce_changes
+from maestro_git.core.snapshot import coalesce_changes
 from maestro_git.git.repo import GitRepo
 from maestro_git.mirror import apply as mirror
 from maestro_git.mirror import db
@@ -58,7 +58,9 @@ Progress = Callable[[int, int], None]
 def _rebuild_at(settings: Settings, commit: str) -> None:
     """The child's work: parse `commit` and rebuild the index from it."""
     logging.basicConfig(level=logging.WARNING)
-    snapshot = build_snapshot(GitRepo(settings.repo_path).files_at(commit), settings, commit)
+    from maestro_git.repo.snapshots import snapshot_of
+
+    snapshot = snapshot_of(settings, commit)
     with SearchIndex(settings) as index:
         index.rebuild(snapshot)
 

@@ -43,15 +43,13 @@ from maestro_git.git.repo import GitRepo, Identity
 from maestro_git.git.worktree import read_worktree
 from maestro_git.repo.history import commit_events, read_history
 from maestro_git.repo.promote import plan_promotion
+from maestro_git.repo.snapshots import WORKTREE
 from maestro_git.repo.writes import WRITE_DEADLINE_SECONDS, Writer, key_path
 from maestro_git.settings import Settings
 
 __all__ = ["WORKTREE", "WRITE_DEADLINE_SECONDS", "Repository", "key_path"]
 
-WORKTREE = ":worktree"  # `Repository.snapshot`/`diff`: the files on disk, not a commit
 _EMPTY = ":empty"  # the side before a root commit: nothing
-
-
 
 class Repository:
     """A persona repository: read any revision, write commits."""
@@ -358,10 +356,8 @@ class Repository:
         problems (validation problems and `version-not-raised`, severities as configured)."""
         base_commit = self.review_base(against)
         base = self._snapshot_at(base_commit)
-        if self.git.workdir is not None:
-            head = build_snapshot(read_worktree(self.settings.repo_path), self.settings)
-        else:
-            head = self.snapshot()
+        head = (build_snapshot(read_worktree(self.settings.repo_path), self.settings)
+                if self.git.workdir is not None else self.snapshot())
         problems = list(head.problems)
         problems += apply_severities(version_problems(base, head), self.settings)
         problems.sort(key=lambda p: (p.path, p.line or 0, p.column or 0, p.rule))

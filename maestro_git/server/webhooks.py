@@ -42,7 +42,8 @@ from maestro_git.errors import ConfigError, DatabaseError
 from maestro_git.mirror import db, webhooks
 from maestro_git.settings import Settings
 
-__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookWorker", "sign", "verify"]
+__all__ = ["SIGNATURE_HEADER", "STATUSES", "TIMESTAMP_HEADER", "WebhookWorker", "delivery_log",
+           "sign", "verify"]
 
 log = logging.getLogger("maestro_git.server.webhooks")
 
@@ -52,6 +53,17 @@ DELIVERY_HEADER = "X-Maestro-Delivery"
 TIMEOUT_SECONDS = 5.0
 POLL_SECONDS = 0.5
 TOLERANCE_SECONDS = 300
+
+
+STATUSES = ("pending", "delivered", "failed")
+
+
+def delivery_log(settings: Settings, limit: int = 50,
+                 status: str | None = None) -> list[webhooks.DeliveryRow]:
+    """The webhook deliveries of this branch's mirror, newest first (`maestro webhooks`)."""
+    with db.connect(settings) as conn:
+        db.migrate(conn)
+        return webhooks.log(conn, limit, status)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

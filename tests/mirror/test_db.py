@@ -132,3 +132,29 @@ def test_unix_socket_connections_get_a_send_buffer_a_bulk_copy_can_stream_throug
         assert effective >= min(db.UNIX_SEND_BUFFER, wmem_max)
         assert db.widen_send_buffer(conn) == effective
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_failed_pipelined_transaction_reports_only_the_real_error(
+        database_url: str) -> None:
+    # psycopg logs "error ignored terminating <psycopg.Pipeline ...>" on stderr (no logging
+    # configured: Python's last-resort handler) before the real error reaches the user.
+    import subprocess
+    import sys
+
+    script = (
+        "import psycopg, sys\n"
+        "import maestro_git.mirror.db\n"
+        "conn = psycopg.connect(sys.argv[1], autocommit=True)\n"
+        "try:\n"
+        "    with conn.pipeline(), conn.transaction():\n"
+        "        conn.execute(\"SELECT 'a\\\\u0000'::jsonb\")\n"
+        "        conn.execute('SELECT 1')\n"
+        "        raise RuntimeError('the block failed')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n")
+    done = subprocess.run([sys.executable, "-c", script, database_url], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "error ignored terminating" not in done.stderr
+    assert done.stdout.strip() in ("RuntimeError", "DataError", "InvalidTextRepresentation",
+                                   "UntranslatableCharacter")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -83,11 +86,15 @@ def test_lists_and_searches_never_show_a_platform_row_to_acme(api: Api) -> None:
 class Stream:
     """An SSE subscriber in a thread, collecting (event, data) pairs."""
 
-    def __init__(self, api: Api, who: str) -> None:
+    def __init__(self, api: Api, who: str, last_id: str | None = None) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.ids: list[str] = []
         self.ready = threading.Event()
+        headers = {"Authorization": f"Bearer {api.tokens[who]}"}
+        if last_id is not None:
+            headers["Last-Event-ID"] = last_id
         self.client = httpx.Client(base_url=api.base, timeout=httpx.Timeout(5.0, read=60.0),
-                                   headers={"Authorization": f"Bearer {api.tokens[who]}"})
+                                   headers=headers)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         assert self.ready.wait(10)
@@ -100,6 +107,8 @@ class Stream:
                 for line in answer.iter_lines():
                     if line.startswith(": connected"):
                         self.ready.set()
+                    elif line.startswith("id: "):
+                        self.ids.append(line[4:])
                     elif line.startswith("event: "):
                         event = line[7:]
                     elif line.startswith("data: "):
@@ -231,3 +240,49 @@ def test_each_mirrored_commit_reaches_webhooks_signed_and_a_failing_one_is_retri
     assert rows[ok.url] == "delivered:1:200"
     assert rows[failing.url].startswith("pending:") and rows[failing.url].endswith(":500")
     assert cursor == (commit,)  # the mirror went on regardless
+    # the log, as `maestro webhooks` shows it
+    env = {**os.environ, "DATABASE_URL": api.database_url}
+    listed = subprocess.run(
+        [sys.executable, "-m", "maestro_git", "--repo", str(api.repo.path), "webhooks",
+         "--status", "delivered", "--format", "json"], capture_output=True, text=True,
+        env=env, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    delivered = [r for r in json.loads(listed.stdout) if r["commit"] == commit]
+    assert [(r["url"], r["attempts"], r["last_status_code"]) for r in delivered] == [
+        (ok.url, 1, 200)]
+    table = subprocess.run(
+        [sys.executable, "-m", "maestro_git", "--repo", str(api.repo.path), "webhooks"],
+        capture_output=True, text=True, env=env, timeout=60)
+    assert table.returncode == 0 and failing.url in table.stdout and "pending" in table.stdout
+
+
+def test_a_reconnecting_subscriber_gets_what_it_missed_by_last_event_id(api: Api) -> None:
+    first = Stream(api, "acme")
+    try:
+        _edit(api, "personas/acme/data_analyst.md", "Name the table you read.")
+        wait_for(lambda: "acme/data_analyst" in first.seen_keys(), timeout=15)
+        last = first.ids[-1]
+    finally:
+        first.close()
+    # offline: two more changes, one the token may not read
+    _edit(api, "personas/acme/data_analyst.md", "Quote the query you ran.")
+    _edit(api, "personas/platform/incident_commander.md", "Write the timeline as you go.")
+    again = Stream(api, "acme", last_id=last)
+    try:
+        wait_for(lambda: any(d.get("key") == "acme/data_analyst" for _, d in again.events),
+                 timeout=15)
+        replayed = [(e, d.get("key")) for e, d in again.events]
+        assert replayed[0] == ("updated", "acme/data_analyst")
+        assert not any(str(k).startswith("platform/") for _, k in replayed)
+        assert again.ids[0].split(".")[0] == last.split(".")[0]
+        assert int(again.ids[0].split(".")[1]) > int(last.split(".")[1])
+    finally:
+        again.close()
+    # an id this server process never gave: flush, do not trust the gap
+    stranger = Stream(api, "acme", last_id="0000.5")
+    try:
+        wait_for(lambda: bool(stranger.events), timeout=15)
+        assert stranger.events[0] == ("reloaded", {"action": "reloaded", "kind": "repository",
+                                                   "key": "*"})
+    finally:
+        stranger.close()

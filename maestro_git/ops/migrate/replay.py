@@ -64,12 +64,18 @@ def replay(settings: Settings, commits: Sequence[PlannedCommit]) -> list[str]:
         if dirty:
             raise ConflictError(f"{dirty[0]} exists in the working tree and is not committed",
                                 hint="commit or remove it, then migrate again")
-    ids: list[str] = []
-    base = head
-    for planned in commits:
-        base = git.write_commit(branch, base, planned.changes, planned.author, planned.author,
-                                planned.message, when=planned.time)
-        ids.append(base)
-    if workdir is not None and base is not None and ids:
-        git.sync_worktree(base, paths, time.monotonic() + WRITE_DEADLINE_SECONDS)
-    return ids
+    def write(base: str | None) -> list[str]:
+        ids: list[str] = []
+        for planned in commits:
+            base = git.write_commit(branch, base, planned.changes, planned.author,
+                                    planned.author, planned.message, when=planned.time)
+            ids.append(base)
+        return ids
+
+    deadline = time.monotonic() + WRITE_DEADLINE_SECONDS
+    with git.writers_lock(deadline):  # maestro's own writers wait for the whole series
+        if workdir is None:
+            return write(head)
+        # one index.lock over the series and the files: a human `git commit` in between
+        # would otherwise commit an index without the migrated files (dropping them)
+        return git.commit_series_checked_out(branch, head, write, paths, deadline)

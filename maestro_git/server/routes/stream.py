@@ -1,7 +1,10 @@
 """`GET /api/v1/events`: the change stream as Server-Sent Events, fed by LISTEN.
 
 Each event is `event: <action>` and `data: <payload JSON>` (the NOTIFY payload of
-`maestro_git.mirror.events`: action, kind, key, commit, old_key), with an increasing `id`.
+`maestro_git.mirror.events`: action, kind, key, commit, old_key), with an `id` the server
+process assigns (`EventHub`). A client reconnecting with `Last-Event-ID` (browsers' EventSource
+send it by themselves) first gets the events it missed, or `reloaded` when the server no
+longer knows them.
 A comment line every `KEEPALIVE_SECONDS` keeps proxies from closing the stream. After
 `reloaded` (a bulk commit, or the server's listener reconnected) a client drops what it
 holds. Scope: a persona event reaches a subscriber only when its key's (or old key's) owner
@@ -52,25 +55,28 @@ async def _visible(payload: dict[str, Any], scope: Scope, reads_: Any) -> bool:
 @router.get("/api/v1/events", summary="Change events (text/event-stream)")
 async def events(request: Request, scope: ScopeDep, reads_: ReadsDep) -> StreamingResponse:
     hub = request.app.state.events
-    queue = hub.subscribe()
+    queue, missed = hub.subscribe(request.headers.get("last-event-id"))
 
     async def stream() -> AsyncIterator[bytes]:
-        sent = 0
         try:
             yield b"retry: 2000\n: connected\n\n"
+            backlog = list(missed)
             while True:
-                try:
-                    payload = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    if await request.is_disconnected():
-                        return
-                    yield b": keep-alive\n\n"
-                    continue
+                if backlog:
+                    event_id, payload = backlog.pop(0)
+                else:
+                    try:
+                        event_id, payload = await asyncio.wait_for(queue.get(),
+                                                                   KEEPALIVE_SECONDS)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        yield b": keep-alive\n\n"
+                        continue
                 if not await _visible(payload, scope, reads_):
                     continue
-                sent += 1
                 data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-                yield f"id: {sent}\nevent: {payload.get('action', 'message')}\n" \
+                yield f"id: {event_id}\nevent: {payload.get('action', 'message')}\n" \
                       f"data: {data}\n\n".encode()
         finally:
             hub.unsubscribe(queue)

@@ -6,11 +6,7 @@ A real repository with `main` and `production` (`[sync] branches`), each mirrore
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +17,8 @@ import pytest
 
 from tests.conftest import _make_database, _server_url
 from tests.factories import GitRepoFactory, persona_md
-from tests.server.web.conftest import _free_port, _maestro, _wait_http
+from tests.server.conftest import start_server, stop_server
+from tests.server.web.conftest import _maestro
 
 TOML = '[sync]\nbranch = "main"\nbranches = ["main", "production"]\n'
 
@@ -57,23 +54,11 @@ def _serve(tmp_path: Path, database_url: str) -> Iterator[TwoBranches]:
             "Draft", body="# Draft\n\nYou are a draft persona only main has.\n",
             version="0.1.0")}, message="main moves on")
     _maestro(repo.path, database_url, "sync")
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "maestro_git", "--repo", str(repo.path), "serve", "--public",
-         "--port", str(port)], env={**os.environ, "DATABASE_URL": database_url},
-        stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    base, proc = start_server(repo.path, database_url, "--public")
     try:
-        _wait_http(base + "/api/v1/ping", time.monotonic() + 60)
         yield TwoBranches(base, repo)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_server(proc)
 
 
 def _links(html: str) -> list[str]:
