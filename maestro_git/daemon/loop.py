@@ -71,7 +71,7 @@ from maestro_git.daemon.session import (
 )
 from maestro_git.errors import DatabaseError, LockHeldError, MaestroError
 from maestro_git.git.repo import GitRepo
-from maestro_git.git.worktree import CONTENT_DIRS, read_worktree
+from maestro_git.git.worktree import CONTENT_DIRS, is_editor_temp, read_worktree
 from maestro_git.mirror.sync import MirrorDataError
 from maestro_git.output import format_problems
 from maestro_git.settings import Settings
@@ -401,8 +401,8 @@ class Daemon:
         changed: list[SourceFile] = []
         removed: list[str] = []
         for rel in sorted(batch):
-            if classify(rel) is None:
-                continue
+            if classify(rel) is None and rel.split("/", 1)[0] not in CONTENT_DIRS:
+                continue  # outside the content folders (misplaced files inside are reported)
             full = self.root / rel
             try:
                 if full.is_symlink() or full.is_file():
@@ -463,8 +463,10 @@ def _by_path(problems: Sequence[Problem]) -> dict[str, tuple[Problem, ...]]:
 
 
 def _is_temp(rel: str) -> bool:
+    # Editor droppings and maestro's own `.name.XXXX.tmp` are skipped; any other dotfile in
+    # a content folder is reported on save (`hidden-file`), as `check` and a rescan do.
     name = rel.rsplit("/", 1)[-1]
-    return name.startswith(".") or name.endswith(_TEMP_SUFFIXES)
+    return is_editor_temp(name) or name.endswith(_TEMP_SUFFIXES)
 
 
 # -- entry points for the CLI --------------------------------------------------------------

@@ -427,6 +427,23 @@ def invalid_paths(conn: Connection, rule: str | None = None) -> tuple[str, ...]:
     return tuple(row[0] for row in rows)
 
 
+def stored_path(path: str) -> str:
+    """A path as `sync_errors` stores it: a file name that is not UTF-8 (git allows any
+    bytes; pygit2 hands them over as surrogate escapes, which PostgreSQL cannot store) is
+    written with its bytes as `\\xff` escapes, so the error is recorded instead of the commit
+    being refused."""
+    if path.isascii():
+        return path
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        raw = path.encode("utf-8", "surrogateescape") if all(
+            not 0xD800 <= ord(c) < 0xDC80 for c in path) else path.encode(
+            "utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
+
+
 def _write_errors(conn: Connection, info: CommitInfo,
                   problems: Mapping[str, Sequence[Problem]]) -> list[Problem]:
     """Refresh `sync_errors` for the given paths; rows of this very commit are kept (a
@@ -436,19 +453,20 @@ def _write_errors(conn: Connection, info: CommitInfo,
     failing = [p for p in paths
                if any(prob.severity is Severity.ERROR for prob in problems[p])]
     conn.execute("DELETE FROM sync_errors WHERE path = ANY(%s) AND commit <> %s",
-                 (paths, info.id))
+                 ([stored_path(p) for p in paths], info.id))
     kept: set[str] = set()
     if failing:  # only then is the answer needed (and the pipeline waited for)
         kept = {r[0] for r in conn.execute(
             "SELECT DISTINCT path FROM sync_errors WHERE commit = %s AND path = ANY(%s)",
-            (info.id, failing))}
+            (info.id, [stored_path(p) for p in failing]))}
     error_rows: list[tuple[Any, ...]] = []
     for path in failing:
         for prob in problems[path]:
             if prob.severity is Severity.ERROR:
                 errors.append(prob)
-                if path not in kept:
-                    error_rows.append((prob.path, info.id, prob.rule, prob.severity.value,
+                if stored_path(path) not in kept:
+                    error_rows.append((stored_path(prob.path), info.id, prob.rule,
+                                       prob.severity.value,
                                        prob.line, prob.column, prob.message, prob.fix))
     if error_rows:
         conn.cursor().executemany(

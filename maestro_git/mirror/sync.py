@@ -49,12 +49,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
 
 import psycopg
 
-from maestro_git.core import audit, inherit
-from maestro_git.core.formats import ParsedFile, classify
+from maestro_git.core import inherit
+from maestro_git.core.formats import ParsedFile
 from maestro_git.core.models import (
     AuditEvent,
     Change,
@@ -66,7 +65,8 @@ from maestro_git.core.models import (
     Severity,
     Template,
 )
-from maestro_git.core.snapshot import Snapshot, build_snapshot, diff_snapshots, update_snapshot
+from maestro_git.core.plan import CommitPlan, plan_commit
+from maestro_git.core.snapshot import Snapshot, build_snapshot, update_snapshot
 from maestro_git.errors import DatabaseError
 from maestro_git.git.repo import GitRepo
 from maestro_git.mirror import apply as mirror
@@ -176,66 +176,6 @@ class _Step:
     reconcile: bool = False  # diff against the database state; versions only for git's delta
     rewritten_from: str | None = None  # the lost cursor, when history was rewritten
     bulk: bool = False
-
-
-def _copy(table: Mapping[str, Record]) -> dict[str, Record]:
-    # A C-level copy for dicts and their read-only proxies (`dict(proxy)` goes through the
-    # generic mapping protocol: ~30x slower on 10k entries, and it runs once per commit).
-    if isinstance(table, (dict, MappingProxyType)):
-        return table.copy()
-    return dict(table)
-
-
-def _tables(snap: Snapshot) -> dict[str, dict[str, Record]]:
-    return {"persona": _copy(snap.personas), "template": _copy(snap.templates),
-            "persona_set": _copy(snap.sets)}
-
-
-def _snapshot(commit: str | None, raw: Snapshot | None,
-              tables: Mapping[str, dict[str, Record]]) -> Snapshot:
-    """A snapshot over `tables`, which the caller hands over (they are not copied)."""
-    files = raw.files if raw is not None else MappingProxyType({})
-    return Snapshot(
-        commit=commit, files=files,
-        personas=MappingProxyType(tables["persona"]),  # type: ignore[arg-type]
-        templates=MappingProxyType(tables["template"]),  # type: ignore[arg-type]
-        sets=MappingProxyType(tables["persona_set"]),  # type: ignore[arg-type]
-        problems=raw.problems if raw is not None else (),
-        invalid_paths=raw.invalid_paths if raw is not None else frozenset())
-
-
-def effective(old: Snapshot, raw: Snapshot, paths: Iterable[str]
-              ) -> tuple[Snapshot, set[tuple[str, str]]]:
-    """The mirror's new state: `old` with `paths` re-judged against `raw` (valid files take
-    their new record, invalid ones keep their old record). Returns it and the (kind, key)
-    entities those paths touch."""
-    tables = _tables(old)
-    affected: set[tuple[str, str]] = set()
-    located = [(p, classify(p)) for p in paths]
-    for path, loc in located:  # removals first: a set may move between its two path forms
-        if loc is None:
-            continue
-        affected.add((loc.kind, loc.key))
-        if path not in raw.files:
-            current = tables[loc.kind].get(loc.key)
-            if current is not None and current.path == path:
-                del tables[loc.kind][loc.key]
-    for path, loc in located:
-        if loc is None or path not in raw.files:
-            continue
-        record = raw.files[path].record
-        if raw.is_valid(path) and record is not None:
-            tables[loc.kind][loc.key] = record
-    return _snapshot(raw.commit, raw, tables), affected
-
-
-def _subset(snap: Snapshot, keys: set[tuple[str, str]]) -> Snapshot:
-    tables: dict[str, dict[str, Record]] = {"persona": {}, "template": {}, "persona_set": {}}
-    for kind, key in keys:
-        rec = snap.record(kind, key)  # type: ignore[arg-type]
-        if rec is not None:
-            tables[kind][key] = rec
-    return _snapshot(snap.commit, None, tables)
 
 
 class Syncer:
@@ -424,23 +364,23 @@ class Syncer:
         try:
             with db.translate_errors(f"mirroring commit {step.commit[:7]}"), \
                     (load if load is not None else nullcontext()):
-                raw, new_eff, changes, events, paths = self._prepare(state, step, info, load,
-                                                                     files)
-                result, descendants, extra = self._apply(state, step, info, raw, new_eff,
-                                                         changes, events, paths, durable, load)
+                raw, plan = self._prepare(state, step, info, load, files)
+                result, descendants, extra = self._apply(state, step, info, plan, durable,
+                                                         load)
         except BaseException:
             self._state = None  # patched in place: reload from the database next time
             raise
-        state.commit, state.raw, state.eff = step.commit, raw, new_eff
-        done = MirroredCommit(info, changes, events, new_eff, tuple(descendants))
+        state.commit, state.raw, state.eff = step.commit, raw, plan.new_effective
+        done = MirroredCommit(info, list(plan.changes), list(plan.events), plan.new_effective,
+                              tuple(descendants))
         self._after(done, extra)
         return done, result
 
     def _prepare(self, state: _State, step: _Step, info: CommitInfo,
                  load: mirror_bulk.BulkLoad | None,
                  files: Callable[[int, int], None] | None = None
-                 ) -> tuple[Snapshot, Snapshot, list[Change], list[AuditEvent], set[str]]:
-        """The commit's parse, new effective state, changes and audit events."""
+                 ) -> tuple[Snapshot, CommitPlan]:
+        """The commit's parse (I/O: git) and its plan (pure: `core.plan.plan_commit`)."""
         old_eff = state.eff
         if step.full or state.raw is None:
             on_parsed: Callable[[ParsedFile], None] | None = (
@@ -464,21 +404,12 @@ class Syncer:
             renames = delta.renames
         if self._refused is not None:
             raw = self._refuse(raw, paths, step.full)
-        new_eff, affected = effective(old_eff, raw, paths)
-        if step.full:
-            changes = diff_snapshots(old_eff, new_eff, renames)
-        else:
-            changes = diff_snapshots(_subset(old_eff, affected), _subset(new_eff, affected),
-                                     renames)
-        events = audit.events_for_commit(info, changes, old_eff, new_eff)
-        if step.rewritten_from is not None:
-            events.append(AuditEvent(
-                action="history_rewritten", kind="repository", key=self.settings.branch,
-                commit=step.commit, actor_name=info.committer_name,
-                actor_email=info.committer_email, time=datetime.now(UTC),
-                message=f"{step.rewritten_from[:7]} is no longer on {self.settings.branch}; "
-                        f"reconciled at {step.commit[:7]}"))
-        return raw, new_eff, changes, events, paths
+        plan = plan_commit(
+            info, old_eff, raw, paths, renames, full=step.full, branch=self.settings.branch,
+            previously_invalid=state.raw.invalid_paths if state.raw is not None else None,
+            extra_problems=self._refusals, rewritten_from=step.rewritten_from,
+            now=datetime.now(UTC))
+        return raw, plan
 
     def _refuse(self, raw: Snapshot, paths: set[str], full: bool) -> Snapshot:
         """`raw` with the files PostgreSQL cannot take marked invalid (see the rules)."""
@@ -494,13 +425,13 @@ class Syncer:
             for p in bad}
         return dataclasses.replace(raw, invalid_paths=raw.invalid_paths | frozenset(bad))
 
-    def _apply(self, state: _State, step: _Step, info: CommitInfo, raw: Snapshot,
-               new_eff: Snapshot, changes: list[Change], events: list[AuditEvent],
-               paths: set[str], durable: bool, load: mirror_bulk.BulkLoad | None
+    def _apply(self, state: _State, step: _Step, info: CommitInfo, plan: CommitPlan,
+               durable: bool, load: mirror_bulk.BulkLoad | None
                ) -> tuple[mirror.ApplyResult, list[str], list[EntityEvent]]:
-        """Ids, inheritance and the database transaction of one commit. Patches `state`'s
-        id maps and children index in place (the caller drops the state on failure)."""
-        old_eff = state.eff
+        """Ids, inheritance and the database transaction of one planned commit. Patches
+        `state`'s id maps and children index in place (the caller drops the state on
+        failure)."""
+        old_eff, new_eff, changes = state.eff, plan.new_effective, list(plan.changes)
         old_ids = self._assign_ids(state, changes, new_eff)
         persona_keys = [k for c in changes if c.kind == "persona"
                         for k in (c.key, c.old_key) if k]
@@ -515,17 +446,9 @@ class Syncer:
             version_keys = frozenset(
                 c.key for c in changes if c.kind == "persona"
                 and ((c.path in in_delta) or (c.old_path in in_delta)))
-        problems: dict[str, Sequence[Problem]] = {}
-        for p in paths:  # per path: never a walk over every problem of the repository
-            found = raw.problems_for(p)
-            refusal = self._refusals.get(p)
-            if refusal is not None:
-                found = (*found, refusal)
-            if found or step.full or (state.raw is not None and p in state.raw.invalid_paths):
-                problems[p] = found
         extra = [EntityEvent("resolved", "persona", k, step.commit) for k in descendants]
         result = mirror.apply_commit(
-            self.conn, info, changes, old_eff, new_eff, events, problems,
+            self.conn, info, changes, old_eff, new_eff, list(plan.events), plan.problems,
             branch=self.settings.branch, ids=state.ids, old_ids=old_ids, resolved=resolved,
             version_keys=version_keys, extra_notifications=extra, bulk=load, durable=durable)
         return result, descendants, extra

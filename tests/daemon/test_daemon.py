@@ -166,6 +166,19 @@ def test_atomic_save_is_validated_once_at_its_destination(git_repo: GitRepoFacto
         assert isinstance(problems[0]["line"], int)
 
 
+def test_a_dotfile_saved_in_a_content_folder_is_reported_at_once(
+        git_repo: GitRepoFactory) -> None:
+    # A dot-named persona is refused (invalid-name) by `check`; saving one must say so at
+    # once too, not stay silent as an "editor temp file".
+    git_repo.commit({"personas/acme/helper.md": persona_md("Helper")})
+    settings = Settings(repo_path=git_repo.path)
+    with running(settings, session_factory=_Standby, log_format="json") as (_, out):
+        (git_repo.path / "personas/acme/.draft.md").write_text(persona_md("Draft"),
+                                                                encoding="utf-8")
+        wait_for(lambda: any(r.get("rule") == "invalid-name" and
+                             r.get("path") == "personas/acme/.draft.md" for r in out.records()),
+                 what="the invalid-name record")
+
 
 def test_content_folder_created_after_start_is_watched(git_repo: GitRepoFactory) -> None:
     git_repo.commit({"README.md": "nothing to see yet\n"})

@@ -164,3 +164,26 @@ def test_the_daemon_gets_past_a_poisoned_commit_and_mirrors_the_next(
     assert _errors(settings) == _expected_errors(rules_off)
     assert "database unavailable" not in out.text
     assert "Traceback" not in out.text
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_not_fatal(git_repo: GitRepoFactory,
+                                                            database_url: str) -> None:
+    """git names may be any bytes; pygit2 hands them over as surrogate escapes, which
+    PostgreSQL cannot store: the mirror records the error and moves on."""
+    import os
+
+    settings = _settings(git_repo, database_url, False)
+    git_repo.commit({"personas/acme/a.md": persona_md("A")}, "good")
+    mirror_sync.sync(settings)
+    folder = os.fsencode(git_repo.path / "personas/acme")
+    with open(folder + b"/b\xff.md", "wb") as fh:
+        fh.write(persona_md("B").encode())
+    git_repo.commit({"personas/acme/c.md": persona_md("C")}, "a name that is not UTF-8")
+    report = mirror_sync.sync(settings)
+    assert report.commits == 1
+    assert "acme/c" in _keys(settings)
+    errors = _errors(settings)
+    assert errors["personas/acme/b\\xff.md"] >= {"unstorable-text", "invalid-name"}
+    git_repo.commit({"personas/acme/d.md": persona_md("D")}, "later")
+    mirror_sync.sync(settings)
+    assert "acme/d" in _keys(settings)

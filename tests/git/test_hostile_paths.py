@@ -112,3 +112,11 @@ def test_check_reports_them_with_a_non_zero_exit(git_repo: GitRepoFactory, tmp_p
     assert "personas/acme/.env:1: warning hidden-file: is hidden (the file '.env' starts " \
            "with a dot)" in out
     assert "personas/evil:1: error symlink-escape: " in out
+
+
+def test_a_name_that_is_not_utf8_is_unstorable_text() -> None:
+    path = "persona_sets/t/images/a\udcff.png"  # how pygit2 hands over the byte 0xFF
+    [problem] = build_snapshot([SourceFile(path=path, data=b"\x89PNG")], S).problems
+    assert (problem.rule, problem.message) == (
+        "unstorable-text", "the path 'persona_sets/t/images/a\\xff.png' is not valid UTF-8: "
+        "PostgreSQL cannot store it, and tools show it differently")

@@ -140,16 +140,25 @@ def _misplaced(path: str) -> list[Problem]:
 
 
 def _path_problems(path: str) -> list[Problem]:
-    """`hidden-unicode` for invisible characters in a file or folder name."""
+    """`hidden-unicode` for invisible characters in a file or folder name, `unstorable-text`
+    for a name that is not UTF-8."""
     if path.isascii() and path.isprintable():
         return []
+    problems: list[Problem] = []
+    if UNSTORABLE.search(path):  # git names may be any bytes; pygit2 escapes non-UTF-8 ones
+        shown = path.encode("utf-8", "surrogateescape" if all(
+            not 0xD800 <= ord(c) < 0xDC80 for c in path) else "surrogatepass").decode(
+            "utf-8", "backslashreplace")
+        problems.append(_p("unstorable-text", path,
+                           f"the path '{shown}' is not valid UTF-8: PostgreSQL cannot store "
+                           "it, and tools show it differently", "rename it in UTF-8",
+                           line=1))
     chars = dict.fromkeys(m.group(0) for m in HIDDEN.finditer(path))
-    chars.update(dict.fromkeys(m.group(0) for m in UNSTORABLE.finditer(path)))
     if not chars:
-        return []
+        return problems
     names = ", ".join(char_name(c) for c in chars)
     plural = "s" if len(chars) > 1 else ""
-    return [_p("hidden-unicode", path,
+    return [*problems, _p("hidden-unicode", path,
                f"the path has hidden Unicode character{plural} {names}: a file or folder "
                "name can pass for another one in reviews", "rename it without the invisible "
                "characters", line=1)]
