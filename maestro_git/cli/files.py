@@ -317,10 +317,12 @@ def _render_mirrored(app: AppContext, view: listing.PersonaView, fmt: str) -> No
             r = view.record
             fields = {"id": r["id"], "display_name": r["display_name"],
                       "description": r["description"], "version": r["version"],
-                      "extends": r["parent_key"], "tags": r["tags"], "active": r["active"],
+                      "extends": r["parent_key"], "model": r.get("model"),
+                      "tools": r.get("tools"), "tags": r["tags"], "active": r["active"],
                       "metadata": r["metadata"]}
             text = render_document({k: v for k, v in fields.items()
-                                    if v not in (None, [], {})}, view.body).decode("utf-8")
+                                    if v not in (None, [], {}) or k == "tools" and v == []},
+                                   view.body).decode("utf-8")
         _echo(text)
     app.render(data, fmt, human)
 
@@ -333,6 +335,9 @@ def _render_mirrored(app: AppContext, view: listing.PersonaView, fmt: str) -> No
               help="Only active (or only inactive) personas.")
 @click.option("--parent", metavar="KEY", help="Only personas that extend KEY.")
 @click.option("--text", help="A substring of the key, display name or description.")
+@click.option("--model", help="Only personas whose `model` is MODEL (any case).")
+@click.option("--tool", "tools", multiple=True,
+              help="Only personas whose `tools` list this tool; repeat to require several.")
 @click.option("--since", "since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
               default=None, help="Only personas changed since this date (mirror only).")
 @click.option("--sort", type=click.Choice(SORT_NAMES), default="key", show_default=True,
@@ -344,7 +349,8 @@ def _render_mirrored(app: AppContext, view: listing.PersonaView, fmt: str) -> No
 @format_option("table", "json")
 @pass_app
 def list_(app: AppContext, tags: tuple[str, ...], owner: str | None, active: bool | None,
-          parent: str | None, text: str | None, since: datetime | None, sort: str,
+          parent: str | None, text: str | None, model: str | None, tools: tuple[str, ...],
+          since: datetime | None, sort: str,
           descending: bool | None, limit: int, offset: int, source: Source,
           fmt: str) -> None:
     """List personas: from the mirror when there is one (see --source), else the working tree.
@@ -357,13 +363,14 @@ def list_(app: AppContext, tags: tuple[str, ...], owner: str | None, active: boo
     Example:
       maestro list --owner acme --tag python --format json
       maestro list --sort applied --limit 10 --source mirror
+      maestro list --model opus --tool Bash
     """
     from maestro_git.mirror.query import PersonaFilters
     from maestro_git.ops.listing import list_personas
 
     filters = PersonaFilters(
-        tags=tags, owner=owner, active=active, parent=parent, text=text,
-        updated_since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since,
+        tags=tags, owner=owner, active=active, parent=parent, text=text, model=model,
+        tools=tools, updated_since=since.replace(tzinfo=UTC) if since and since.tzinfo is None else since,
         sort=sort, descending=descending, limit=limit, offset=offset)
     used, rows = list_personas(app.settings, filters, source)
 

@@ -212,6 +212,46 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
+MAX_MODEL_CHARS = 200
+
+
+def _model_problems(model: str, path: str, line: int | None) -> list[Problem]:
+    """`model` is one non-empty line (a model name or id, as the agent tools take it)."""
+    fix = "name a model (sonnet, opus, haiku, a full model id, or inherit) or remove 'model'"
+    if not model.strip():
+        return [_problem("invalid-model", path, "'model' is empty: an agent tool given this "
+                         "persona would have no model to run it on", fix, line=line)]
+    if "\n" in model.strip() or len(model) > MAX_MODEL_CHARS:
+        return [_problem("invalid-model", path, f"'model' must be one line of at most "
+                         f"{MAX_MODEL_CHARS} characters (a model name or id)", fix, line=line)]
+    return []
+
+
+def _tools_problems(tools: Any, path: str, line: int | None) -> list[Problem]:
+    """`tools` is a list of distinct non-empty tool names (`[]`: none). The agent tools'
+    comma string (`Read, Grep`) is what `maestro import` turns into that list."""
+    if isinstance(tools, str):
+        listed = "[" + ", ".join(t.strip() for t in tools.split(",") if t.strip()) + "]"
+        return [_problem("invalid-tools", path, f"'tools' is the string '{tools}': a persona "
+                         "lists its tools", f"write tools: {listed}", line=line)]
+    if not isinstance(tools, list):
+        return [_problem("invalid-tools", path, "'tools' must be a list of tool names",
+                         "write e.g. tools: [Read, Grep] ([] for none)", line=line)]
+    out: list[Problem] = []
+    seen: set[str] = set()
+    for number, tool in enumerate(tools, start=1):
+        if not isinstance(tool, str) or not tool.strip():
+            what = "empty" if isinstance(tool, str) or tool is None else "not a string"
+            out.append(_problem("invalid-tools", path, f"tool {number} in 'tools' is {what}",
+                                "give each entry a tool name, e.g. Read", line=line))
+        elif tool in seen:
+            out.append(_problem("invalid-tools", path, f"'{tool}' is listed twice in 'tools'",
+                                "list each tool once", line=line))
+        else:
+            seen.add(tool)
+    return out
+
+
 def _document_fields(
     fm: Mapping[Any, Any], lines: Mapping[str, int], path: str, known: frozenset[str]
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -242,12 +282,14 @@ def _document_fields(
             out["tags"] = tuple(tags)
         else:
             bad("tags", "a list of strings, e.g. [coding, review]")
+    if "model" in out:
+        problems += _model_problems(out["model"], path, lines.get("model"))
     if "tools" in fm and fm["tools"] is not None:
-        tools = fm["tools"]
-        if isinstance(tools, list) and all(isinstance(t, str) and t.strip() for t in tools):
-            out["tools"] = tuple(tools)
+        tools_problems = _tools_problems(fm["tools"], path, lines.get("tools"))
+        if tools_problems:
+            problems += tools_problems
         else:
-            bad("tools", "a list of tool names, e.g. [Read, Grep] ([] for none)")
+            out["tools"] = tuple(fm["tools"])
     if "active" in fm:
         if isinstance(fm["active"], bool):
             out["active"] = fm["active"]

@@ -7,7 +7,8 @@ and `mirror/fts.py` into SQL over the mirror's tsvector columns, so `--backend w
 - words (`review`), every one required; `word*` is a prefix;
 - `"a phrase"`;
 - `field:value`, `field:"a phrase"`, `field:word*`, `field:(a OR b)` over `FIELDS`
-  (with the aliases `tag`, `in_set`, `title`, `body`, `text`);
+  (with the aliases `tag`, `tool`, `in_set`, `title`, `body`, `text`); `model:` and
+  `tools:` are a persona's typed agent settings (`tools:Bash` finds `Bash(git:*)`);
 - `AND`, `OR`, `NOT` (upper case) and `-word`, with parentheses; `AND` binds tighter;
 - ranges on `age`: `age:[50 TO 59]`, `age:>50`, `age:<=30`.
 
@@ -51,9 +52,9 @@ MAX_WORD_CHARS = 100  # characters in one word
 # The fields of the search schema a query may name (`search/engine.py` checks that these are
 # its schema's), and the aliases.
 FIELDS = ("active", "age", "category", "content", "description", "display_name", "extends",
-          "key", "kind", "metadata", "name", "owner", "set", "status", "tags")
-ALIASES = {"tag": "tags", "in_set": "set", "title": "display_name", "body": "content",
-           "text": "content"}
+          "key", "kind", "metadata", "model", "name", "owner", "set", "status", "tags", "tools")
+ALIASES = {"tag": "tags", "tool": "tools", "in_set": "set", "title": "display_name",
+           "body": "content", "text": "content"}
 NUMERIC = frozenset({"age"})
 _OPERATORS = {"AND", "OR", "NOT"}
 

@@ -10,8 +10,10 @@ UNION; a query tree becomes one WHERE condition per branch:
   `name`/`display_name`, `B` for `description`, `C` for `content`); `metadata:` reads the
   row's metadata JSON as a tsvector on the fly;
 - `owner:`, `tag:`, `set:`, `status:`, `category:`, `kind:`, `key:`, `extends:`, `active:`,
-  `age:`: plain column filters (tags and categories case-insensitive, as Whoosh lowercases
-  them); a field a kind has not got matches nothing there, as in Whoosh.
+  `age:`, `model:`, `tools:`: plain column filters (tags, categories, models and tools
+  case-insensitive, as Whoosh lowercases them; a tool by its name before any argument list,
+  `Bash(git:*)` as `bash`, migration 0013's `tools` column); a field a kind has not got
+  matches nothing there, as in Whoosh.
 Ranking is `ts_rank_cd` of the positive words; snippets come from `ts_headline`.
 
 Rules of this module: values are always placeholders (never text in the SQL); identifiers
@@ -54,6 +56,7 @@ _KINDS = (
               "owner": ("exact", "r.owner"), "key": ("exact", "r.key"),
               "tags": ("array", "r.tags"), "extends": ("exact", "r.parent_key"),
               "active": ("bool", "r.active"), "category": ("words", "r.metadata->>'category'"),
+              "model": ("words", "r.model"), "tools": ("tool", "r.tools"),
               "metadata": ("json", "r.metadata")}),
     _Kind("template", "persona_templates r", "r.search_vector", "r.name", "NULL::text",
           "coalesce(r.display_name, r.name)", "r.content", 2.0, {
@@ -160,7 +163,7 @@ class _Compiler:
             return sql.SQL("({} = {})").format(column, self.param(truth))
         if how == "int":
             return sql.SQL("false")  # numbers are ranges (`grammar.Range`)
-        lowered = how in ("array", "words")
+        lowered = how in ("array", "words", "tool")
         value = word.lower() if lowered else word
         if prefix:
             test = sql.SQL("LIKE {}").format(self.param(_like(value) + "%"))
@@ -169,6 +172,9 @@ class _Compiler:
         if how == "array":
             return sql.SQL("EXISTS (SELECT 1 FROM unnest({}) t WHERE lower(t) {})").format(
                 column, test)
+        if how == "tool":  # a tool's name before its argument list (`search.tool_terms`)
+            return sql.SQL("EXISTS (SELECT 1 FROM unnest({}) t"
+                           " WHERE lower(btrim(split_part(t, '(', 1))) {})").format(column, test)
         if how == "words":
             return sql.SQL("EXISTS (SELECT 1 FROM regexp_split_to_table(lower({}), '\\s+') t"
                            " WHERE t {})").format(column, test)

@@ -64,6 +64,8 @@ class PersonaSummary:
     updated_at: datetime
     application_count: int
     last_applied_at: datetime | None
+    model: str | None = None  # the typed agent settings (migration 0013)
+    tools: list[str] | None = None  # None: the tool's default (all); []: none
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class PersonaRow:
     updated_at: datetime
     application_count: int
     last_applied_at: datetime | None
+    model: str | None = None  # the typed agent settings (migration 0013)
+    tools: list[str] | None = None  # None: the tool's default (all); []: none
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,8 @@ class PersonaFilters:
     parent: str | None = None  # the `extends` key
     updated_since: datetime | None = None
     text: str | None = None  # a substring of key, display name or description
+    model: str | None = None  # the typed `model`, case-insensitive
+    tools: tuple[str, ...] = ()  # tools every kept persona allows (as written in `tools`)
     sort: str = "key"
     descending: bool | None = None  # None: the sort's natural direction
     limit: int | None = 100
@@ -224,6 +230,12 @@ def list_personas(conn: Connection, filters: PersonaFilters | None = None
             where.append(sql.SQL("{} = {}").format(sql.Identifier(column),
                                                     sql.Placeholder(name)))
             params[name] = value
+    if f.model is not None:
+        where.append(sql.SQL("lower(model) = lower({})").format(sql.Placeholder("model")))
+        params["model"] = f.model
+    if f.tools:
+        where.append(sql.SQL("tools @> {}").format(sql.Placeholder("tools")))
+        params["tools"] = list(f.tools)
     if f.updated_since is not None:
         where.append(sql.SQL("updated_at >= {}").format(sql.Placeholder("since")))
         params["since"] = f.updated_since

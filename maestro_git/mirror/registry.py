@@ -62,7 +62,7 @@ REGISTRY_SCHEMA = "maestro"
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 _UNSAFE = re.compile(r"[^a-z0-9_]+")
 
-# What migrations before 0005 (and the server's 0010-0012, where they ran there) created in
+# What migrations before 0005 (and 0010-0013, where they ran there) created in
 # `public`, the layout before one schema per mirror. Indexes, constraints, policies, grants
 # and owned sequences move with their tables.
 LEGACY_OBJECTS: tuple[tuple[str, str], ...] = (
@@ -74,7 +74,7 @@ LEGACY_OBJECTS: tuple[tuple[str, str], ...] = (
     ("VIEW", "current_personas"), ("VIEW", "latest_versions"), ("VIEW", "set_members"),
 )
 _LEGACY_FUNCTIONS = ("maestro_tags_text(text[])", "maestro_owner_visible(text)",
-                     "maestro_set_visible(jsonb)")
+                     "maestro_set_visible(jsonb)", "maestro_json_texts(jsonb)")
 _READER_ROLE = "maestro_reader"  # migration 0011's role: it needs USAGE on the new schema
 
 _CREATE_REGISTRY = """

@@ -161,6 +161,10 @@ def _frontmatter(rec: Persona | Template) -> dict[str, Any]:
             out[name] = value
     if rec.tags:
         out["tags"] = list(rec.tags)
+    if rec.model is not None:
+        out["model"] = rec.model  # read back by the generated `model` column (0013)
+    if rec.tools is not None:
+        out["tools"] = list(rec.tools)  # and `tools` (text[])
     out["active"] = rec.active
     if rec.metadata:
         out["metadata"] = rec.metadata

@@ -71,7 +71,8 @@ def _worktree_row(p: Persona) -> dict[str, Any]:
     return {"key": p.key, "owner": p.owner, "name": p.name, "id": p.id,
             "display_name": p.display_name, "description": p.description,
             "version": p.version, "extends": p.extends, "tags": list(p.tags),
-            "active": p.active, "metadata": p.metadata, "path": p.path}
+            "active": p.active, "metadata": p.metadata, "path": p.path, "model": p.model,
+            "tools": list(p.tools) if p.tools is not None else None}
 
 
 def _matches(p: Persona, f: PersonaFilters) -> bool:
@@ -82,6 +83,10 @@ def _matches(p: Persona, f: PersonaFilters) -> bool:
     if f.parent is not None and p.extends != f.parent:
         return False
     if not set(f.tags) <= set(p.tags):
+        return False
+    if f.model is not None and (p.model or "").lower() != f.model.lower():
+        return False
+    if f.tools and not set(f.tools) <= set(p.tools or ()):
         return False
     if f.extra and any(p.metadata.get(k) != v for k, v in f.extra.items()):
         return False

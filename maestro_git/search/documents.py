@@ -37,6 +37,7 @@ __all__ = [
     "record_docs",
     "shown",
     "stored_hit",
+    "tool_terms",
     "uid",
 ]
 
@@ -95,6 +96,14 @@ def member_terms(data: Mapping[str, Any]) -> list[str]:
     return words
 
 
+def tool_terms(tools: Sequence[str]) -> list[str]:
+    """The words `tools:` finds a persona's tools by: each tool's name before any argument
+    list (`Bash(git:*)` -> `Bash`, `Agent(worker, researcher)` -> `Agent`), as
+    `mirror/fts.py` compares them (`split_part(t, '(', 1)`, trimmed, case-insensitive)."""
+    terms = [t.split("(", 1)[0].strip().replace(",", " ") for t in tools]
+    return [t for t in terms if t]
+
+
 def uid(kind: str, key: str, member: str | None = None) -> str:
     """The unique id of one document: `persona:acme/x`, `set_member:clinic#Maria Lopez`."""
     return f"{kind}:{key}" if member is None else f"{kind}:{key}#{member}"
@@ -103,7 +112,6 @@ def uid(kind: str, key: str, member: str | None = None) -> str:
 def _document_doc(rec: Persona | Template) -> dict[str, Any]:
     meta: list[str] = []
     _flatten(rec.metadata, meta)
-    meta += [x for x in (rec.model, " ".join(rec.tools or ())) if x]  # searchable settings
     category = rec.category if isinstance(rec, Template) else rec.metadata.get("category")
     doc: dict[str, Any] = {
         "uid": uid(rec.kind, rec.key), "kind": rec.kind, "key": rec.key,
@@ -114,6 +122,10 @@ def _document_doc(rec: Persona | Template) -> dict[str, Any]:
     }
     if isinstance(rec, Persona):
         doc["owner"] = rec.owner
+        if rec.model:
+            doc["model"] = rec.model
+        if rec.tools:
+            doc["tools"] = ",".join(tool_terms(rec.tools))
     if isinstance(category, str) and category:
         doc["category"] = category
     if rec.extends:

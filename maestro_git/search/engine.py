@@ -59,7 +59,7 @@ __all__ = [
     "to_whoosh",
 ]
 
-SCHEMA_VERSION = 3  # recorded in the index; bump when `SCHEMA` or its tokenising changes
+SCHEMA_VERSION = 4  # recorded in the index; bump when `SCHEMA` or its tokenising changes
 SMALL_SEGMENT = 1000  # documents; segments below it (or a tenth of the largest) are merged
 
 SCHEMA = fields.Schema(
@@ -74,6 +74,8 @@ SCHEMA = fields.Schema(
     description=FastText(text_terms, analyzer=TEXT, field_boost=2.0, stored=True),
     tags=Keyword(commas=True, lowercase=True, scorable=True, field_boost=2.0, stored=True),
     category=Keyword(lowercase=True, scorable=True, stored=True),
+    model=Keyword(lowercase=True),  # a persona's typed agent settings (`tool_terms`)
+    tools=Keyword(commas=True, lowercase=True),
     set=Keyword(stored=True),
     status=ID(),
     extends=ID(),
@@ -91,7 +93,7 @@ SCHEMA = fields.Schema(
 # turns off Whoosh's block-quality skipping and makes every query score every match.
 _DEFAULT_FIELDS = ("name", "display_name", "description", "tags", "category", "metadata",
                    "content")
-_ALIASES = {"tags": ["tag"], "set": ["in_set"], "content": ["body", "text"],
+_ALIASES = {"tags": ["tag"], "tools": ["tool"], "set": ["in_set"], "content": ["body", "text"],
             "display_name": ["title"]}
 FIELDS: tuple[str, ...] = tuple(sorted(
     {n for n in SCHEMA.names() if n not in ("uid", "hash", "commit", "schema_version", "member")}

@@ -68,7 +68,36 @@ def test_model_and_tools_are_typed_fields_for_agent_tools() -> None:
     none, _ = parse("personas/a/y.md", "---\ntools: []\n---\nYou are y.\n")
     assert isinstance(none, Persona) and none.tools == ()
     _, rules = parse("personas/a/z.md", "---\nmodel: 4\ntools: Read\n---\nYou are z.\n")
-    assert rules == ["frontmatter-type", "frontmatter-type"]
+    assert rules == ["frontmatter-type", "invalid-tools"]
+
+
+def _problems(text: str) -> list[tuple[str, str, str, int | None]]:
+    parsed = parse_file(SourceFile(path="personas/a/x.md", data=text.encode()), L)
+    return [(p.rule, p.message, p.fix, p.line) for p in parsed.problems]
+
+
+def test_model_and_tools_have_a_known_shape_with_messages_that_say_how() -> None:
+    assert _problems("---\nmodel: '  '\n---\nYou are x.\n") == [
+        ("invalid-model", "'model' is empty: an agent tool given this persona would have no "
+                          "model to run it on",
+         "name a model (sonnet, opus, haiku, a full model id, or inherit) or remove 'model'",
+         2)]
+    assert _problems("---\nmodel: \"a\\nb\"\n---\nYou are x.\n")[0][:2] == (
+        "invalid-model", "'model' must be one line of at most 200 characters (a model name "
+                         "or id)")
+    assert _problems("---\nid: x\ntools: Read, Grep\n---\nYou are x.\n")[-1] == (
+        "invalid-tools", "'tools' is the string 'Read, Grep': a persona lists its tools",
+        "write tools: [Read, Grep]", 3)
+    assert [m for _, m, _, _ in _problems("---\ntools: [Read, '', 3, Read]\n---\nYou.\n")] == [
+        "tool 2 in 'tools' is empty", "tool 3 in 'tools' is not a string",
+        "'Read' is listed twice in 'tools'"]
+    assert _problems("---\ntools: {a: 1}\n---\nYou are x.\n") == [
+        ("invalid-tools", "'tools' must be a list of tool names",
+         "write e.g. tools: [Read, Grep] ([] for none)", 2)]
+    record, rules = parse("personas/a/x.md", "---\nmodel: inherit\ntools: ['Bash(git:*)', "
+                          "'Agent(worker, researcher)']\n---\nYou are x.\n")
+    assert rules == [] and isinstance(record, Persona)
+    assert record.tools == ("Bash(git:*)", "Agent(worker, researcher)")
 
 
 def test_template_category_is_read() -> None:

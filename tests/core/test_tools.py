@@ -200,3 +200,30 @@ def test_retired_kinds_and_unknown_values_are_warnings() -> None:
     assert [p.message for p in doc.problems] == [
         "name 'X_1' is not lowercase letters and hyphens",
         "color 'teal' is not one of blue, cyan, green, orange, pink, purple, red, yellow"]
+
+
+def test_tool_lists_become_the_typed_field_with_arguments_kept_whole() -> None:
+    fmt = tools.FORMATS["claude-agent"]
+    text = ("---\nname: lead\ndescription: Leads\ntools: Read, Agent(worker, researcher), "
+            "Bash(git:*)\nmodel: opus\n---\nYou lead.\n")
+    doc = fmt.parse(".claude/agents/lead.md", text.encode())
+    assert doc.tools == ("Read", "Agent(worker, researcher)", "Bash(git:*)")
+    assert (doc.model, doc.extra) == ("opus", {})
+    assert fmt.render(doc) == text.encode()
+    fields = tools.persona_fields(fmt, doc)
+    assert fields["tools"] == ["Read", "Agent(worker, researcher)", "Bash(git:*)"]
+
+
+def test_settings_a_persona_cannot_take_stay_under_the_tool_and_go_back_as_written() -> None:
+    """A repeated tool, an empty model or Copilot's prioritised model list are not the typed
+    fields' shape: they are kept under `extra` (`metadata.<tool>`) and written back."""
+    fmt = tools.FORMATS["copilot-agent"]
+    text = ("---\nname: x\ndescription: X\ntools: ['read', 'read']\nmodel: ['GPT-5', "
+            "'Claude Sonnet 4']\n---\nYou are x.\n")
+    doc = fmt.parse(".github/agents/x.agent.md", text.encode())
+    assert (doc.tools, doc.model) == (None, None)
+    assert doc.extra == {"tools": ["read", "read"], "model": ["GPT-5", "Claude Sonnet 4"]}
+    assert fmt.render(doc) == text.encode()
+    empty = tools.FORMATS["claude-agent"].parse(
+        ".claude/agents/y.md", b"---\nname: y\ndescription: Y\nmodel: ''\n---\nYou are y.\n")
+    assert empty.model is None and empty.extra == {"model": ""}

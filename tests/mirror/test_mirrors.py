@@ -376,3 +376,62 @@ def test_text_postgres_cannot_store_is_refused_and_the_mirror_moves_past_it(
     with db.connect(settings) as conn:
         assert conn.execute("SELECT count(*) FROM sync_errors").fetchone() == (0,)
         assert verify(settings, conn).ok
+
+
+AGENT = persona_md("Planner", model="opus", tools="[Read, 'Bash(git:*)']")
+
+
+def test_model_and_tools_are_columns_of_personas_versions_and_the_view(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    from maestro_git.client import Client
+    from maestro_git.mirror.query import PersonaFilters, list_personas
+
+    git_repo.commit({"personas/acme/planner.md": AGENT,
+                     "personas/acme/plain.md": persona_md("Plain"),
+                     "personas/acme/none.md": persona_md("None", tools="[]")}, "agents")
+    git_repo.commit({"personas/acme/planner.md": AGENT.replace("opus", "haiku")}, "cheaper")
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    sync.sync(settings)
+    with db.connect(settings) as conn:
+        rows = conn.execute("SELECT key, model, tools FROM current_personas ORDER BY key")
+        assert rows.fetchall() == [("acme/none", None, []), ("acme/plain", None, None),
+                                   ("acme/planner", "haiku", ["Read", "Bash(git:*)"])]
+        versions = conn.execute("SELECT model FROM persona_versions WHERE key = "
+                                "'acme/planner' ORDER BY id").fetchall()
+        assert versions == [("opus",), ("haiku",)]
+        options = conn.execute("SELECT reloptions FROM pg_class WHERE oid = "
+                               "'current_personas'::regclass").fetchone()
+        assert options == (["security_invoker=true"],)  # still under row-level security
+        found = list_personas(conn, PersonaFilters(model="HAIKU", tools=("Bash(git:*)",)))
+        assert [(p.key, p.model, p.tools) for p in found] == [
+            ("acme/planner", "haiku", ["Read", "Bash(git:*)"])]
+        assert list_personas(conn, PersonaFilters(tools=("Grep",))) == []
+    with Client(settings=settings) as client:
+        row = client.get("acme/planner")
+    assert (row.model, row.tools) == ("haiku", ["Read", "Bash(git:*)"])
+
+
+def test_a_mirror_at_version_12_takes_the_model_and_tools_columns_in_place(
+        git_repo: GitRepoFactory, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 0013 on a mirror that already holds rows, usage and history."""
+    git_repo.commit({"personas/acme/planner.md": AGENT}, "one")
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    shipped = db.available_migrations()
+    assert shipped[-1][0] == "0013_persona_model_tools"
+    monkeypatch.setattr(db, "available_migrations", lambda: shipped[:-1])
+    sync.sync(settings)
+    with db.connect(settings) as conn:
+        assert "0013_persona_model_tools" not in db.applied_migrations(conn)
+        pid = conn.execute("SELECT id FROM personas").fetchone()
+        assert pid is not None
+        conn.execute("INSERT INTO persona_usage VALUES (%s, 3, now())", (pid[0],))
+    monkeypatch.undo()
+    git_repo.commit({"personas/acme/other.md": persona_md("Other", tools="[Grep]")}, "two")
+    assert sync.sync(settings).commits == 1
+    with db.connect(settings) as conn:
+        rows = conn.execute("SELECT key, model, tools, application_count FROM "
+                            "current_personas ORDER BY key").fetchall()
+        assert rows == [("acme/other", None, ["Grep"], 0),
+                        ("acme/planner", "opus", ["Read", "Bash(git:*)"], 3)]
+        assert conn.execute("SELECT count(*) FROM persona_versions").fetchone() == (2,)
+        assert verify(settings, conn).ok

@@ -13,7 +13,7 @@ from maestro_git.mirror.sync import sync
 from maestro_git.search.engine import FIELDS, SCHEMA, to_whoosh
 from maestro_git.search.index import SearchIndex
 from maestro_git.settings import Settings
-from tests.factories import GitRepoFactory
+from tests.factories import GitRepoFactory, persona_md
 from tests.search.test_index import FILES, _snapshot
 
 # Words, phrases, fields, booleans, prefixes and ranges (the README's examples among them).
@@ -128,3 +128,46 @@ def _slow_search(conn: db.Connection) -> None:
 ])
 def test_the_tree_is_given_to_whoosh_as_its_syntax(text: str, whoosh: str) -> None:
     assert to_whoosh(grammar.parse(text)) == whoosh
+
+
+# Personas with the typed agent settings (model, tools), and a template carrying them too:
+# templates are not mirrored with model/tools, so neither backend finds one by them.
+AGENT_FILES = {
+    **FILES,
+    "personas/acme/planner.md": persona_md(
+        "Planner", description="Plans the work", model="opus",
+        tools='["Read", "Grep", "Bash(git:*)", "Agent(worker, researcher)"]'),
+    "personas/globex/scout.md": persona_md(
+        "Scout", description="Looks things up", model="claude-sonnet-4-5",
+        tools='["Read", "WebFetch", "github/*"]'),
+    "personas/globex/mute.md": persona_md("Mute", description="Uses no tools", tools="[]"),
+    "templates/agent_base.md": persona_md("Agent Base", model="opus", tools="[Read]"),
+}
+AGENT_QUERIES = {
+    "model:opus": {"acme/planner"}, "model:OPUS": {"acme/planner"},
+    "model:claude*": {"globex/scout"}, "model:claude-sonnet-4-5": {"globex/scout"},
+    "model:sonnet": set(), "tools:Read": {"acme/planner", "globex/scout"},
+    "tool:read": {"acme/planner", "globex/scout"}, "tools:Bash": {"acme/planner"},
+    "tools:agent": {"acme/planner"}, "tools:Web*": {"globex/scout"},
+    "tools:github/*": {"globex/scout"}, "model:opus tools:Grep": {"acme/planner"},
+    "tools:Read NOT model:opus": {"globex/scout"}, "tools:worker": set(),
+    "model:haiku": set(), "kind:template model:opus": set(),
+    "owner:globex -tools:WebFetch": {"globex/analyst", "globex/mute"},
+}
+
+
+def test_model_and_tools_field_queries_find_the_same_personas_on_both_backends(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    git_repo.commit(AGENT_FILES)
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    sync(settings)
+    ix = SearchIndex(settings)
+    ix.rebuild(_snapshot(git_repo))
+    found = {}
+    with db.connect(settings) as conn:
+        for q in AGENT_QUERIES:
+            whoosh = _found(ix.search(q, limit=50))
+            postgres = _found(query.search(conn, q, limit=50))
+            found[q] = (whoosh, postgres)
+    assert {q: w for q, (w, p) in found.items() if w != p} == {}
+    assert {q: {key for _, key, _ in w} for q, (w, _) in found.items()} == AGENT_QUERIES

@@ -167,7 +167,8 @@ def demo_repo(path: Path, webhook_urls: list[str]) -> GitRepoFactory:
     reviewer = path / "personas" / "acme" / "python_reviewer.md"
     text = reviewer.read_text(encoding="utf-8")
     repo.commit({"personas/acme/python_reviewer.md":
-                 text.replace('version: "1.1.0"', 'version: "1.2.0"')
+                 text.replace('version: "1.1.0"', 'version: "1.2.0"\nmodel: sonnet\n'
+                              'tools: [Read, Grep, "Bash(pytest:*)"]')
                  + "\nAlso check type hints.\n"}, message="python_reviewer: type hints")
     return repo
 

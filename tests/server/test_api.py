@@ -126,6 +126,23 @@ def test_past_versions_commits_and_branches_come_from_git(api: Api) -> None:
     assert nobranch.status_code == 404
 
 
+def test_the_typed_agent_settings_come_from_the_mirror_and_from_git(api: Api) -> None:
+    c = api.client()
+    now = c.get("/api/v1/personas/acme/python_reviewer").json()
+    assert (now["model"], now["tools"]) == ("sonnet", ["Read", "Grep", "Bash(pytest:*)"])
+    git = c.get("/api/v1/personas/acme/python_reviewer", params={"branch": "main"}).json()
+    assert (git["model"], git["tools"]) == ("sonnet", ["Read", "Grep", "Bash(pytest:*)"])
+    old = c.get("/api/v1/personas/acme/python_reviewer", params={"version": "1.1.0"}).json()
+    assert (old["model"], old["tools"]) == (None, None)
+    listed = {p["key"]: (p["model"], p["tools"])
+              for p in c.get("/api/v1/personas", params={"owner": "acme"}).json()["items"]}
+    assert listed["acme/python_reviewer"] == ("sonnet", ["Read", "Grep", "Bash(pytest:*)"])
+    assert listed["acme/data_analyst"] == (None, None)
+    hits = c.get("/api/v1/search", params={"q": "tools:bash model:sonnet",
+                                           "backend": "postgres"}).json()
+    assert [h["key"] for h in hits["items"]] == ["acme/python_reviewer"]
+
+
 def test_history_pages_and_diff_raw_and_resolved(api: Api) -> None:
     c = api.client()
     history = c.get("/api/v1/personas/acme/python_reviewer/history").json()

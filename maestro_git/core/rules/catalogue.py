@@ -44,6 +44,8 @@ RULES: dict[str, tuple[Severity, str]] = {
     "too-many-tags": (E, "more tags than limits.max_tags"),
     "invalid-tag": (E, "a tag is empty, too long, repeated or outside [a-z0-9._+-]"),
     "field-too-long": (E, "display_name over 200 or description over 1000 characters"),
+    "invalid-model": (E, "`model` is empty, or not one line of at most 200 characters"),
+    "invalid-tools": (E, "`tools` is not a list of distinct, non-empty tool names"),
     # content
     "content-too-large": (E, "the body is over limits.max_content_bytes"),
     "too-many-tokens": (W, "the body's estimated tokens are over limits.max_tokens"),

@@ -32,6 +32,7 @@ __all__ = ["Check", "ToolFormat", "persona_name"]
 # A family's own checks: (format, frontmatter as read, body, path) -> problems.
 Check = Callable[["ToolFormat", Mapping[str, Any], str, str], list[Problem]]
 PERSONA_FIELDS = ("name", "display_name", "description", "model", "tools")
+_TOP_COMMA = re.compile(r",(?![^()]*\))")  # a comma not inside parentheses
 
 
 def persona_name(stem: str) -> str:
@@ -150,7 +151,9 @@ class ToolFormat:
                 out["name"] = persona_name(value)
                 if self.tool_name(out["name"]) != value:
                     extra[key] = value  # an identity maestro would spell otherwise
-            elif target in ("display_name", "description", "model") and isinstance(value, str):
+            elif target == "model" and _model(value):
+                out["model"] = value
+            elif target in ("display_name", "description") and isinstance(value, str):
                 out[target] = value
             else:
                 extra[key] = value
@@ -203,8 +206,18 @@ class ToolFormat:
 
 
 def _tool_list(value: Any) -> tuple[str, ...] | None:
+    """A tool list as the persona's `tools`: a YAML list as it is, the comma string as its
+    entries; a comma inside parentheses belongs to its tool (`Agent(worker, researcher)`)."""
     if isinstance(value, str):
-        return tuple(t.strip() for t in value.split(",") if t.strip())
-    if isinstance(value, list) and all(isinstance(t, str) for t in value):
-        return tuple(value)
-    return None
+        found = tuple(t.strip() for t in _TOP_COMMA.split(value) if t.strip())
+    elif isinstance(value, list) and all(isinstance(t, str) and t.strip() for t in value):
+        found = tuple(value)
+    else:
+        return None  # not a shape a persona takes: kept as written under `extra`
+    return found if len(set(found)) == len(found) else None
+
+
+def _model(value: Any) -> bool:
+    """Whether a tool's `model` is one a persona takes (one non-empty line)."""
+    return isinstance(value, str) and bool(value.strip()) and "\n" not in value.strip() \
+        and len(value) <= 200

@@ -60,6 +60,9 @@ async def list_personas(
         active: bool | None = None,
         parent: Annotated[str | None, Query(description="the `extends` key")] = None,
         text: Annotated[str | None, Query(max_length=200)] = None,
+        model: Annotated[str | None, Query(max_length=200, description="the typed `model` "
+                                           "(any case)")] = None,
+        tool: Annotated[list[str], Query(description="required tools (repeat)")] = [],  # noqa: B006
         updated_since: datetime | None = None,
         sort: Annotated[str, Query(description="key, name, owner, updated, created, "
                                                "applied, last-applied")] = "key",
@@ -67,7 +70,8 @@ async def list_personas(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0) -> Response:
     filters = PersonaFilters(tags=tuple(tag), owner=owner, active=active, parent=parent,
-                             updated_since=updated_since, text=text or None, sort=sort,
+                             updated_since=updated_since, text=text or None, model=model,
+                             tools=tuple(tool), sort=sort,
                              descending=desc, limit=limit + 1, offset=offset)
     rows = reads_.peek_list(filters)
     if rows is None:
@@ -108,6 +112,7 @@ def read_persona(state: ServerState, scope: Scope, key: str, *, resolved: bool,
             "display_name": doc.display_name, "description": doc.description,
             "version": doc.version, "parent_key": doc.extends, "tags": list(doc.tags),
             "active": doc.active, "metadata": doc.metadata, "content": content,
+            "model": doc.model, "tools": list(doc.tools) if doc.tools is not None else None,
             "content_hash": doc.content_hash, "size_bytes": doc.size_bytes,
             "commit": version.commit, "path": version.path,
             "branch": branch or state.settings.branch, "resolved": resolved,
