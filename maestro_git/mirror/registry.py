@@ -338,6 +338,8 @@ def resolve(conn: Connection, settings: Settings, branch: str | None = None) -> 
         return Mirror("public", name, branch, roots, legacy=True)
     schema = schema_name(name, branch, roots)
     row = _row(conn, schema)
-    if row is not None:
+    if row is not None and not (roots and set(row.roots) == set(roots)):
         raise _mismatch(schema, row)
+    # (a row at the schema named for exactly these roots is this repository's, even when the
+    # look-up above missed it: a commit read can fail for a moment while git writes objects)
     return Mirror(schema, name, branch, roots)
