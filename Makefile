@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint typecheck bench browser screenshots clean
+.PHONY: install demo test test-fast lint typecheck bench soak browser screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ $(PEER_STAMP):
 ## (BENCH_ARGS="--no-peer" skips the git-history peer and its venv)
 bench: $(STAMP) $(if $(findstring --no-peer,$(BENCH_ARGS)),,$(PEER_STAMP))
 	$(BIN)/python scripts/bench.py $(if $(findstring --no-peer,$(BENCH_ARGS)),,--peer $(PEER_VENV)/bin/git-history) $(BENCH_ARGS)
+
+## soak: the fault suite (daemon SIGKILLs, database restarts, write races, .maestro damage,
+## property tests with many examples), bounded in count and time; prints a table of figures
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PEER_VENV) .maestro .pytest_cache .hypothesis *.egg-info

@@ -17,9 +17,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 
 from tests.factories import GitRepoFactory
+
+# `scripts/soak.py` runs the property tests again under this profile (`--hypothesis-profile
+# soak`), with MAESTRO_SOAK_EXAMPLES examples each; the suite itself uses the default.
+hypothesis_settings.register_profile(
+    "soak", max_examples=int(os.environ.get("MAESTRO_SOAK_EXAMPLES", "1000")), deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 _embedded_server = None
 

@@ -221,6 +221,7 @@ class _Indexer:
         self._holding = False  # between `hold` and `release`
         self._held: MirroredCommit | None = None
         self._held_changes: list[Change] = []
+        self._written: str | None = None  # the commit this indexer last wrote to the index
         self.thread = threading.Thread(target=self._work, daemon=True,
                                        name="maestro-daemon-indexer")
         self.thread.start()
@@ -275,7 +276,17 @@ class _Indexer:
         combined = dataclasses.replace(
             pending[-1], changes=coalesce_changes([c for m in pending for c in m.changes]))
         try:
-            self.index.update(combined)
+            if self._written is not None and self.index.commit == self._written:
+                self.index.update(combined)
+            else:
+                # The first write of this indexer, or the index moved under it: it may lag
+                # (a daemon killed between a commit and its index update), so compare it
+                # with the whole snapshot rather than apply only these commits' changes.
+                snap = combined.snapshot
+                if snap.commit != combined.commit.id:
+                    snap = dataclasses.replace(snap, commit=combined.commit.id)
+                self.index.ensure(snap)
+            self._written = combined.commit.id
         except Exception as exc:  # a cache: log it; `maestro index` rebuilds it
             self.log.warning("index", f"search index not updated to "
                              f"{combined.commit.short_id}: {type(exc).__name__}: {exc}")

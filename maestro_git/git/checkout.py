@@ -16,18 +16,19 @@ the compare-and-swap on the branch until the new index is renamed into place:
    renamed into place at once, so the moment where the branch is new and the index old (a
    `git commit` that reads HEAD then, and the index just before, would commit the old
    entries back) is as short as a rename;
-5. the touched files are written and the index written once more with their stat data
-   (`git status` then needs to hash nothing), and the lock is released.
+5. the touched files are written, and the lock is released a moment later
+   (`IndexLock`'s linger).
 
 Git's own `git commit` reads the index before it takes the lock and writes that copy back
-under it; a library write renamed into place in between is overwritten by that stale copy.
-That window (git reading its index and then locking it, microseconds) is git's own race
-with any other index writer, `git add` included, and is not closed from outside git.
+under it. The lock is kept `LINGER_SECONDS` past the rename, so a `git commit` that read the
+old index finds the lock still held and exits ("index.lock: File exists"; run again, it reads
+the new index). A git process stalled for longer than that between its read and its lock
+could still write the old entries back: that is git's own race with any index writer (two
+git commands race the same way) and cannot be closed from outside git.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,30 +57,6 @@ class DirtyWorktreeError(GitError):
         self.paths = list(paths)
 
 
-class _StatEntry(pygit2.IndexEntry):
-    """An index entry carrying the stat data of the file just written, as `git add` records
-    it, so git and libgit2 see the file clean without hashing it again. (pygit2's public
-    `IndexEntry` has no stat fields; this fills them in its C conversion.)"""
-
-    def __init__(self, path: str, oid: pygit2.Oid, st: os.stat_result) -> None:
-        super().__init__(path, oid, FileMode.BLOB)
-        self._st = st
-
-    def _to_c(self):  # type: ignore[no-untyped-def]  # pygit2's private conversion hook
-        centry, ref = super()._to_c()
-        st = self._st
-        centry.ctime.seconds = int(st.st_ctime_ns // 1_000_000_000) & 0x7FFFFFFF
-        centry.ctime.nanoseconds = st.st_ctime_ns % 1_000_000_000
-        centry.mtime.seconds = int(st.st_mtime_ns // 1_000_000_000) & 0x7FFFFFFF
-        centry.mtime.nanoseconds = st.st_mtime_ns % 1_000_000_000
-        centry.dev = st.st_dev & 0xFFFFFFFF
-        centry.ino = st.st_ino & 0xFFFFFFFF
-        centry.uid = st.st_uid & 0xFFFFFFFF
-        centry.gid = st.st_gid & 0xFFFFFFFF
-        centry.file_size = st.st_size & 0xFFFFFFFF
-        return centry, ref
-
-
 @contextmanager
 def _locked_at(git: GitRepo, branch: str, base: str | None, deadline: float
                ) -> Iterator[IndexLock]:
@@ -106,12 +83,11 @@ def commit_checked_out(git: GitRepo, branch: str, base: str | None,
             raise DirtyWorktreeError(dirty)
         blobs = {path: None if data is None else str(git.repo.create_blob(data))
                  for path, data in changes.items()}
-        _stage(lock.index, blobs, {})
+        _stage(lock.index, blobs)
         lock.write()  # ready before the branch moves, in place right after it
         commit = write_commit(git, branch, base, changes, author, committer, message)
         lock.commit()
-        _apply(git, lock.index, root, commit, paths)
-        lock.commit()  # again, with the stat data of the files just written
+        _write_files(git, root, commit, paths)
     return commit
 
 
@@ -127,8 +103,9 @@ def commit_series_checked_out(git: GitRepo, branch: str, base: str | None,
         assert lock.index is not None
         ids = write(base)
         if ids:
-            _apply(git, lock.index, root, ids[-1], paths)
+            _stage(lock.index, {path: git.blob_id(ids[-1], path) for path in paths})
             lock.commit()
+            _write_files(git, root, ids[-1], paths)
     return ids
 
 
@@ -138,8 +115,9 @@ def sync_worktree(git: GitRepo, commit: str, paths: Sequence[str], deadline: flo
     root = _root(git)
     with IndexLock(Path(git.repo.path), deadline) as lock:
         assert lock.index is not None
-        _apply(git, lock.index, root, commit, paths)
+        _stage(lock.index, {path: git.blob_id(commit, path) for path in paths})
         lock.commit()
+        _write_files(git, root, commit, paths)
 
 
 def _root(git: GitRepo) -> Path:
@@ -167,34 +145,28 @@ def _dirty(git: GitRepo, index: pygit2.Index, root: Path, paths: Sequence[str],
     return dirty
 
 
-def _apply(git: GitRepo, index: pygit2.Index, root: Path, commit: str,
-           paths: Sequence[str]) -> None:
-    """Write `paths` at `commit` into the files and into `index` (not yet written)."""
-    blobs: dict[str, str | None] = {}
-    stats: dict[str, os.stat_result] = {}
+def _write_files(git: GitRepo, root: Path, commit: str, paths: Sequence[str]) -> None:
+    """Write `paths` as they are at `commit` into the working tree (deleting those absent)."""
     for path in paths:
         full = root / path
-        blob = blobs[path] = git.blob_id(commit, path)
+        blob = git.blob_id(commit, path)
         if blob is None:
             if full.is_file() or full.is_symlink():
                 full.unlink()
                 _prune_empty_dirs(full.parent, root)
-            continue
-        write_atomic(full, git.read_blob(blob), mode=0o644)
-        stats[path] = full.lstat()
-    _stage(index, blobs, stats)
+        else:
+            write_atomic(full, git.read_blob(blob), mode=0o644)
 
 
-def _stage(index: pygit2.Index, blobs: Mapping[str, str | None],
-           stats: Mapping[str, os.stat_result]) -> None:
-    """Set the entries of `blobs` (path -> blob id, None: remove) in `index`; with no stat
-    data for a path its entry has none, which makes git hash the file to compare it."""
+def _stage(index: pygit2.Index, blobs: Mapping[str, str | None]) -> None:
+    """Set the entries of `blobs` (path -> blob id, None: remove) in `index`. The entries
+    carry no stat data, which tells git and libgit2 to hash the file to compare it (the
+    index keeps the old index file's mtime, so these entries would be re-checked anyway:
+    `maestro_git.git.locks.IndexLock.commit`)."""
     for path, blob in blobs.items():
         if blob is None:
             if path in index:
                 index.remove(path)
-        elif path in stats:
-            index.add(_StatEntry(path, pygit2.Oid(hex=blob), stats[path]))
         else:
             index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=blob), FileMode.BLOB))
 

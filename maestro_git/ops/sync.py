@@ -78,9 +78,13 @@ class CatchUpIndex:
     commits: int = 0
     writes: int = 0  # index writes done by this object (0 or 1; the child's is not counted)
     background: str | None = None
+    base: str | None = None  # the first mirrored commit's first parent
     _child: Any = None
 
     def __call__(self, mirrored: MirroredCommit) -> None:
+        if self.last is None:  # the commit the index must be at for these changes to apply
+            parents = mirrored.commit.parents
+            self.base = parents[0] if parents else None
         self.changes.extend(mirrored.changes)
         self.last = mirrored
         self.commits += 1
@@ -123,8 +127,16 @@ class CatchUpIndex:
                     return
                 if built:
                     index.ensure(last.snapshot)
-                else:
+                elif self.base is not None and index.commit == self.base:
                     index.update(dataclasses.replace(last, changes=coalesce_changes(self.changes)))
+                else:
+                    # The index is not where these changes start (a sync with --no-index, or
+                    # an index update that failed, came between): compare it with the whole
+                    # head rather than apply only this run's changes.
+                    snapshot = last.snapshot
+                    if snapshot.commit != last.commit.id:
+                        snapshot = dataclasses.replace(snapshot, commit=last.commit.id)
+                    index.ensure(snapshot)
                 self.writes += 1
         except Exception as exc:  # a cache: the mirror is done; `maestro index rebuild` mends it
             log.warning("search index not updated to %s: %s: %s", last.commit.short_id,

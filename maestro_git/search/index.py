@@ -68,7 +68,7 @@ from maestro_git.search.engine import (
     text_of,
 )
 from maestro_git.search.files import WriteLock, collect_leaked_files, leaks_ignored
-from maestro_git.search.speedups.bulk import write_segments
+from maestro_git.search.speedups.bulk import RebuildStopped, write_segments
 from maestro_git.search.speedups.postings import score_terms, word_groups
 from maestro_git.search.speedups.words import WordScores
 from maestro_git.settings import Settings
@@ -87,6 +87,7 @@ MERGE_CEILING = 64  # segments; at this many it starts at once, even during a bu
 MULTIPROCESS_MIN_DOCS = 2000  # below this one process is faster than forking another
 PROGRESS_EVERY = 500  # documents between progress reports of a plain-Whoosh rebuild
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
+_STOP_EVERY = 64  # documents between looks at the stop event in a plain-Whoosh rebuild
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
 _CHECK_STRIDE = 64  # `check` reads every 64th stored document (a damaged block fails there)
 
@@ -200,11 +201,18 @@ class SearchIndex:
 
     @property
     def commit(self) -> str | None:
-        """The commit the index reflects (None: a working tree, or no index)."""
-        try:
-            return self._meta().get("commit")
-        except SearchError:
-            return None
+        """The commit the index reflects (None: a working tree, no index, or one too damaged
+        to say; `check` tells why)."""
+        with leaks_ignored():
+            try:
+                return self._meta().get("commit")
+            except SearchError:
+                return None
+            except Exception:  # a damaged segment raises whatever its reader hits
+                pass
+            self._reset()  # inside: dropping the damaged reader closes the files it leaked
+        collect_leaked_files()
+        return None
 
     def check(self) -> str | None:
         """Why the index cannot be used as it is (missing, corrupted, old schema), or None."""
@@ -265,7 +273,9 @@ class SearchIndex:
 
         The new index is written beside the old one and swapped in, so concurrent readers
         keep the old one until they refresh. `progress(done, total)` is called in documents
-        as parts of the index are written (`total` when it is committed).
+        as parts of the index are written (`total` when it is committed). With `stop` set
+        meanwhile (the daemon stopping) the rebuild ends at once with `SearchError`, leaving
+        the old index as it was.
         """
         docs = [d for rec in indexable(snapshot) for d in record_docs(rec)]
         parent = self._folder()
@@ -289,10 +299,13 @@ class SearchIndex:
                     def report(done: int, _total: int) -> None:
                         progress(min(done, records), records)
                 if speedups.enabled():
-                    write_segments(ix, docs, procs, progress=report)
+                    write_segments(ix, docs, procs, progress=report, stop=self.stop)
                 else:  # plain Whoosh: its own writer, in this process
                     writer = ix.writer()
                     for n, doc in enumerate(docs, 1):
+                        if n % _STOP_EVERY == 1 and self.stop is not None and self.stop.is_set():
+                            writer.cancel()
+                            raise RebuildStopped("stopped while rebuilding the search index")
                         writer.add_document(**doc)
                         if report is not None and n % PROGRESS_EVERY == 0 and n < len(docs):
                             report(n, len(docs))
@@ -301,6 +314,10 @@ class SearchIndex:
                         report(len(docs), len(docs))
                 ix.close()
                 self._swap_in(build)
+            except RebuildStopped:
+                shutil.rmtree(build, ignore_errors=True)
+                raise SearchError("stopped while rebuilding the search index",
+                                  hint="it is rebuilt the next time it is used") from None
             except OSError as exc:
                 shutil.rmtree(build, ignore_errors=True)
                 raise _write_error(parent, exc) from None

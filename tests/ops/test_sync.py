@@ -84,3 +84,19 @@ def test_the_mirror_state_wins_over_an_invalid_head_file(
     with SearchIndex(settings) as index:  # the mirror keeps p0's last good state: so does the index
         assert [h.key for h in index.search("okapi")] == ["acme/p0"]
         assert index.status().commit == git_repo.head()
+
+
+def test_sync_after_a_sync_without_the_index_brings_the_whole_index_to_the_head(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    settings = _settings(git_repo, database_url)
+    git_repo.commit({".gitignore": ".maestro/\n",
+                     "personas/acme/helper.md": persona_md("Helper")})
+    ops_sync.sync_and_index(settings)  # mirror and index at the first commit
+    git_repo.commit({"personas/acme/lynx.md": persona_md("Lynx", description="lynx")})
+    ops_sync.sync_and_index(settings, index=False)  # or an index update that failed
+    head = git_repo.commit({"personas/acme/ibex.md": persona_md("Ibex", description="ibex")})
+    ops_sync.sync_and_index(settings)
+    index = SearchIndex(settings)
+    assert index.commit == head
+    assert [h.key for h in index.search("ibex")] == ["acme/ibex"]
+    assert [h.key for h in index.search("lynx")] == ["acme/lynx"]  # before: missing

@@ -244,3 +244,27 @@ def test_sync_and_search_with_maestro_as_a_file_say_so_in_one_line(
     assert err.splitlines()[0] == ("error: .maestro is not a folder, so the search index "
                                    "cannot be kept in it")
     assert "Traceback" not in err
+
+
+def test_a_rebuild_stops_when_asked_and_keeps_the_old_index(git_repo: GitRepoFactory) -> None:
+    """The daemon's indexer rebuilding a damaged index must not hold up SIGTERM."""
+    ix = _built(git_repo)
+    before = ix.commit
+    stop = threading.Event()
+    stop.set()  # the daemon is stopping
+    stopping = SearchIndex(Settings(repo_path=git_repo.path), stop=stop)
+    with pytest.raises(SearchError, match="stopped while rebuilding the search index") as err:
+        stopping.rebuild(_snapshot(git_repo))
+    _one_line(err.value)
+    assert not list(ix.path.parent.glob("index.build-*"))
+    again = SearchIndex(Settings(repo_path=git_repo.path))
+    assert again.commit == before
+    assert _keys(again.search("quarterly")) == ["globex/analyst"]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_the_commit_of_a_damaged_index_is_unknown_rather_than_an_error(
+        git_repo: GitRepoFactory, damage: str) -> None:
+    ix = _built(git_repo)
+    DAMAGE[damage](_file(ix, "seg"))
+    assert SearchIndex(Settings(repo_path=git_repo.path)).commit is None  # before: EOFError…

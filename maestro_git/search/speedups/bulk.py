@@ -23,6 +23,9 @@ Rules of this module:
   threaded daemon, and no re-import of the caller's main module as multiprocessing's spawn
   and forkserver do); a threaded caller has every part written by a child. A child reads its
   part from a pickle file in the build folder and prints its segment record back.
+- A rebuild can be stopped: with a `stop` event set, the wait for the children ends within
+  `_STOP_POLL` seconds, they are killed and `RebuildStopped` is raised (the caller removes the
+  build folder), so SIGTERM never waits for a rebuild.
 - The garbage collector is turned off only in a single-threaded process (a writer child, or
   a single-threaded caller), never in one that runs other threads.
 - Beside each segment it writes the segment's posting arrays (`search_arrays`: each term of
@@ -255,18 +258,28 @@ def _child_main(argv: Sequence[str]) -> int:
     return 0
 
 
+class RebuildStopped(Exception):
+    """The `stop` event was set while the segments were being written."""
+
+
+_STOP_POLL = 0.05  # seconds between looks at the stop event while the children write
+
+
 def write_segments(ix: Any, docs: Sequence[Doc], procs: int = 1,
-                   progress: Callable[[int, int], None] | None = None) -> int:
+                   progress: Callable[[int, int], None] | None = None,
+                   stop: threading.Event | None = None) -> int:
     """Add `docs` to the empty index `ix` as one segment per part (see `split`) and commit;
     return the number of segments. `progress(done, total)` is called in documents as each
     part's segment is written (`total` after the commit).
 
     The calling process writes the first part itself only while it is single-threaded (the
     collector is then turned off for it); a threaded caller (the daemon) has every part
-    written by a child, so its collector is never touched."""
+    written by a child, so its collector is never touched. `stop` set: `RebuildStopped`."""
+    if stop is not None and stop.is_set():
+        raise RebuildStopped("stopped while rebuilding the search index")
     parts = split(docs, procs)
     alone = threading.active_count() == 1
-    return _write(ix, parts, here=alone, progress=progress)
+    return _write(ix, parts, here=alone, progress=progress, stop=stop)
 
 
 @contextlib.contextmanager
@@ -300,10 +313,17 @@ def _start_child(folder: str, part: Sequence[Doc], number: int) -> subprocess.Po
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
-def _collect(child: subprocess.Popen[bytes]) -> Any:
+def _collect(child: subprocess.Popen[bytes], stop: threading.Event | None) -> Any:
     import pickle
 
-    out, err = child.communicate()
+    while True:
+        if stop is not None and stop.is_set():
+            raise RebuildStopped("stopped while rebuilding the search index")
+        try:
+            out, err = child.communicate(timeout=None if stop is None else _STOP_POLL)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     if child.returncode != 0:
         reason = err.decode("utf-8", "replace").strip().splitlines()[-4:]
         raise RuntimeError("a search index writer process failed (exit "
@@ -312,7 +332,8 @@ def _collect(child: subprocess.Popen[bytes]) -> Any:
 
 
 def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool,
-           progress: Callable[[int, int], None] | None = None) -> int:
+           progress: Callable[[int, int], None] | None = None,
+           stop: threading.Event | None = None) -> int:
     writer = SegmentWriter(ix)
     folder = ix.storage.folder
     children: list[subprocess.Popen[bytes]] = []
@@ -334,7 +355,7 @@ def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool,
                 segments.append(_fill(writer, parts[0]))
             wrote(parts[0])
         for child, part in zip(children, in_children, strict=True):
-            segments.append(_collect(child))
+            segments.append(_collect(child, stop))
             wrote(part)
         children.clear()
         if not here:  # the parent's writer wrote nothing: its files go at the TOC commit
@@ -347,6 +368,9 @@ def _write(ix: Any, parts: list[Sequence[Doc]], *, here: bool,
         for child in children:
             child.kill()
             child.wait()
+            for pipe in (child.stdout, child.stderr):  # a stopped wait never read them
+                if pipe is not None:
+                    pipe.close()
         with contextlib.suppress(Exception):  # the caller removes the whole directory
             writer.cancel()
         raise
