@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from pydantic import BaseModel
 
-from maestro_git.core.diff import visible
 from maestro_git.core.models import Problem
 
 if TYPE_CHECKING:
@@ -44,6 +43,13 @@ __all__ = [
     "to_json",
     "to_jsonable",
 ]
+
+
+def visible(text: str) -> str:
+    """`core.diff.visible`, imported when a diff is rendered (not at every command's start)."""
+    from maestro_git.core.diff import visible as show
+
+    return show(text)
 
 
 def to_jsonable(value: Any) -> Any:

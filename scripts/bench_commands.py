@@ -49,12 +49,14 @@ HEAD_SYNC_RSS_MB = 1500.0  # issue 15: a 100,000-persona head sync stays under 1
 
 @dataclass(frozen=True)
 class Run:
-    """One finished process: wall seconds, peak resident MB, exit code, last stderr line."""
+    """One finished process: wall seconds, peak resident MB, exit code, last stderr line,
+    CPU seconds (user + system, its waited-for children included)."""
 
     seconds: float
     rss_mb: float
     code: int
     last_line: str
+    cpu: float = float("nan")
 
 
 def maestro_argv() -> list[str]:
@@ -73,7 +75,8 @@ start = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 _, status, usage = os.wait4(proc.pid, 0)
 proc.returncode = os.waitstatus_to_exitcode(status)
-print(time.perf_counter() - start, usage.ru_maxrss, proc.returncode)
+print(time.perf_counter() - start, usage.ru_maxrss, proc.returncode,
+      usage.ru_utime + usage.ru_stime)
 """
 
 
@@ -86,11 +89,12 @@ def run_process(argv: list[str], *, env: dict[str, str] | None = None,
                           check=False)
     lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
     try:
-        seconds, rss_kb, code = done.stdout.split()
+        seconds, rss_kb, code, cpu = done.stdout.split()
     except ValueError:
         return Run(float("nan"), float("nan"), done.returncode or 1,
-                   lines[-1] if lines else "the launcher failed")
-    return Run(float(seconds), int(rss_kb) / 1024, int(code), lines[-1] if lines else "")
+                   lines[-1] if lines else "the launcher failed", float("nan"))
+    return Run(float(seconds), int(rss_kb) / 1024, int(code), lines[-1] if lines else "",
+               float(cpu))
 
 
 class Maestro:
@@ -111,11 +115,14 @@ class Maestro:
 
 def _note(run: Run, extra: str = "") -> str:
     status = "exit 0" if run.code == 0 else f"exit {run.code}: {run.last_line[:120]}"
-    return ", ".join(filter(None, [status, extra]))
+    return ", ".join(filter(None, [status, f"{run.cpu:.2f} s CPU", extra]))
 
 
-def _rss(figure: str, run: Run, target: float | None = None) -> Row:
-    return Row(SECTION, f"{figure}: peak RSS", run.rss_mb, unit="MB", target=target)
+def _usage(figure: str, run: Run, target: float | None = None) -> Iterator[Row]:
+    """The process's peak RSS and its CPU seconds (what the scale curve compares on a busy
+    machine, where wall time mostly measures the neighbours)."""
+    yield Row(SECTION, f"{figure}: peak RSS", run.rss_mb, unit="MB", target=target)
+    yield Row(SECTION, f"{figure}: CPU", run.cpu, note="user + system, children included")
 
 
 def _best(runs: list[Run]) -> Run:
@@ -188,7 +195,7 @@ def _check(ctx: Context) -> Iterator[Row]:
     best = _best(runs)
     yield Row(SECTION, f"maestro check (median of {n})", best.seconds, target=1.2 * floor,
               floor=f"{floor:.2f} s read+parse+validate", note=_note(best))
-    yield _rss("maestro check", best)
+    yield from _usage("maestro check", best)
 
 
 # -- sync --head-only --------------------------------------------------------------------------
@@ -213,7 +220,7 @@ def _head_sync(ctx: Context) -> Iterator[Row]:
     yield Row(SECTION, "maestro sync --head-only, empty database", done.seconds, target=target,
               floor=f"mirror {mirror_floor:.2f} s, index {index_floor:.2f} s",
               note=_note(done))
-    yield _rss("maestro sync --head-only", done,
+    yield from _usage("maestro sync --head-only", done,
                target=HEAD_SYNC_RSS_MB if ctx.repo.personas >= 100_000 else None)
 
 
@@ -304,7 +311,7 @@ def _index(ctx: Context) -> Iterator[Row]:
     _no_index(ctx.settings)
     yield Row(SECTION, "maestro index rebuild", done.seconds,
               floor=f"{floor:.2f} s parse+index", note=_note(done))
-    yield _rss("maestro index rebuild", done)
+    yield from _usage("maestro index rebuild", done)
 
 
 # -- history -----------------------------------------------------------------------------------
@@ -357,7 +364,7 @@ def _history(ctx: Context) -> Iterator[Row]:
         figure = f"maestro history, most-edited {what} ({len(versions)} versions)"
         yield Row(SECTION, f"{figure} (median of {n})", best.seconds,
                   floor=f"{median(walks) * 1000:.0f} ms path-limited walk", note=_note(best))
-        yield _rss(f"maestro history, {what}", best)
+        yield from _usage(f"maestro history, {what}", best)
         if peer is None:
             reason = "--no-peer" if ctx.shared.get("no_peer") else \
                 "git-history is not installed (pip install git-history)"
@@ -402,7 +409,7 @@ def _export(ctx: Context) -> Iterator[Row]:
     shutil.rmtree(dest, ignore_errors=True)
     yield Row(SECTION, f"maestro export --all ({files:,} files)", done.seconds,
               floor=f"{seconds:.2f} s export_all in this process", note=_note(done))
-    yield _rss("maestro export --all", done)
+    yield from _usage("maestro export --all", done)
 
 
 # -- full-history sync -------------------------------------------------------------------------
@@ -424,7 +431,7 @@ def _full_sync(ctx: Context) -> Iterator[Row]:
     yield Row(SECTION, "maestro sync, whole history, empty database", done.seconds,
               target=1.2 * floor, floor=f"{library_s:.2f} s mirror + {rebuild:.2f} s rebuild",
               note=_note(done))
-    yield _rss("maestro sync, whole history", done)
+    yield from _usage("maestro sync, whole history", done)
 
 
 _FIGURES: dict[str, Callable[[Context], Iterator[Row]]] = {

@@ -49,7 +49,7 @@ class Row:
     def as_dict(self) -> dict[str, Any]:
         return {"section": self.section, "figure": self.figure, "value": self.value,
                 "unit": self.unit, "target": self.target, "floor": self.floor,
-                "ok": self.ok, "note": self.note}
+                "ok": self.ok, "note": self.note, "higher_is_better": self.higher_is_better}
 
 
 def unavailable(section: str, figure: str, reason: str) -> Row:

@@ -16,7 +16,6 @@ from maestro_git.core.inherit import resolve
 from maestro_git.core.models import Persona, PersonaSet, Template
 from maestro_git.core.rules.validate import unknown_rules
 from maestro_git.core.snapshot import Snapshot
-from maestro_git.core.writeback import render_document
 from maestro_git.errors import MaestroError, NotFoundError, UsageError
 from maestro_git.output import table, to_jsonable
 from maestro_git.repo.scaffold import (
@@ -320,6 +319,8 @@ def _render_mirrored(app: AppContext, view: listing.PersonaView, fmt: str) -> No
                       "extends": r["parent_key"], "model": r.get("model"),
                       "tools": r.get("tools"), "tags": r["tags"], "active": r["active"],
                       "metadata": r["metadata"]}
+            from maestro_git.core.writeback import render_document  # ruamel.yaml: only here
+
             text = render_document({k: v for k, v in fields.items()
                                     if v not in (None, [], {}) or k == "tools" and v == []},
                                    view.body).decode("utf-8")

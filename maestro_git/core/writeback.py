@@ -397,7 +397,11 @@ def set_body(data: bytes, body: str) -> bytes:
 def _render_fields(fields: Mapping[str, Any]) -> str:
     ordered = [k for k in CANONICAL_ORDER if k in fields]
     ordered += [k for k in fields if k not in CANONICAL_ORDER]
-    return "".join(_render_entry(k, fields[k], None) for k in ordered if fields[k] is not None)
+    node = CommentedMap()  # one dump for the whole frontmatter, not one per field
+    for k in ordered:
+        if fields[k] is not None:
+            node[k] = _styled(k, fields[k], None)
+    return _dump(node) if node else ""
 
 
 def render_document(fields: Mapping[str, Any], body: str) -> bytes:

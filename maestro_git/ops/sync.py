@@ -60,9 +60,8 @@ def _rebuild_at(settings: Settings, commit: str) -> None:
     logging.basicConfig(level=logging.WARNING)
     from maestro_git.repo.snapshots import snapshot_of
 
-    snapshot = snapshot_of(settings, commit)
-    with SearchIndex(settings) as index:
-        index.rebuild(snapshot)
+    with SearchIndex(settings) as index:  # no name for the snapshot: `rebuild` frees it
+        index.rebuild(snapshot_of(settings, commit))
 
 
 @dataclass

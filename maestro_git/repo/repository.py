@@ -20,9 +20,8 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from maestro_git.core.diff import EntityDiff, diff_records
 from maestro_git.core.formats import parse_file
 from maestro_git.core.inherit import resolve_bodies
 from maestro_git.core.models import (
@@ -37,15 +36,16 @@ from maestro_git.core.models import (
 from maestro_git.core.rules.validate import apply_severities
 from maestro_git.core.rules.versions import parse_semver, version_problems
 from maestro_git.core.snapshot import Snapshot, build_snapshot, update_snapshot
-from maestro_git.core.writeback import render_document
 from maestro_git.errors import NotFoundError, UsageError
 from maestro_git.git.repo import GitRepo, Identity
 from maestro_git.git.worktree import read_worktree
 from maestro_git.repo.history import commit_events, read_history
-from maestro_git.repo.promote import plan_promotion
 from maestro_git.repo.snapshots import WORKTREE
 from maestro_git.repo.writes import WRITE_DEADLINE_SECONDS, Writer, key_path
 from maestro_git.settings import Settings
+
+if TYPE_CHECKING:
+    from maestro_git.core.diff import EntityDiff
 
 __all__ = ["WORKTREE", "WRITE_DEADLINE_SECONDS", "Repository", "key_path"]
 
@@ -245,6 +245,8 @@ class Repository:
                 old_body = resolve_bodies([old.key], old_snap.personas, depth).get(old.key)
             if isinstance(new, Persona):
                 new_body = resolve_bodies([new.key], new_snap.personas, depth).get(new.key)
+        from maestro_git.core.diff import diff_records  # only for diffs: not at start-up
+
         return diff_records(old, new, old_body=old_body, new_body=new_body, resolved=resolved,
                             rev_a=self._label(a), rev_b=self._label(b))
 
@@ -376,6 +378,8 @@ class Repository:
         values = dict(fields or {})
         values.setdefault("id", str(uuid.uuid4()))
         values.setdefault("version", "1.0.0")
+        from maestro_git.core.writeback import render_document  # ruamel.yaml: writes only
+
         data = render_document(values, body)
         writer = self._writer()
         return writer.commit(lambda snap: writer.plan_create(snap, key, path, data, message),
@@ -461,6 +465,8 @@ class Repository:
         if start is None:
             raise NotFoundError(f"branch '{source}' does not exist or has no commits")
         source_snap = self._snapshot_at(start)
+        from maestro_git.repo.promote import plan_promotion
+
         writer = Writer(self.git, self.settings, target, self._snapshot_at, self._remember)
         return writer.commit(
             lambda snap: plan_promotion(self.git, source_snap, snap, key, source, target,

@@ -22,7 +22,6 @@ from maestro_git.core.formats import NAME_RE, classify, parse_file
 from maestro_git.core.models import Severity, SourceFile, Template
 from maestro_git.core.rules.overrides import SCAFFOLD_LINES
 from maestro_git.core.rules.validate import validate_file
-from maestro_git.core.writeback import format_document, render_document
 from maestro_git.errors import (
     GitError,
     MaestroError,
@@ -30,8 +29,6 @@ from maestro_git.errors import (
     UsageError,
     ValidationFailed,
 )
-from maestro_git.git.repo import GitRepo
-from maestro_git.git.repo import init_repository as init_git
 from maestro_git.git.worktree import read_worktree
 from maestro_git.settings import CONFIG_FILE, Limits, Settings
 
@@ -192,6 +189,9 @@ def init_repository(path: Path, branch: str = "main") -> InitResult:
         write_atomic(gitignore, (prefix + header + "\n".join(missing) + "\n").encode())
         created.append(".gitignore")
     try:
+        from maestro_git.git.repo import GitRepo  # pygit2: only for init
+        from maestro_git.git.repo import init_repository as init_git
+
         GitRepo(root)
         initialized = False
     except GitError:
@@ -308,6 +308,8 @@ def new_persona(
     if not fields.get("tags"):
         fields.pop("tags", None)
     rel = f"personas/{owner}/{name}.md"
+    from maestro_git.core.writeback import render_document  # ruamel.yaml: only for writes
+
     data = render_document(fields, body)
     _refuse_invalid(rel, data, settings or Settings(repo_path=root))
     write_atomic(target, data)
@@ -369,6 +371,8 @@ def format_files(root: Path, paths: Iterable[Path] | None = None, *,
     for top in tops or ():
         if not top.resolve().is_relative_to(root):
             raise UsageError(f"{top} is outside the repository {root}")
+    from maestro_git.core import writeback  # ruamel.yaml: only for the commands that write
+
     checked = 0
     changes: list[FormatChange] = []
     for src in read_worktree(root, tops):
@@ -377,7 +381,7 @@ def format_files(root: Path, paths: Iterable[Path] | None = None, *,
             continue
         checked += 1
         try:
-            new, what = format_document(src.data, str(uuid.uuid4()))
+            new, what = writeback.format_document(src.data, str(uuid.uuid4()))
         except MaestroError as err:
             changes.append(FormatChange(src.path, error=err.message))
             continue

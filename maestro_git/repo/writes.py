@@ -38,7 +38,6 @@ from maestro_git.core.formats import classify, parse_file
 from maestro_git.core.models import Persona, Problem, Severity, SourceFile, Template, Version
 from maestro_git.core.rules.versions import bump_patch, compare_versions
 from maestro_git.core.snapshot import Snapshot, update_snapshot
-from maestro_git.core.writeback import set_body, set_fields
 from maestro_git.errors import (
     ConfigError,
     ConflictError,
@@ -50,6 +49,21 @@ from maestro_git.git.repo import DirtyWorktreeError, GitRepo, Identity, StaleHea
 from maestro_git.settings import Settings
 
 __all__ = ["WRITE_DEADLINE_SECONDS", "Document", "Plan", "Writer", "key_path"]
+
+def set_fields(data: bytes, updates: Mapping[str, Any], remove: Sequence[str] = ()) -> bytes:
+    """`core.writeback.set_fields`, imported at the first write: ruamel.yaml is a tenth of a
+    read-only command's start-up (`maestro history` imports this module for `key_path`)."""
+    from maestro_git.core import writeback
+
+    return writeback.set_fields(data, updates, remove)
+
+
+def set_body(data: bytes, body: str) -> bytes:
+    """`core.writeback.set_body`, imported at the first write (see `set_fields`)."""
+    from maestro_git.core import writeback
+
+    return writeback.set_body(data, body)
+
 
 # How long one write may wait for other writers (maestro's, git's locks) and retry on a branch
 # that programs outside maestro keep moving, before it is refused.

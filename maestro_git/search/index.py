@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import shutil
@@ -276,8 +277,16 @@ class SearchIndex:
         as parts of the index are written (`total` when it is committed). With `stop` set
         meanwhile (the daemon stopping) the rebuild ends at once with `SearchError`, leaving
         the old index as it was.
+
+        The snapshot is let go once its documents are made (they share its text): a caller
+        that passes a fresh parse and keeps no reference (`maestro index rebuild`, the sync's
+        index child) frees the records before the postings are built, the larger half of a
+        100,000-persona rebuild's memory.
         """
         docs = [d for rec in indexable(snapshot) for d in record_docs(rec)]
+        commit = snapshot.commit
+        del snapshot
+        gc.collect()  # records are freed by reference counts; this takes any cycle too
         parent = self._folder()
         with self._write_lock, self._lockfile():
             self._sweep()  # under the lock: whatever is left is a stopped rebuild's
@@ -289,7 +298,7 @@ class SearchIndex:
             try:
                 ix = index.create_in(str(build), SCHEMA)
                 procs = self.procs if len(docs) >= MULTIPROCESS_MIN_DOCS else 1
-                docs.append({"uid": _META_UID, "kind": "meta", "commit": snapshot.commit,
+                docs.append({"uid": _META_UID, "kind": "meta", "commit": commit,
                              "schema_version": SCHEMA_VERSION})
                 report = None
                 if progress is not None:  # in records: the meta document is not counted
@@ -326,7 +335,7 @@ class SearchIndex:
                 raise
             self._reset()
         log.info("search index rebuilt: %d documents at %s", len(docs) - 1,
-                 (snapshot.commit or "working tree")[:12])
+                 (commit or "working tree")[:12])
         return len(docs) - 1
 
     def _swap_in(self, build: Path) -> None:

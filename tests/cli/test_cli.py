@@ -83,3 +83,25 @@ def test_check_starts_without_the_database_search_or_watch_layers() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def _loaded_after(run: str, modules: tuple[str, ...], repo: Path) -> list[str]:
+    import subprocess
+    import sys
+
+    code = (f"import sys\nfrom maestro_git.cli import main\ntry:\n    main({run!r}.split())\n"
+            f"except SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {modules!r} if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=repo)
+    return eval(done.stderr.strip().splitlines()[-1])  # noqa: S307 - our own printed list
+
+
+def test_read_only_commands_start_without_the_yaml_writer_or_the_differ(
+        git_repo: GitRepoFactory) -> None:
+    """`check` needs neither pygit2 nor ruamel.yaml nor the differ; `history` needs pygit2
+    only: each import is a tenth of a short command's time (issue 15)."""
+    git_repo.commit({"personas/acme/a.md": persona_md("A")})
+    heavy = ("pygit2", "ruamel.yaml", "maestro_git.core.diff", "maestro_git.core.writeback")
+    assert _loaded_after("check", heavy, git_repo.path) == []
+    assert _loaded_after("history acme/a", heavy, git_repo.path) == ["pygit2"]

@@ -230,6 +230,25 @@ def test_render_document_orders_keys_and_parses_back() -> None:
     assert record.body == "# Rev\n\nYou are Rev.\n"
 
 
+def test_render_document_is_one_yaml_dump_with_the_bytes_of_one_dump_per_field(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from maestro_git.core import writeback
+
+    fields = {"id": "i", "name": "rev", "owner": "acme", "display_name": "Rev: the reviewer",
+              "description": "Reviews\ncode", "version": "1.2.0", "extends": "acme/base",
+              "tags": ["a", "b c", "yes"], "metadata": {"team": "x", "nested": {"k": [1, 2]}},
+              "active": False, "x_custom": "007"}
+    ordered = [k for k in writeback.CANONICAL_ORDER if k in fields]
+    ordered += [k for k in fields if k not in writeback.CANONICAL_ORDER]
+    per_field = "".join(writeback._render_entry(k, fields[k], None) for k in ordered)
+    dumps: list[object] = []
+    real = writeback._dump
+    monkeypatch.setattr(writeback, "_dump", lambda node: dumps.append(node) or real(node))
+    data = render_document(fields, "# Rev\n")
+    assert len(dumps) == 1  # export --all renders every persona: one dump each, not per field
+    assert data == f"---\n{per_field}---\n# Rev\n".encode()
+
+
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
 
 

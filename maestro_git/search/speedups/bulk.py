@@ -101,7 +101,11 @@ def _fill(writer: Any, docs: Sequence[Doc]) -> Any:
     """Write `docs` as `writer`'s new segment and return it (not yet in the index's TOC)."""
     schema = writer.schema
     perdoc = writer.perdocwriter
-    postings: dict[str, dict[bytes, list[Any]]] = {}
+    # per field and term: document numbers, weights and value bytes, in three columns. Arrays
+    # hold a posting's number and weight in 12 bytes where a list of Python objects took ~48:
+    # the postings are most of a large rebuild's memory (weights stay doubles, as Whoosh's
+    # writer compares them, so the bytes written are the same).
+    postings: dict[str, dict[bytes, tuple[array[int], array[float], list[Any]]]] = {}
     lengths: dict[str, dict[int, int]] = {}
     fields = {name: schema[name] for name in schema.names()}
     docnum = writer.docnum
@@ -123,9 +127,10 @@ def _fill(writer: Any, docs: Sequence[Doc]) -> Any:
                         length += freq
                     found = terms.get(tbytes)
                     if found is None:
-                        terms[tbytes] = [docnum, weight, vbytes]
-                    else:
-                        found += (docnum, weight, vbytes)
+                        found = terms[tbytes] = (array("I"), array("d"), [])
+                    found[0].append(docnum)
+                    found[1].append(weight)
+                    found[2].append(vbytes)
                 if length:  # what the segment's length column gives back for this document
                     lengths.setdefault(name, {})[docnum] = byte_to_length(
                         length_to_byte(length))
@@ -159,7 +164,8 @@ def _write_arrays(writer: Any, segment: Any,
         out.close()
 
 
-def _write_postings(writer: Any, postings: dict[str, dict[bytes, list[Any]]],
+def _write_postings(writer: Any,
+                    postings: dict[str, dict[bytes, tuple[array[int], array[float], list[Any]]]],
                     lengths: dict[str, dict[int, int]],
                     scorable: dict[str, dict[bytes, arrays.Postings]]) -> None:
     """Each term's postings, block by block, through Whoosh's postings writer: the blocks
@@ -176,8 +182,7 @@ def _write_postings(writer: Any, postings: dict[str, dict[bytes, list[Any]]],
         writer_of_field._write_block = functools.partial(_write_block, writer_of_field)
         writer_of_field._compression = BLOCK_COMPRESSION
         for tbytes in sorted(terms):
-            flat = terms[tbytes]
-            ids, weights, values = flat[0::3], flat[1::3], flat[2::3]
+            ids, weights, values = terms[tbytes]
             if kept is not None:
                 kept[tbytes] = (ids, weights)
             fieldwriter.start_term(tbytes)
