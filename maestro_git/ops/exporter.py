@@ -327,6 +327,35 @@ def _same(old: bytes, new: bytes) -> bool:
     return key_a == key_b and a == b
 
 
+_CHAIN_TOOLS = {"claude-md": "Claude Code", "gemini-md": "Gemini CLI"}
+
+
+def _chain_problems(fmt: tools.ToolFormat, files: dict[str, bytes], dest: Path
+                    ) -> list[Problem]:
+    """The rendered CLAUDE.md / GEMINI.md's `@path` chains, followed through the consuming
+    repository `dest` (where the files they import live): loops, chains past five hops,
+    imports of files that are not there."""
+    from maestro_git.core.tools.imports import chain_problems
+
+    tool = _CHAIN_TOOLS.get(fmt.id)
+    if tool is None:
+        return []
+    found: list[Problem] = []
+    for path, data in files.items():
+        base = (dest / path).parent
+
+        def read(rel: str, base: Path = base) -> str | None:
+            file = base / rel
+            try:
+                return file.read_text(encoding="utf-8", errors="replace") \
+                    if file.is_file() else None
+            except OSError:
+                return None
+
+        found += chain_problems(path, data.decode("utf-8", "replace"), read, tool=tool)
+    return found
+
+
 def export_target(settings: Settings, target: str, dest: Path, *, keys: Sequence[str] = (),
                   owner: str | None = None, check: bool = False,
                   rev: str | None = None) -> TargetResult:
@@ -355,6 +384,7 @@ def export_target(settings: Settings, target: str, dest: Path, *, keys: Sequence
         if not check:
             write_atomic(full, data)
             written.append(path)
+    problems += _chain_problems(fmt, files, dest)
     removed = [p for p in sorted(existing) if p not in files]
     stale += removed
     if not check:

@@ -67,7 +67,7 @@ from maestro_git.core.models import EntityKind, Problem, Severity, SourceFile
 from maestro_git.core.rules.sets import is_served_path
 from maestro_git.core.safe_yaml import load_frontmatter
 from maestro_git.core.snapshot import Snapshot, build_snapshot, update_snapshot
-from maestro_git.core.tools.imports import find_imports
+from maestro_git.core.tools.imports import chain_problems, find_imports
 from maestro_git.core.writeback import render_document
 from maestro_git.errors import ConflictError, UsageError, ValidationFailed
 from maestro_git.git.repo import Identity
@@ -441,6 +441,7 @@ def _convert_all(sources: Sequence[Source], owner: str | None, name: str | None,
             if fmt is not None:
                 notes += fmt.parse(src.path, plain.data).problems
                 notes += _import_notes(src)
+                notes += _chain_notes(src, fmt)
             items.append(convert_instruction(
                 plain, owner=owner, name=name, template_category=template_category,
                 max_frontmatter_bytes=settings.limits.max_frontmatter_bytes))
@@ -479,6 +480,28 @@ def _import_notes(src: Source) -> list[Problem]:
                     line=line, message=f"@{target} is kept as a reference, not imported",
                     fix=f"import {target} explicitly to make it a persona of its own")
             for line, target in find_imports(text) if not target.startswith(("/", "~/"))]
+
+
+_CHAIN_TOOLS = {"claude-md": "Claude Code", "gemini-md": "Gemini CLI"}
+
+
+def _chain_notes(src: Source, fmt: tools.ToolFormat) -> list[Problem]:
+    """A CLAUDE.md / GEMINI.md's `@path` chains as the tool follows them from where the
+    file is: loops, chains past five hops and imports of files that are not there."""
+    tool = _CHAIN_TOOLS.get(fmt.id)
+    if tool is None:
+        return []
+    base = Path(src.path).parent
+
+    def read(rel: str) -> str | None:
+        file = base / rel
+        try:
+            return file.read_text(encoding="utf-8", errors="replace") if file.is_file() \
+                else None
+        except OSError:
+            return None
+
+    return chain_problems(src.path, src.data.decode("utf-8", "replace"), read, tool=tool)
 
 
 def _static_file(static: Path, url: str) -> Path | None:

@@ -40,6 +40,9 @@ REAL = {
     ".continue/rules/python.md": (
         '---\nname: Python style\ndescription: House rules for Python\nglobs: "**/*.py"\n'
         "alwaysApply: false\n---\nWrite type hints.\n"),
+    ".claude/rules/frontend/react.md": (
+        "---\npaths: [src/**/*.tsx, tests/**/*.tsx]\n---\n# React\n\nUse function "
+        "components.\n"),
     ".windsurf/rules/python.md": (
         "---\ntrigger: glob\ndescription: Python style\nglobs: *.py\n---\nUse ruff.\n"),
 }
@@ -227,3 +230,80 @@ def test_settings_a_persona_cannot_take_stay_under_the_tool_and_go_back_as_writt
     empty = tools.FORMATS["claude-agent"].parse(
         ".claude/agents/y.md", b"---\nname: y\ndescription: Y\nmodel: ''\n---\nYou are y.\n")
     assert empty.model is None and empty.extra == {"model": ""}
+
+
+REAL_RULE = REAL[".claude/rules/frontend/react.md"]
+
+
+def test_claude_rules_are_found_in_subfolders_and_round_trip_with_paths() -> None:
+    path = ".claude/rules/frontend/react.md"
+    fmt = tools.detect(path)
+    assert fmt is not None and fmt.id == "claude-rule"
+    assert tools.detect(".claude/rules/testing.md") is fmt
+    assert tools.ignored_reason(".claude/rules/old.mdc") == \
+        "Claude Code reads only .md files in .claude/rules"
+    doc = fmt.parse(path, REAL_RULE.encode())
+    assert doc.problems == () and doc.extra == {"paths": ["src/**/*.tsx", "tests/**/*.tsx"]}
+    assert tools.persona_fields(fmt, doc)["metadata"] == {
+        "claude": {"paths": ["src/**/*.tsx", "tests/**/*.tsx"]}}
+    assert fmt.render(doc) == REAL_RULE.encode()
+    always = fmt.parse(".claude/rules/style.md", b"# Style\n\nUse ruff.\n")
+    assert always.extra == {} and fmt.render(always) == b"# Style\n\nUse ruff.\n"
+    persona = Persona(name="react", owner="acme", path="personas/acme/react.md",
+                      metadata={"claude": {"paths": ["src/**/*.tsx"]}})
+    assert tools.target("claude-rules") is fmt
+    assert fmt.path_for("react") == ".claude/rules/react.md"
+    data = fmt.render(tools.doc_for_persona(fmt, persona, "Use hooks.\n"))
+    assert data == b"---\npaths: [src/**/*.tsx]\n---\nUse hooks.\n"
+
+
+def test_a_claude_rule_with_cursor_keys_is_reported_as_loading_for_every_file() -> None:
+    fmt = tools.FORMATS["claude-rule"]
+    doc = fmt.parse(".claude/rules/ts.md", b"---\nglobs: ['**/*.ts']\nalwaysApply: false\n"
+                                           b"---\nStrict.\n")
+    assert [(p.rule, p.message) for p in doc.problems] == [
+        ("tool-invalid-value", "'globs' is Cursor's key: Claude Code does not read it in a "
+                               "rule, so this rule loads for every file"),
+        ("tool-invalid-value", "'alwaysApply' is Cursor's key: Claude Code does not read it "
+                               "in a rule, so this rule loads for every file")]
+    bad = fmt.parse(".claude/rules/x.md", b"---\npaths: []\n---\nx\n")
+    assert [p.message for p in bad.problems] == ["paths must be a glob or a list of globs"]
+
+
+def _chains(files: dict[str, str], root: str = "CLAUDE.md") -> list[tuple[str, str, int | None]]:
+    from maestro_git.core.tools.imports import chain_problems
+
+    return [(p.rule, p.message, p.line) for p in chain_problems(
+        root, files[root], files.get, tool="Claude Code")]
+
+
+def test_an_import_loop_is_reported_with_its_chain() -> None:
+    files = {"CLAUDE.md": "# Memory\n\nSee @docs/a.md\n", "docs/a.md": "@b.md\n",
+             "docs/b.md": "Back to @./a.md and `@c.md` in code\n"}
+    assert _chains(files) == [
+        ("tool-import-cycle", "the @imports loop: CLAUDE.md → docs/a.md → docs/b.md → "
+                              "docs/a.md; Claude Code stops at the file it has already read",
+         3)]
+    assert _chains({"CLAUDE.md": "@CLAUDE.md\n"})[0][1].startswith(
+        "the @imports loop: CLAUDE.md → CLAUDE.md;")
+
+
+def test_a_chain_past_five_hops_names_the_file_never_loaded() -> None:
+    files = {"GEMINI.md": "@./d/1.md\n", **{f"d/{i}.md": f"@{i + 1}.md\n" for i in range(1, 6)},
+             "d/6.md": "the end\n"}
+    from maestro_git.core.tools.imports import chain_problems
+
+    found = chain_problems("GEMINI.md", files["GEMINI.md"], files.get, tool="Gemini CLI")
+    assert [(p.rule, p.message) for p in found] == [(
+        "tool-import-depth", "the @import chain GEMINI.md → d/1.md → d/2.md → d/3.md → d/4.md "
+                             "→ d/5.md → d/6.md is 6 hops; Gemini CLI follows at most 5, so "
+                             "d/6.md is never loaded")]
+    del files["d/6.md"]
+    files["d/5.md"] = "five hops is fine\n"
+    assert chain_problems("GEMINI.md", files["GEMINI.md"], files.get, tool="Gemini CLI") == []
+
+
+def test_an_import_of_a_file_that_is_not_there_is_named() -> None:
+    assert _chains({"CLAUDE.md": "x\n@docs/gone.md\n"}) == [(
+        "tool-import-missing", "@docs/gone.md in CLAUDE.md names no file (docs/gone.md); "
+                               "Claude Code loads nothing for it", 2)]

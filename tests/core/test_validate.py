@@ -177,6 +177,7 @@ TESTED_ELSEWHERE = {"version-not-raised",  # tests/test_review.py
                     "tool-required-key", "tool-dropped-file", "tool-quoted-boolean",
                     "tool-body-too-long", "tool-duplicate-spelling", "tool-invalid-value",
                     "tool-deprecated-key", "tool-ignored-file", "tool-import-missing",
+                    "tool-import-cycle", "tool-import-depth",
                     "tool-format-normalised"}
 
 

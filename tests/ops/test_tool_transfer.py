@@ -187,3 +187,46 @@ def test_import_static_copies_each_image_and_rewrites_its_url(
     assert written == text.replace("/static/images/personas/", "images/")
     assert (git_repo.path / "persona_sets/clinic/images/persona_2.png").read_bytes() == b"\x89PNG2"
     assert [p for p in result.problems if p.severity != "info"] == []
+
+
+def test_claude_rules_and_the_import_chains_of_claude_md_on_import(
+    git_repo: GitRepoFactory, tmp_path: Path
+) -> None:
+    project = _project(tmp_path / "app", {
+        ".claude/rules/frontend/react.md": REAL[".claude/rules/frontend/react.md"],
+        ".claude/rules/style.md": "# Style\n\nUse ruff.\n",
+        ".claude/rules/old.mdc": "---\nglobs: x\n---\nold\n",
+        "CLAUDE.md": "# Memory\n\n@docs/a.md\n\n@docs/gone.md\n",
+        "docs/a.md": "@b.md\n", "docs/b.md": "@a.md\n",
+    })
+    result = import_paths(_settings(git_repo), [project], owner="acme")
+    assert sorted(i.key for i in result.items) == ["acme/claude", "acme/react", "acme/style"]
+    assert [(Path(p).relative_to(project).as_posix(), why) for p, why in result.skipped
+            if ".claude" in p] == [(".claude/rules/old.mdc",
+                                    "Claude Code reads only .md files in .claude/rules")]
+    react = (git_repo.path / "personas/acme/react.md").read_text()
+    assert "metadata:\n  claude:\n    paths: [src/**/*.tsx, tests/**/*.tsx]\n" in react \
+        or "claude: {paths: [" in react
+    chains = [(p.rule, p.message) for p in result.problems
+              if p.rule in ("tool-import-cycle", "tool-import-missing")
+              and p.severity.value == "warning"]
+    assert chains == [
+        ("tool-import-cycle", "the @imports loop: CLAUDE.md → docs/a.md → docs/b.md → "
+                              "docs/a.md; Claude Code stops at the file it has already read"),
+        ("tool-import-missing", "@docs/gone.md in CLAUDE.md names no file (docs/gone.md); "
+                                "Claude Code loads nothing for it")]
+
+
+def test_export_to_claude_md_follows_the_imports_through_the_consuming_repository(
+    git_repo: GitRepoFactory, tmp_path: Path
+) -> None:
+    git_repo.commit({"personas/acme/memory.md": _persona("# Memory\n\n@docs/1.md\n")})
+    out = _project(tmp_path / "app", {
+        **{f"docs/{i}.md": f"@{i + 1}.md\n" for i in range(1, 6)}, "docs/6.md": "deep\n"})
+    for check in (True, False):
+        result = export_target(_settings(git_repo), "claude-md", out, keys=["acme/memory"],
+                               check=check)
+        assert [(p.rule, p.path) for p in result.problems] == [
+            ("tool-import-depth", "CLAUDE.md")]
+        assert "docs/6.md is never loaded" in result.problems[0].message
+    assert (out / "CLAUDE.md").is_file()

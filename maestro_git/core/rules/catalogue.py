@@ -77,7 +77,9 @@ RULES: dict[str, tuple[Severity, str]] = {
     "tool-invalid-value": (W, "a value the tool does not know (model, color, trigger, ...)"),
     "tool-deprecated-key": (W, "a key or file kind the tool has retired (infer, chat modes)"),
     "tool-ignored-file": (W, "a file in a tool folder that the tool does not read"),
-    "tool-import-missing": (W, "an @import the tool cannot follow from the repository"),
+    "tool-import-missing": (W, "an @import the tool cannot follow (outside the repository, or no such file)"),
+    "tool-import-cycle": (W, "CLAUDE.md / GEMINI.md @imports that loop back to a file already read"),
+    "tool-import-depth": (W, "an @import chain past five hops, whose last file the tool never loads"),
     "tool-format-normalised": (N, "export will write this tool file's frontmatter in maestro's layout"),
     # owners (only where maestro.toml has an [owners] table; see owners.py)
     "owner-without-reviewer": (W, "an owner folder holds personas and [owners] names no reviewer"),

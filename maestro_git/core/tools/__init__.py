@@ -38,20 +38,21 @@ __all__ = [
 ]
 
 FORMATS: dict[str, ToolFormat] = {f.id: f for f in (
-    claude.AGENT, claude.MEMORY, copilot.INSTRUCTIONS, copilot.SCOPED, copilot.PROMPT,
+    claude.AGENT, claude.MEMORY, claude.RULE, copilot.INSTRUCTIONS, copilot.SCOPED, copilot.PROMPT,
     copilot.AGENT, copilot.CHATMODE, cursor.RULE, agents_md.AGENTS_MD, gemini.GEMINI_MD,
     continue_.RULE, windsurf.RULE)}
 
 # `--target` names: every format id, plus the short name of each family's main format.
 TARGETS: dict[str, str] = {
     **{fid: fid for fid in FORMATS},
-    "claude": "claude-agent", "copilot": "copilot-agent", "gemini": "gemini-md",
+    "claude": "claude-agent", "claude-rules": "claude-rule", "copilot": "copilot-agent", "gemini": "gemini-md",
     "agents_md": "agents-md",
 }
 
 # (glob on the path inside a consuming repository, format id), first match wins.
 _PLACES: tuple[tuple[str, str], ...] = (
     (".claude/agents/*.md", "claude-agent"),
+    (".claude/rules/**.md", "claude-rule"),
     ("CLAUDE.md", "claude-md"), (".claude/CLAUDE.md", "claude-md"),
     ("CLAUDE.local.md", "claude-md"),
     (".github/copilot-instructions.md", "copilot-instructions"),
@@ -94,6 +95,8 @@ def ignored_reason(path: str) -> str | None:
     posix = PurePosixPath(path).as_posix()
     if posix.startswith(".cursor/rules/") and posix.endswith(".md"):
         return "Cursor ignores .md files in .cursor/rules (rules are .mdc)"
+    if posix.startswith(".claude/rules/") and not posix.endswith(".md"):
+        return "Claude Code reads only .md files in .claude/rules"
     return None
 
 

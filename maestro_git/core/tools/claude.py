@@ -1,9 +1,13 @@
-"""Claude Code: subagents (`.claude/agents/<name>.md`) and memory (`CLAUDE.md`).
+"""Claude Code: subagents (`.claude/agents/<name>.md`), memory (`CLAUDE.md`) and project
+rules (`.claude/rules/**/*.md`).
 
 Subagent traps (FORMATS.md §4.1): without `description` the agent is silently ignored; an
 empty `hooks` (`hooks: []`) silently drops it; `name` is lowercase letters and hyphens. The
 body is the whole system prompt. `CLAUDE.md` is plain Markdown whose `@path` imports
-(`imports.find_imports`) are kept as written.
+(`imports.find_imports`) are kept as written. A rule is Markdown with an optional `paths:`
+(a glob or a list of globs): with it the rule loads when Claude works on a matching file,
+without it at launch, like `.claude/CLAUDE.md` (FORMATS.md §4.2). Trap: Cursor's `globs` /
+`alwaysApply` in a rule are not read, so the rule silently loads for every file.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from maestro_git.core.tools.common import problem
 from maestro_git.core.tools.format import ToolFormat
 from maestro_git.core.tools.imports import import_problems
 
-__all__ = ["AGENT", "MEMORY"]
+__all__ = ["AGENT", "MEMORY", "RULE"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _MODELS = {"sonnet", "opus", "haiku", "inherit"}
@@ -73,6 +77,26 @@ def _check_memory(fmt: ToolFormat, fm: Mapping[str, Any], body: str, path: str
     return import_problems(body, path)
 
 
+def _check_rule(fmt: ToolFormat, fm: Mapping[str, Any], body: str, path: str
+                ) -> list[Problem]:
+    problems: list[Problem] = []
+    for key in ("globs", "alwaysApply"):
+        if key in fm:
+            problems.append(problem(
+                "tool-invalid-value", path, f"'{key}' is Cursor's key: Claude Code does not "
+                "read it in a rule, so this rule loads for every file",
+                "scope the rule with paths: [\"src/**/*.ts\"], or remove the key to load it "
+                "always", line=1))
+    paths = fm.get("paths")
+    if "paths" in fm and not (isinstance(paths, str) and paths.strip() or isinstance(
+            paths, list) and paths and all(isinstance(p, str) and p.strip() for p in paths)):
+        problems.append(problem(
+            "tool-invalid-value", path, "paths must be a glob or a list of globs",
+            'write paths: ["src/**/*.ts"] (quoted), or remove paths to load the rule always',
+            line=1))
+    return problems + import_problems(body, path)
+
+
 AGENT = ToolFormat(
     id="claude-agent", family="claude", summary="a Claude Code subagent",
     folder=".claude/agents", suffix=".md",
@@ -83,3 +107,7 @@ AGENT = ToolFormat(
 MEMORY = ToolFormat(
     id="claude-md", family="claude", summary="Claude Code's CLAUDE.md", single="CLAUDE.md",
     frontmatter=False, check=_check_memory)
+
+RULE = ToolFormat(
+    id="claude-rule", family="claude", summary="a Claude Code rule", folder=".claude/rules",
+    suffix=".md", order=("paths",), check=_check_rule)
