@@ -26,11 +26,17 @@ def db_group() -> None:
 
 
 @db_group.command("url")
+@click.option("--server", is_flag=True,
+              help="The server's URL as configured, without the mirror's search_path.")
 @pass_app
-def db_url(app: AppContext) -> None:
-    """Print the connection string (starts the embedded server when needed): psql "$(maestro
-    db url)"."""
-    click.echo(db.database_url(app.settings))
+def db_url(app: AppContext, server: bool) -> None:
+    """Print the connection string of this branch's mirror: psql "$(maestro db url)".
+
+    The URL sets search_path to the mirror's schema (created and migrated first), so
+    `SELECT * FROM current_personas` works in psql or any driver. Starts the embedded server
+    when needed. --server prints the server's URL alone (DATABASE_URL / --database-url).
+    """
+    click.echo(db.database_url(app.settings) if server else db.mirror_url(app.settings))
 
 
 @db_group.command("status")

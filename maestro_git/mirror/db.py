@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -176,6 +177,33 @@ def database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return _embedded(settings).url
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """`url` with `options=-c search_path=<schema>` added, so that any PostgreSQL client
+    (psql, psycopg, another language's driver) lands in that schema. A URI stays a URI."""
+    option = f"-c search_path={schema}"
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        given = [v for k, v in query if k == "options"]
+        query = [(k, v) for k, v in query if k != "options"]
+        query.append(("options", " ".join([*given, option])))
+        return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+    params = conninfo_to_dict(url)
+    params["options"] = " ".join(filter(None, [str(params.get("options") or ""), option]))
+    return make_conninfo("", **params)
+
+
+def mirror_url(settings: Settings) -> str:
+    """The connection string of this repository's mirror of `settings.branch`: the server's
+    URL with `search_path` set to the mirror's schema (created and migrated first, so the
+    views are there to query)."""
+    with connect(settings) as conn:
+        migrate(conn)
+        mirror = mirror_of(conn)
+    url = database_url(settings)
+    return url if mirror is None else with_search_path(url, mirror.schema)
 
 
 def stop_embedded(settings: Settings) -> bool:

@@ -52,11 +52,53 @@ def test_sync_verify_and_rebuild_from_the_command_line(
     assert code == 0 and "mirrored 3 commits" in out
 
 
-def test_db_url_prints_the_configured_url(git_repo: GitRepoFactory, database_url: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "--repo", str(git_repo.path), "--database-url", database_url,
-                        "db", "url")
+def test_db_url_lands_in_the_branchs_mirror_and_server_prints_the_configured_url(
+        git_repo: GitRepoFactory, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psycopg
+
+    git_repo.commit({"personas/acme/a.md": persona_md("A")}, "one")
+    base = ["--repo", str(git_repo.path), "--database-url", database_url]
+    code, out, _ = _run(capsys, *base, "db", "url", "--server")
     assert code == 0 and out.strip() == database_url
+
+    # before any sync: the URL already reaches a migrated (empty) mirror
+    code, out, _ = _run(capsys, *base, "db", "url")
+    assert code == 0 and out.strip() != database_url
+    with psycopg.connect(out.strip()) as conn:
+        assert conn.execute("SELECT count(*) FROM current_personas").fetchone() == (0,)
+
+    assert _run(capsys, *base, "sync", "--no-index")[0] == 0
+    code, status, _ = _run(capsys, *base, "db", "status", "--format", "json")
+    schema = json.loads(status)["schema"]
+    with psycopg.connect(out.strip()) as conn:
+        assert conn.execute("SHOW search_path").fetchone() == (schema,)
+        assert conn.execute("SELECT key FROM current_personas").fetchall() == [("acme/a",)]
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgresql://u@h:5/d", "postgresql://u@h:5/d?options=-c%20search_path%3Dm_x"),
+    ("postgresql://u@h/d?connect_timeout=3",
+     "postgresql://u@h/d?connect_timeout=3&options=-c%20search_path%3Dm_x"),
+    ("postgresql://u@h/d?options=-c%20statement_timeout%3D5s",
+     "postgresql://u@h/d?options=-c%20statement_timeout%3D5s%20-c%20search_path%3Dm_x"),
+])
+def test_with_search_path_keeps_a_uri_a_uri_and_other_options(url: str, expected: str) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from maestro_git.mirror.db import with_search_path
+
+    assert with_search_path(url, "m_x") == expected
+    assert conninfo_to_dict(expected)["options"].endswith("-c search_path=m_x")
+
+
+def test_with_search_path_on_a_keyword_string() -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from maestro_git.mirror.db import with_search_path
+
+    params = conninfo_to_dict(with_search_path("host=h dbname=d", "m_x"))
+    assert params == {"host": "h", "dbname": "d", "options": "-c search_path=m_x"}
 
 
 def test_unreachable_database_is_one_line_and_exit_6(

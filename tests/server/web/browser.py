@@ -12,7 +12,6 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 # A structural accessibility check over the live DOM (no offline axe-core is packaged): one
@@ -79,14 +78,25 @@ def visit(driver: WebDriver, base: str, path: str, status: int | None = None) ->
     assert not errors, f"console errors on {path}: {errors}"
 
 
+def _next_page_loaded(driver: WebDriver) -> bool:
+    """The page marked before a click is gone and its successor has finished loading."""
+    return bool(driver.execute_script(
+        "return window.__maestroBeforeClick === undefined"
+        " && document.readyState === 'complete'"))
+
+
 def click(driver: WebDriver, element: WebElement, status: int | None = None) -> None:
     """Click a link or a submit button and wait until the next page has loaded; fail on
-    console errors."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    console errors.
+
+    The page is marked with a window property before the click; the next page has none.
+    While the browser is between the two documents chromedriver can answer any command
+    with an error (a node "does not belong to the document", no execution context), so
+    the wait polls through driver errors and only its 30 s deadline fails the test."""
+    driver.execute_script("window.__maestroBeforeClick = true")
     element.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
-    WebDriverWait(driver, 30).until(
-        lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 30, poll_frequency=0.1,
+                  ignored_exceptions=(WebDriverException,)).until(_next_page_loaded)
     errors = console_errors(driver, status)
     assert not errors, f"console errors after a click: {errors}"
 
