@@ -4,8 +4,9 @@
 Each kind of search document (persona, template, persona set, set member) is one branch of a
 UNION; a query tree becomes one WHERE condition per branch:
 - a word or phrase in the default fields: the row's stored, GIN-indexed `search_vector`
-  (migration 0001) `@@` a tsquery built by `to_tsquery('english', …)` from quoted lexemes
-  (`'word'`, `'word':*` for a prefix, `<->` between a phrase's words);
+  (migration 0001; a set's, over its key, name, description and members' names, 0014)
+  `@@` a tsquery built by `to_tsquery('english', …)` from quoted lexemes (`'word'`,
+  `'word':*` for a prefix, `<->` between a phrase's words);
 - a word in a text field: the same vector, restricted to the field's weight (`'word':A` for
   `name`/`display_name`, `B` for `description`, `C` for `content`); `metadata:` reads the
   row's metadata JSON as a tsvector on the fly;
@@ -48,6 +49,9 @@ class _Kind:
     body: str
     scale: float  # ranking weight of the kind (personas and templates above members)
     columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # field -> (how, SQL)
+    # Under row-level security: the rows that match a tsquery `{q}`, through migration 0014's
+    # SECURITY DEFINER function (the GIN index serves it; `text_match`). None: no policy.
+    guard: str | None = None
 
 
 _KINDS = (
@@ -57,27 +61,25 @@ _KINDS = (
               "tags": ("array", "r.tags"), "extends": ("exact", "r.parent_key"),
               "active": ("bool", "r.active"), "category": ("words", "r.metadata->>'category'"),
               "model": ("words", "r.model"), "tools": ("tool", "r.tools"),
-              "metadata": ("json", "r.metadata")}),
+              "metadata": ("json", "r.metadata")},
+          "r.id IN (SELECT maestro_fts_personas({q}))"),
     _Kind("template", "persona_templates r", "r.search_vector", "r.name", "NULL::text",
           "coalesce(r.display_name, r.name)", "r.content", 2.0, {
               "key": ("exact", "r.name"), "tags": ("array", "r.tags"),
               "category": ("words", "r.category"), "active": ("bool", "true"),
               "metadata": ("json", "r.metadata")}),
-    _Kind("persona_set", "persona_sets r",
-          "(setweight(to_tsvector('english', r.key || ' ' || coalesce(r.name, '')), 'A')"
-          " || setweight(to_tsvector('english', coalesce(r.description, '')), 'B')"
-          " || setweight(to_tsvector('english', coalesce((SELECT string_agg(m.name, ' ')"
-          " FROM persona_set_members m WHERE m.set_key = r.key), '')), 'C'))",
-          "r.key", "NULL::text", "coalesce(r.name, r.key)", "r.description", 1.0, {
+    _Kind("persona_set", "persona_sets r", "r.search_vector", "r.key", "NULL::text", "coalesce(r.name, r.key)", "r.description", 1.0, {
               "key": ("exact", "r.key"), "set": ("exact", "r.key"),
-              "status": ("exact", "r.status"), "metadata": ("json", "r.metadata")}),
+              "status": ("exact", "r.status"), "metadata": ("json", "r.metadata")},
+          "r.key IN (SELECT maestro_fts_sets({q}))"),
     _Kind("set_member", "persona_set_members r", "r.search_vector", "r.set_key", "r.name",
           "r.name", "(SELECT string_agg(e.key || ' ' || e.value, ' ') FROM"
           " jsonb_each_text(r.persona_data) e WHERE e.key <> 'name')", 1.0, {
               "key": ("exact", "r.set_key"), "set": ("exact", "r.set_key"),
               "status": ("exact", "r.validation_status"),
               "age": ("int", "CASE WHEN jsonb_typeof(r.persona_data->'age') = 'number'"
-                             " THEN (r.persona_data->>'age')::numeric END")}),
+                             " THEN (r.persona_data->>'age')::numeric END")},
+          "(r.set_key, r.name) IN (SELECT * FROM maestro_fts_members({q}))"),
 )
 
 
@@ -104,23 +106,29 @@ def _tsquery(leaf: grammar.Word | grammar.Phrase, weight: str = "") -> str:
 class _Compiler:
     """One query tree as SQL conditions, one per kind, sharing numbered parameters."""
 
-    def __init__(self, stop_only: frozenset[str] = frozenset()) -> None:
+    def __init__(self, stop_only: frozenset[str] = frozenset(), guarded: bool = False) -> None:
         self.params: dict[str, Any] = {}
         self.stop_only = stop_only
+        self.guarded = guarded
 
     def param(self, value: Any) -> sql.Composable:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return sql.Placeholder(name)
 
-    def text_match(self, vector: sql.Composable, text: str) -> sql.Composable:
+    def text_match(self, vector: sql.Composable, text: str,
+                   guard: str | None = None) -> sql.Composable:
         """`vector` matches the tsquery `text`; a query of stop words only (`stop_only`)
         matches all, as Whoosh drops stop words from a query. A plain `@@`, so the GIN
-        index on the stored vector serves it."""
+        index on the stored vector serves it; under row-level security (`guarded`), where
+        PostgreSQL may not use that index for `@@`, the kind's `guard` (the same match,
+        as a key set the index computes) instead."""
         if text in self.stop_only:
             return sql.SQL("true")
-        return sql.SQL("({v} @@ to_tsquery('english', {q}))").format(v=vector,
-                                                                      q=self.param(text))
+        tsquery = sql.SQL("to_tsquery('english', {})").format(self.param(text))
+        if self.guarded and guard is not None:
+            return sql.SQL("(" + guard + ")").format(q=tsquery)  # constant SQL of `_KINDS`
+        return sql.SQL("({v} @@ {q})").format(v=vector, q=tsquery)
 
     def where(self, node: grammar.Node, kind: _Kind) -> sql.Composable:
         if isinstance(node, grammar.And | grammar.Or):
@@ -136,9 +144,9 @@ class _Compiler:
         name = leaf.field
         vector = sql.SQL(kind.vector)  # constant SQL from `_KINDS`
         if name is None:
-            return self.text_match(vector, _tsquery(leaf))
+            return self.text_match(vector, _tsquery(leaf), kind.guard)
         if name in _WEIGHTS:
-            return self.text_match(vector, _tsquery(leaf, _WEIGHTS[name]))
+            return self.text_match(vector, _tsquery(leaf, _WEIGHTS[name]), kind.guard)
         if name == "kind":
             words = leaf.words if isinstance(leaf, grammar.Phrase) else (leaf.text,)
             return sql.SQL("true" if words == (kind.kind,) else "false")
@@ -216,10 +224,11 @@ STOP_ONLY = sql.SQL("SELECT t FROM unnest({}::text[]) t"
 
 
 def statement(tree: grammar.Node, limit: int,
-              stop_only: frozenset[str] = frozenset()) -> Statement:
+              stop_only: frozenset[str] = frozenset(), *, guarded: bool = False) -> Statement:
     """The SQL of `tree`: (kind, key, title, score, snippet, member) rows, best first.
-    `stop_only`: the tsquery texts (`tsquery_texts`) the server reduces to nothing."""
-    compiler = _Compiler(stop_only)
+    `stop_only`: the tsquery texts (`tsquery_texts`) the server reduces to nothing;
+    `guarded`: the caller reads under row-level security (`row_security_active`)."""
+    compiler = _Compiler(stop_only, guarded)
     ranked = [leaf for leaf in grammar.leaves(tree)
               if isinstance(leaf, grammar.Word | grammar.Phrase)
               and (leaf.field is None or leaf.field in _WEIGHTS)

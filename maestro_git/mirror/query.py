@@ -337,12 +337,18 @@ def search(conn: Connection, text: str, limit: int = 10, *,
     texts = fts.tsquery_texts(tree)
     try:
         with translate_errors("search the mirror"), conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT set_config('statement_timeout', %s, true),"
-                        " set_config('client_min_messages', 'warning', true)",
-                        (f"{int(timeout_ms)}ms",))
+            # Under row-level security (the server's reader), with migration 0014's
+            # functions there, text matches go through them (`fts.statement`'s `guarded`).
+            settings_row = cur.execute(
+                "SELECT set_config('statement_timeout', %s, true),"
+                " set_config('client_min_messages', 'warning', true),"
+                " row_security_active('personas')"
+                " AND to_regprocedure('maestro_fts_personas(tsquery)') IS NOT NULL",
+                (f"{int(timeout_ms)}ms",)).fetchone()
+            guarded = settings_row is not None and bool(settings_row[2])
             stop_only = frozenset(r[0] for r in cur.execute(
                 fts.STOP_ONLY, {"t": texts}).fetchall()) if texts else frozenset()
-            found = fts.statement(tree, limit, stop_only)
+            found = fts.statement(tree, limit, stop_only, guarded=guarded)
             rows = cur.execute(found.query, found.params).fetchall()
     except DatabaseError as err:
         if isinstance(err.__cause__, psycopg.errors.QueryCanceled):

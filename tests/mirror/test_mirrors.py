@@ -417,8 +417,8 @@ def test_a_mirror_at_version_12_takes_the_model_and_tools_columns_in_place(
     git_repo.commit({"personas/acme/planner.md": AGENT}, "one")
     settings = Settings(repo_path=git_repo.path, database_url=database_url)
     shipped = db.available_migrations()
-    assert shipped[-1][0] == "0013_persona_model_tools"
-    monkeypatch.setattr(db, "available_migrations", lambda: shipped[:-1])
+    at = [name for name, _ in shipped].index("0013_persona_model_tools")
+    monkeypatch.setattr(db, "available_migrations", lambda: shipped[:at])
     sync.sync(settings)
     with db.connect(settings) as conn:
         assert "0013_persona_model_tools" not in db.applied_migrations(conn)
@@ -435,3 +435,59 @@ def test_a_mirror_at_version_12_takes_the_model_and_tools_columns_in_place(
                         ("acme/planner", "opus", ["Read", "Bash(git:*)"], 3)]
         assert conn.execute("SELECT count(*) FROM persona_versions").fetchone() == (2,)
         assert verify(settings, conn).ok
+
+
+def _clinic(*names: str) -> str:
+    import json
+    return json.dumps({"name": "Clinic staff", "description": "People of a small clinic",
+                       "personas": [{"name": n, "age": 40} for n in names]})
+
+
+def test_a_mirror_at_version_13_takes_the_stored_set_vector_in_place_and_keeps_it(
+        git_repo: GitRepoFactory, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 0014: a set's members' names are a column PostgreSQL keeps (whatever writes
+    the members: the bulk COPY, an upsert, a cascade) and a set is searched by its stored,
+    GIN-indexed vector."""
+    from maestro_git.mirror import query
+    git_repo.commit({"persona_sets/clinic.json": _clinic("Maria Lopez", "Tom Berg"),
+                     "persona_sets/ward.json": _clinic("Ana Ruiz")}, "one")
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    shipped = db.available_migrations()
+    at = [name for name, _ in shipped].index("0014_indexed_search")
+    monkeypatch.setattr(db, "available_migrations", lambda: shipped[:at])
+    sync.sync(settings)  # a version-13 mirror holding two sets
+    monkeypatch.undo()
+    assert sync.sync(settings).commits == 0  # migrates, nothing new to mirror
+
+    def names() -> list[tuple[str, str]]:
+        with db.connect(settings) as conn:
+            return conn.execute("SELECT key, member_names FROM persona_sets ORDER BY key"
+                                ).fetchall()
+
+    def sets_found(text: str) -> list[str]:
+        with db.connect(settings) as conn:
+            return sorted(h.key for h in query.search(conn, text, limit=20)
+                          if h.kind == "persona_set")
+
+    assert names() == [("clinic", "Maria Lopez Tom Berg"), ("ward", "Ana Ruiz")]  # migrated
+    assert sets_found("berg") == ["clinic"]
+    git_repo.commit({"persona_sets/clinic.json": _clinic("Tom Berg", "Ida Holm"),
+                     "persona_sets/ward.json": None}, "two")
+    assert sync.sync(settings).commits == 1
+    assert names() == [("clinic", "Tom Berg Ida Holm")]
+    assert sets_found("holm") == ["clinic"] and sets_found("maria") == []
+    git_repo.commit({"persona_sets/clinic.json": None,
+                     "persona_sets/clinic2.json": _clinic("Tom Berg", "Ida Holm")}, "rename")
+    sync.sync(settings)
+    assert names() == [("clinic2", "Tom Berg Ida Holm")]
+    with db.connect(settings) as conn:
+        plan = conn.execute("EXPLAIN SELECT key FROM persona_sets WHERE search_vector @@ "
+                            "to_tsquery('english', 'holm')").fetchall()
+        assert verify(settings, conn).ok
+    assert any("search_vector" in line for (line,) in plan)
+    settings_fresh = Settings(repo_path=git_repo.path, database_url=database_url,
+                              schemas={"main": "fresh_load"})
+    sync.sync(settings_fresh)  # a first load: the bulk COPY path
+    with db.connect(settings_fresh) as conn:
+        assert conn.execute("SELECT key, member_names FROM persona_sets").fetchall() == [
+            ("clinic2", "Tom Berg Ida Holm")]

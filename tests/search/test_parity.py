@@ -4,6 +4,7 @@ Whoosh index and in the mirror (`--backend postgres`); ranking may differ."""
 from __future__ import annotations
 
 import pytest
+from psycopg import sql
 
 from maestro_git.client import Client
 from maestro_git.core import grammar
@@ -171,3 +172,31 @@ def test_model_and_tools_field_queries_find_the_same_personas_on_both_backends(
             found[q] = (whoosh, postgres)
     assert {q: w for q, (w, p) in found.items() if w != p} == {}
     assert {q: {key for _, key, _ in w} for q, (w, _) in found.items()} == AGENT_QUERIES
+
+
+def test_under_row_level_security_the_same_queries_find_the_visible_documents(
+        both: tuple[SearchIndex, Settings]) -> None:
+    """The server's reader (row-level security, where `@@` may not use the GIN index) goes
+    through migration 0014's functions: every query finds what the table owner finds, less
+    what the scope may not read; and the plan drives from the index, not a scan of all rows."""
+    from maestro_git.mirror import scope
+    _, settings = both
+    with db.connect(settings) as conn:
+        owner = {q: _found(query.search(conn, q, limit=50)) for q in QUERIES}
+        for owners, visible in (("*", lambda k: True),
+                                ("acme", lambda k: not k[1].startswith("globex/"))):
+            with scope.scoped(conn, owners) as scoped:
+                assert scoped.execute("SELECT row_security_active('personas')").fetchone() == (
+                    True,)
+                differ = {q: sorted(_found(query.search(scoped, q, limit=50)))
+                          for q in QUERIES}
+            expected = {q: sorted(k for k in owner[q] if visible(k)) for q in QUERIES}
+            assert differ == expected, owners
+        tree = grammar.parse("review")
+        from maestro_git.mirror import fts
+        st = fts.statement(tree, 10, guarded=True)
+        with scope.scoped(conn, "acme") as scoped:
+            scoped.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in scoped.execute(
+                sql.SQL("EXPLAIN ") + st.query, st.params).fetchall())
+    assert "maestro_fts_personas" in plan and "personas_pkey" in plan
