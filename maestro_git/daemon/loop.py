@@ -22,6 +22,11 @@ The only module that imports watchdog. Rules of this module:
   catches up.
 - Stopping is an input too: SIGTERM and SIGINT set the same stop event; the commit being
   mirrored finishes its transaction (one per commit, cursor inside) and the daemon exits 0.
+  Stopping is bounded: a statement still running `stop_cancel_after` seconds later is
+  cancelled (its transaction rolls back whole; the commit is mirrored at the next start),
+  queued search-index updates get `stop_index_drain` seconds (the index catches up at the
+  next start), and the foreground daemon (`serve`) exits 0 at `stop_deadline` whatever is
+  still running: as safe as the SIGKILLs the fault suite deals out, and within a second.
 
 The loop runs in the calling thread; watchdog's observer thread only records hints and wakes
 it. `Daemon.run(stop)` returns when `stop` is set.
@@ -115,6 +120,9 @@ class DaemonOptions:
     # 8 s outage took 7.9 s to catch up). A connection attempt every 2 s costs nothing.
     backoff_max: float = 2.0
     watch_worktree: bool = True  # validate and report working-tree edits
+    stop_cancel_after: float = 0.3  # after SIGTERM: cancel the statement still running
+    stop_index_drain: float = 0.3  # after SIGTERM: time left to queued index updates
+    stop_deadline: float = 0.9  # after SIGTERM: the foreground daemon exits regardless
 
 
 class _Hints(FileSystemEventHandler):
@@ -162,6 +170,8 @@ class Daemon:
         self._observer: BaseObserver | None = None
         self._content_watches: dict[str, ObservedWatch] = {}
         self._session: MirrorSession | None = None
+        self._stop: threading.Event | None = None  # the event `run` watches
+        self._stopped = threading.Event()  # set when `run` has returned
         self._writer = False  # holding the writer lock
         self._standby = False
         self._worktree: Snapshot | None = None
@@ -206,6 +216,8 @@ class Daemon:
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Watch and mirror until `stop` is set; then release the lock and return."""
+        self._stop = stop
+        self._stopped.clear()
         waker = threading.Thread(target=self._wake_on, args=(stop,), daemon=True,
                                  name="maestro-daemon-stop")
         waker.start()
@@ -233,10 +245,17 @@ class Daemon:
             self._drop_session()
             self._wake.set()
             self.log.info("stopped", "stopped", mirrored=self.mirrored)
+            self._stopped.set()
 
     def _wake_on(self, stop: threading.Event) -> None:
         stop.wait()
         self._wake.set()
+        if self._stopped.wait(self.options.stop_cancel_after):
+            return
+        session = self._session
+        if session is not None:  # a long statement (a first load, a slow server): stop it
+            with suppress(Exception):
+                session.cancel()
 
     def _timeout(self) -> float:
         now = time.monotonic()
@@ -311,6 +330,11 @@ class Daemon:
             self.log.error("sync", f"cannot mirror: {err.message}")
             self._db_failed(err)
         except DatabaseError as err:
+            if stop.is_set():  # cancelled by a stop (`_wake_on`): rolled back, not an outage
+                self.log.info("stopping", "the commit in flight was cancelled and rolled "
+                              "back; it is mirrored at the next start")
+                self._drop_session()
+                return
             self._db_failed(err)
         except MaestroError as err:  # e.g. a git object that cannot be read: retry later
             self.log.error("sync", f"cannot mirror: {err.message}")
@@ -334,8 +358,9 @@ class Daemon:
     def _drop_session(self) -> None:
         self._writer = False
         if self._session is not None:
+            stopping = self._stop is not None and self._stop.is_set()
             with suppress(MaestroError):
-                self._session.close()
+                self._session.close(self.options.stop_index_drain if stopping else 30.0)
 
     # -- the working tree ----------------------------------------------------------------
     def _start_watching(self) -> None:
@@ -499,8 +524,27 @@ def serve(settings: Settings, options: DaemonOptions | None = None,
     # The indexer thread is CPU-bound; a short switch interval lets the loop act on a ref
     # event without waiting up to 5 ms (the default) for the GIL.
     sys.setswitchinterval(0.0005)
+    done = threading.Event()
+    threading.Thread(target=_exit_when_stuck, args=(stop, done, daemon), daemon=True,
+                     name="maestro-daemon-deadline").start()
     with _signals_stop(stop):
         daemon.run(stop)
+    done.set()
+
+
+def _exit_when_stuck(stop: threading.Event, done: threading.Event, daemon: Daemon) -> None:
+    """The foreground daemon's stop deadline: `stop_deadline` seconds after the stop, exit 0
+    whatever still runs (a transaction in flight rolls back with the connection, the index
+    heals, as after any kill; see the module's docstring)."""
+    stop.wait()
+    deadline = daemon.options.stop_deadline
+    if done.wait(deadline):
+        return
+    daemon.log.warning("stopped", f"stopping took over {deadline:.1f} s; exiting now (what was "
+                       "in flight rolls back and is mirrored at the next start)",
+                       mirrored=daemon.mirrored)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def run_once(settings: Settings, log: DaemonLog | None = None) -> int:

@@ -50,8 +50,14 @@ class MirrorSession(Protocol):
         """True while the session (and so the lock, when held) is up."""
         ...
 
-    def close(self) -> None:
-        """Release the lock and close the connections; `acquire` may reconnect later."""
+    def close(self, drain: float = 30.0) -> None:
+        """Release the lock and close the connections; `acquire` may reconnect later.
+        `drain`: how long queued search-index updates may take first."""
+        ...
+
+    def cancel(self) -> None:
+        """From another thread: stop the statement the session is running (a stopping
+        daemon's commit in flight rolls back whole and is mirrored at the next start)."""
         ...
 
 
@@ -186,15 +192,22 @@ class DbSession:
                 db.ping(conn)
         return True
 
-    def close(self) -> None:
+    def close(self, drain: float = 30.0) -> None:
         if self._indexer is not None:
             # An update waiting for another process's index lock gives up at once: stopping
             # never waits for someone else's rebuild (the index catches up next time).
             self._indexer.stopping.set()
-            self._indexer.drain(timeout=30.0)
+            if not self._indexer.drain(timeout=drain):
+                self.log.info("index", f"the search index update did not end within "
+                              f"{drain:.1f} s; the index catches up at the next start")
             self._indexer.stopping.clear()
         for link in self._links:
             link.close()
+
+    def cancel(self) -> None:
+        for link in self._links:
+            if link.conn is not None:
+                db.cancel(link.conn)
 
 
 class _Indexer:

@@ -36,7 +36,7 @@ import socket
 import warnings
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -382,6 +382,16 @@ def _prepare_mirror(conn: Connection, mirror: Mirror) -> Mirror:
         registry.register(conn, mirror)
     bind(conn, mirror)
     return mirror
+
+
+def cancel(conn: Connection, timeout: float = 0.3) -> None:
+    """Ask the server to stop the statement `conn` is running, from any thread (a stopping
+    daemon does not wait for a long transaction: it fails and rolls back whole). Best effort:
+    a closed connection or an unreachable server is left as it is."""
+    if conn.closed:
+        return
+    with suppress(psycopg.Error, OSError):
+        conn.cancel_safe(timeout=timeout)
 
 
 def migrate(conn: Connection, mirror: Mirror | None = None) -> list[str]:

@@ -129,7 +129,10 @@ class _Standby:
     def alive(self) -> bool:
         return True
 
-    def close(self) -> None:
+    def close(self, drain: float = 30.0) -> None:
+        pass
+
+    def cancel(self) -> None:
         pass
 
 
@@ -450,6 +453,40 @@ def test_signal_stops_the_daemon_cleanly(git_repo: GitRepoFactory, database_url:
         proc.kill()
     assert proc.has("stopped")
     assert not proc.has("Traceback")
+
+
+def test_sigterm_stops_a_daemon_stuck_in_a_transaction_and_the_commit_comes_later(
+        git_repo: GitRepoFactory, database_url: str, tmp_path: Path) -> None:
+    """A commit whose transaction cannot end (another session holds `personas` locked, as a
+    slow first load or a stuck server would) does not keep SIGTERM waiting: the statement is
+    cancelled, the transaction rolls back whole, the daemon exits 0; the next start mirrors
+    the commit."""
+    first = _repo_with_persona(git_repo)
+    proc = DaemonProcess(git_repo.path, database_url, tmp_path / "daemon.log")
+    wait_for(lambda: cursor(database_url) == first, timeout=20, what="the first catch-up")
+    blocker = mirror_sql(database_url)
+    try:
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE personas IN ACCESS EXCLUSIVE MODE")
+        second = git_repo.commit({"personas/acme/coder.md": persona_md("Coder")})
+        wait_for(lambda: blocker.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0,
+            timeout=20, what="the daemon to wait for the lock")
+        started = time.monotonic()
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        took = time.monotonic() - started
+    finally:
+        proc.kill()
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert took < 5.0, took  # without the cancel it waits for the lock, i.e. for ever
+    assert not proc.has("Traceback")
+    assert proc.has("cancelled and rolled back") or proc.has("exiting now")
+    assert cursor(database_url) == first  # nothing half-written
+    assert main(["--repo", str(git_repo.path), "--database-url", database_url, "daemon",
+                 "--once"]) == 0
+    assert cursor(database_url) == second
 
 
 def test_once_mirrors_and_exits(git_repo: GitRepoFactory, database_url: str,
