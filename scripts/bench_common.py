@@ -130,11 +130,14 @@ class Context:
         self.databases.clear()
 
 
-def guarded(section: str, figure: str, rows: Iterable[Row]) -> Iterator[Row]:
-    """`rows`, and a `failed: <reason>` row if producing them raises (traceback on stderr),
-    so one broken step does not hide the figures of the next."""
+def guarded(section: str, figure: str,
+            rows: Iterable[Row] | Callable[[], Iterable[Row]]) -> Iterator[Row]:
+    """`rows` (or what calling `rows` returns), and a `failed: <reason>` row if producing
+    them raises (traceback on stderr), so one broken step does not hide the figures of the
+    next. Pass a callable when the step is a plain function returning a list: it must be
+    called inside the guard."""
     try:
-        yield from rows
+        yield from (rows() if callable(rows) else rows)
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         yield Row(section, figure, None, note=f"failed: {type(exc).__name__}: {exc}"[:200])

@@ -50,7 +50,6 @@ def run(ctx: Context) -> Iterator[Row]:
                   note=f"{report.errors} files refused")
         yield Row(SECTION, "full mirror of the head: throughput", count / seconds,
                   unit="rows/s")
-        ctx.shared["mirrored_url"] = head_url
 
         hist_url = ctx.fresh_database()
         say(f"mirror: full history ({gen.commits} commits)")

@@ -45,14 +45,14 @@ def run(ctx: Context) -> Iterator[Row]:
     yield Row(SECTION, f"index rebuild: {docs:,} documents", seconds,
               target=1.2 * 6.1 * ctx.scale, floor=ctx.floor(6.1, "procs=2 multisegment"))
     try:
-        yield from guarded(SECTION, "incremental update", _incremental(ctx, index, snap))
-        yield from guarded(SECTION, "search latency", _queries(ctx, index))
+        yield from guarded(SECTION, "incremental update", lambda: _incremental(ctx, index, snap))
+        yield from guarded(SECTION, "search latency", lambda: _queries(ctx, index))
         yield from guarded(SECTION, "search latency, fixed set (whoosh)",
-                           _fixed_set(ctx, "whoosh", lambda q: index.search(q)))
+                           lambda: _fixed_set(ctx, "whoosh", lambda q: index.search(q)))
     finally:
         index.close()
-    yield from guarded(SECTION, "Client.get", _client(ctx))
-    yield from guarded(SECTION, "search latency, fixed set (postgres)", _postgres(ctx))
+    yield from guarded(SECTION, "Client.get", lambda: _client(ctx))
+    yield from guarded(SECTION, "search latency, fixed set (postgres)", lambda: _postgres(ctx))
 
 
 def _incremental(ctx: Context, index: object, snap: object) -> list[Row]:

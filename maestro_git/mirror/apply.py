@@ -359,7 +359,12 @@ def _write_rows(conn: Connection, counts: _Counts, info: CommitInfo,
                     continue  # unchanged (a replay)
                 counts.add("rows", 1)
                 conn.execute("DELETE FROM persona_set_members WHERE set_key = %s", (s.name,))
-                conn.cursor().executemany(tables.MEMBER_INSERT, tables.member_rows(s))
+                # One statement per set (not one per member): migration 0014's trigger then
+                # rewrites the set's member names once.
+                for stmt, params in tables.insert_rows(tables.member_rows(s),
+                                                       "persona_set_members",
+                                                       tables.MEMBER_COLUMNS):
+                    conn.execute(stmt, params)
 
     if bulk is None and changed_persona_keys:
         # Children of a persona that (re)appeared point at it again.

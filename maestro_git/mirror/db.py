@@ -335,6 +335,11 @@ def translate_errors(action: str) -> Iterator[None]:
             raise DatabaseError(
                 f"{action}: the database connection failed: {_first_line(exc)}",
                 hint="check that PostgreSQL is running and reachable") from exc
+        if state == "42P01":  # undefined table: a read of a branch nothing has mirrored here
+            raise DatabaseError(
+                f"{action}: this branch has no mirror in this database ({_first_line(exc)})",
+                hint="run `maestro sync` on the branch (or start `maestro daemon` on it), "
+                     "or pick a mirrored branch with --branch") from exc
         raise DatabaseError(f"{action}: {_first_line(exc)}") from exc
 
 

@@ -12,6 +12,7 @@ returns values in that order.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -27,7 +28,6 @@ __all__ = [
     "PERSONA_NAMESPACE",
     "EVENT_INSERT",
     "MEMBER_COLUMNS",
-    "MEMBER_INSERT",
     "PERSONA_COLUMNS",
     "PERSONA_UPSERT",
     "SET_COLUMNS",
@@ -39,6 +39,8 @@ __all__ = [
     "deleted_version_row",
     "event_row",
     "insert",
+    "insert_rows",
+    "insert_values",
     "member_rows",
     "persona_row",
     "persona_uuid",
@@ -64,6 +66,31 @@ def insert(table: str, columns: Sequence[str], *,
         stmt += sql.SQL(" ON CONFLICT ON CONSTRAINT {} DO NOTHING").format(
             sql.Identifier(skip_duplicates_of))
     return stmt
+
+
+@functools.lru_cache(maxsize=64)
+def insert_values(table: str, columns: tuple[str, ...], rows: int) -> sql.Composed:
+    """`INSERT INTO table (columns) VALUES (%s, …), (%s, …), …` for `rows` rows: one
+    statement where `executemany` would send one per row (statement-level triggers fire
+    once; `insert_rows` splits what exceeds `ROWS_PER_INSERT`)."""
+    one = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+    return sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join([one] * rows))
+
+
+ROWS_PER_INSERT = 1000  # x columns: well under PostgreSQL's 65,535 parameters a statement
+
+
+def insert_rows(rows: Sequence[Row], table: str,
+                columns: tuple[str, ...]) -> list[tuple[sql.Composed, list[Any]]]:
+    """(statement, parameters) pairs that insert `rows`, `ROWS_PER_INSERT` a statement."""
+    out: list[tuple[sql.Composed, list[Any]]] = []
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start:start + ROWS_PER_INSERT]
+        out.append((insert_values(table, columns, len(chunk)),
+                    [value for row in chunk for value in row]))
+    return out
 
 
 def upsert(table: str, columns: Sequence[str], *, key: str, keep: Sequence[str] = (),
@@ -113,7 +140,6 @@ SET_UPSERT = upsert("persona_sets", SET_COLUMNS, key="key", keep=("created_at",)
 
 MEMBER_COLUMNS = ("set_key", "position", "name", "persona_data", "image_url", "image_prompt",
                   "similarity_score", "validation_status")
-MEMBER_INSERT = insert("persona_set_members", MEMBER_COLUMNS)
 
 VERSION_COLUMNS = ("persona_id", "key", "path", "commit", "action", "version", "content",
                    "frontmatter", "content_hash", "author_name", "author_email",

@@ -121,6 +121,25 @@ def test_a_second_repository_on_the_same_database_deletes_nothing(
     assert {r.head for r in rows} == {a.head(), b.head()}
 
 
+def test_a_read_of_a_branch_nothing_mirrored_here_names_the_cause_and_the_fix(
+        tmp_path: Path, database_url: str) -> None:
+    """Only main is synced: a client of production gets a one-line reason and the command to
+    run, not PostgreSQL's bare 'relation "current_personas" does not exist'."""
+    from maestro_git.client import Client
+    from maestro_git.errors import DatabaseError
+
+    repo = _repo(tmp_path, "acme")
+    sync.sync(_settings(repo, database_url, "main"))
+    with Client(database_url, settings=_settings(repo, database_url, "production"),
+                listen=False) as client, pytest.raises(DatabaseError) as caught:
+        client.get("acme/base")
+    assert "this branch has no mirror in this database" in caught.value.message
+    assert "maestro sync" in (caught.value.hint or "")
+    with Client(database_url, settings=_settings(repo, database_url, "main"),
+                listen=False) as client:
+        assert client.get("acme/base").key == "acme/base"
+
+
 def test_two_repositories_two_branches_interleaved_with_force_pushes(
         tmp_path: Path, database_url: str) -> None:
     a, b = _repo(tmp_path / "a", "acme"), _repo(tmp_path / "b", "zed")
@@ -491,3 +510,29 @@ def test_a_mirror_at_version_13_takes_the_stored_set_vector_in_place_and_keeps_i
     with db.connect(settings_fresh) as conn:
         assert conn.execute("SELECT key, member_names FROM persona_sets").fetchall() == [
             ("clinic2", "Tom Berg Ida Holm")]
+
+
+def test_a_set_edit_rewrites_its_row_a_fixed_number_of_times_whatever_its_size(
+        git_repo: GitRepoFactory, database_url: str) -> None:
+    """Migration 0015: a set's members go in one statement, so the member-names trigger
+    rewrites the set row once per statement, not once per member (it was 40 rewrites, each
+    recomputing the stored search vector, for a set of 40)."""
+    names = [f"Member {i:02d}" for i in range(40)]
+    git_repo.commit({"persona_sets/clinic.json": _clinic(*names)}, "one")
+    settings = Settings(repo_path=git_repo.path, database_url=database_url)
+    sync.sync(settings)
+    with db.connect(settings) as conn:  # count row updates of persona_sets from here on
+        conn.execute("CREATE TABLE set_row_updates (n int NOT NULL)")
+        conn.execute("CREATE FUNCTION count_set_update() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN INSERT INTO set_row_updates VALUES (1); RETURN NULL; END $$")
+        conn.execute("CREATE TRIGGER count_set_update AFTER UPDATE ON persona_sets "
+                     "FOR EACH ROW EXECUTE FUNCTION count_set_update()")
+        conn.commit()
+    renamed = [f"Renamed {i:02d}" for i in range(40)]
+    git_repo.commit({"persona_sets/clinic.json": _clinic(*renamed)}, "two")
+    assert sync.sync(settings).commits == 1
+    with db.connect(settings) as conn:
+        updates = conn.execute("SELECT count(*) FROM set_row_updates").fetchone()
+        stored = conn.execute("SELECT member_names FROM persona_sets").fetchone()
+    assert stored == (" ".join(renamed),)
+    assert updates is not None and updates[0] <= 3, updates  # upsert, delete, insert
