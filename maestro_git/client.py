@@ -63,6 +63,8 @@ log = logging.getLogger("maestro_git.client")
 T = TypeVar("T")
 Backend = Literal["auto", "whoosh", "postgres"]
 _ANY = "*"
+# The tags of a read that any mirrored change may alter (a full-text search).
+_EVERY_CHANGE = frozenset({f"persona:{_ANY}", f"persona_set:{_ANY}", f"template:{_ANY}"})
 
 
 @dataclass
@@ -198,13 +200,18 @@ class Client:
 
     def _cached(self, key: Hashable, tags: frozenset[str],
                 fn: Callable[[db.Connection], T]) -> T:
+        return self._remember(key, tags, lambda: self._query(fn))
+
+    def _remember(self, key: Hashable, tags: frozenset[str], compute: Callable[[], T]) -> T:
+        """The cached value of `key`, else `compute()` kept under `tags` (unless an
+        invalidation arrived while it was computed, or no listener keeps the cache true)."""
         found, value = self._cache.get(key)
         if found:
             self.stats.hits += 1
             return value  # type: ignore[no-any-return]
         self.stats.misses += 1
         generation = self._cache.generation
-        value = self._query(fn)
+        value = compute()
         if self._listening.is_set() or not self._listen:
             self._cache.put(key, value, tags, generation)
         return value
@@ -292,10 +299,12 @@ class Client:
                             lambda c: query.get_set(c, key))
 
     def search(self, text: str, limit: int = 10, backend: Backend = "auto") -> builtins.list[SearchHit]:
-        """Search personas, templates, sets and set members (not cached).
+        """Search personas, templates, sets and set members.
 
         `auto` uses the local Whoosh index when this repository has a usable one, else the
-        mirror's full-text index (`postgres`)."""
+        mirror's full-text index (`postgres`). Answers of the mirror's index are cached like
+        every other read until any persona, set or template changes; the local index's are
+        not (it may catch up after the mirror's NOTIFY)."""
         if backend != "postgres":
             index = self._search_index()
             if index is not None:
@@ -303,7 +312,8 @@ class Client:
             if backend == "whoosh":
                 raise SearchError("no usable local search index",
                                   hint="run 'maestro index rebuild', or use the postgres backend")
-        return self._query(lambda c: query.search(c, text, limit))
+        return self._cached(("search", text, limit), _EVERY_CHANGE,
+                            lambda c: query.search(c, text, limit))
 
     def _search_index(self) -> SearchIndex | None:
         if self._index is None:
@@ -387,6 +397,26 @@ class ScopedClient:
 
     def peek_set(self, key: str) -> SetDetail | None:
         return self._peek(self._key("set", key))  # type: ignore[no-any-return]
+
+    def peek_search(self, text: str, limit: int) -> builtins.list[SearchHit] | None:
+        return self._peek(self._key("search", text, limit))  # type: ignore[no-any-return]
+
+    def search(self, text: str, limit: int = 10,
+               pool: scope.Pool | None = None) -> builtins.list[SearchHit]:
+        """The mirror's full-text search under this scope, cached until any change. With
+        `pool`, a miss runs on one of its connections (a slow search does not hold the
+        client's one connection that every other miss waits for)."""
+        def on(conn: db.Connection) -> builtins.list[SearchHit]:
+            return query.search(conn, text, limit)
+
+        if pool is None:
+            return self.client._cached(self._key("search", text, limit), _EVERY_CHANGE,
+                                       self._run(on))
+
+        def pooled() -> builtins.list[SearchHit]:
+            with pool.scoped(self.owners) as conn:
+                return on(conn)
+        return self.client._remember(self._key("search", text, limit), _EVERY_CHANGE, pooled)
 
     def get(self, key: str) -> PersonaRow:
         return self.client._cached(self._key("get", key), frozenset({f"persona:{key}"}),

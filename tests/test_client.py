@@ -194,6 +194,20 @@ def test_search_without_local_index_uses_postgres(client: Client) -> None:
     assert [(h.kind, h.key, h.member) for h in hits] == [("set_member", "clinic", "Maria Lopez")]
 
 
+def test_a_postgres_search_is_cached_until_any_change(client: Client, seeded: str) -> None:
+    """Repeated searches of the mirror cost no query; a change to any persona (here one no
+    earlier answer held) invalidates them all, so the next search finds it."""
+    assert client.search("zymurgy", backend="postgres") == []
+    queries = client.stats.queries
+    for _ in range(20):
+        assert client.search("zymurgy", backend="postgres") == []
+    assert client.stats.queries == queries
+    _update_description(seeded, "globex/analyst", "Zymurgy for the brewery")
+    wait_for(lambda: [h.key for h in client.search("zymurgy", backend="postgres")]
+             == ["globex/analyst"], timeout=1.0)
+    assert client.stats.queries > queries
+
+
 def test_history_and_sets(client: Client) -> None:
     assert [v.action for v in client.history("acme/base")] == ["updated", "created"]
     assert [s.key for s in client.sets()] == ["clinic"]

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from maestro_git.core.models import SearchHit
-from maestro_git.mirror import query, reads
+from maestro_git.mirror import reads
 from maestro_git.mirror.reads import AuditFilters
 from maestro_git.server.auth import ConnDep, Scope, ScopeDep, StateDep
 from maestro_git.server.http import json_response
@@ -66,9 +66,8 @@ def audit(request: Request, conn: ConnDep,
 
 def _search(state: ServerState, scope: Scope, q: str, limit: int,
             backend: Literal["auto", "whoosh", "postgres"]) -> list[SearchHit]:
-    if backend == "postgres":
-        with state.pool.scoped(scope.setting) as conn:
-            return query.search(conn, q, limit)
+    if backend == "postgres":  # cached per scope until any mirrored change (NOTIFY)
+        return state.client.scoped(scope.setting).search(q, limit, pool=state.pool)
     wide = limit if scope.owners is None else min(4 * limit, 500)
     hits = state.client.search(q, wide, backend)
     with state.pool.scoped(scope.setting) as conn:
@@ -80,5 +79,8 @@ async def search(request: Request, state: StateDep, scope: ScopeDep,
                  q: Annotated[str, Query(min_length=1, max_length=500)],
                  limit: Annotated[int, Query(ge=1, le=100)] = 10,
                  backend: Literal["auto", "whoosh", "postgres"] = "auto") -> Response:
-    hits = await run_in_threadpool(_search, state, scope, q, limit, backend)
+    hits = (state.client.scoped(scope.setting).peek_search(q, limit)
+            if backend == "postgres" else None)
+    if hits is None:
+        hits = await run_in_threadpool(_search, state, scope, q, limit, backend)
     return json_response(request, {"query": q, "backend": backend, "items": hits})
