@@ -24,7 +24,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["IMMUTABLE", "cache_control", "cache_control_value", "encode", "etag_for",
+__all__ = ["IMMUTABLE", "body_response", "cache_control", "cache_control_value", "encode", "etag_for",
            "json_response", "not_modified"]
 
 IMMUTABLE = "max-age=31536000, immutable"
@@ -70,7 +70,14 @@ def json_response(request: Request, data: Any, *, commit: str | None = None,
     if status != 200:
         return Response(body, status_code=status, media_type=media_type,
                         headers={"Cache-Control": "no-store"})
-    etag = etag_for(commit, body)
+    return body_response(request, body, etag_for(commit, body), cache=cache,
+                         media_type=media_type)
+
+
+def body_response(request: Request, body: bytes, etag: str, *, cache: str | None = None,
+                  media_type: str = "application/json") -> Response:
+    """A 200 of an encoded `body` with its `etag` (as `json_response` makes them, e.g. kept
+    from an earlier answer), or a 304 when `If-None-Match` matches."""
     headers = {"ETag": etag, "Cache-Control": cache_control(request, cache)}
     if "authorization" in request.headers or "cookie" in request.headers:
         headers["Vary"] = "Authorization, Cookie"

@@ -264,6 +264,27 @@ def test_an_application_counts_and_changes_the_etag(api: Api) -> None:
     assert c.post("/api/v1/personas/acme/nope/applications").status_code == 404
 
 
+
+def test_a_kept_list_page_follows_every_change(api: Api) -> None:
+    """The encoded list page the server keeps is the client cache's: an application (or any
+    mirrored change) gives the next answer the new rows and a new ETag, and the old ETag
+    no longer answers 304."""
+    c = api.client()
+    url = "/api/v1/personas?owner=acme&limit=50"
+    first = c.get(url)
+    assert c.get(url).content == first.content  # the kept page
+    assert c.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+
+    def count(page: httpx.Response) -> int:
+        return next(p["application_count"] for p in page.json()["items"]
+                    if p["key"] == "acme/data_analyst")
+
+    assert c.post("/api/v1/personas/acme/data_analyst/applications").status_code == 201
+    after = wait_for(lambda: (r := c.get(url, headers={"If-None-Match": first.headers["etag"]}))
+                     .status_code == 200 and r)
+    assert count(after) == count(first) + 1
+    assert after.headers["etag"] != first.headers["etag"]
+
 BAD = [
     ("/api/v1/personas?limit=0", "query parameter 'limit'"),
     ("/api/v1/personas?limit=abc", "query parameter 'limit'"),

@@ -26,7 +26,7 @@ from maestro_git.mirror import reads
 from maestro_git.mirror.query import PersonaFilters, PersonaRow
 from maestro_git.repo.history import resolved_body
 from maestro_git.server.auth import ReadsDep, Scope, ScopeDep, StateDep
-from maestro_git.server.http import IMMUTABLE, json_response
+from maestro_git.server.http import IMMUTABLE, body_response, encode, etag_for, json_response
 from maestro_git.server.state import ServerState
 
 __all__ = ["persona_json", "read_persona", "router"]
@@ -76,13 +76,23 @@ async def list_personas(
     rows = reads_.peek_list(filters)
     if rows is None:
         rows = await run_in_threadpool(reads_.list, filters)
-    more = len(rows) > limit
-    page = rows[:limit]
-    nxt = None
-    if more:
-        nxt = str(request.url.include_query_params(offset=offset + limit))
-    return json_response(request, {"items": page, "limit": limit, "offset": offset,
-                                   "next": nxt})
+    # The encoded page is kept while the client cache holds the same rows (a hot list page
+    # costs no query and no encoding); the URL is in the key, since `next` is made from it.
+    slot = (reads_.owners, str(request.url))
+    kept = _PAGES.get(slot)
+    if kept is None or kept[0] is not rows:
+        more = len(rows) > limit
+        nxt = str(request.url.include_query_params(offset=offset + limit)) if more else None
+        body = encode({"items": rows[:limit], "limit": limit, "offset": offset, "next": nxt})
+        kept = (rows, body, etag_for(None, body))
+        if len(_PAGES) >= _PAGES_MAX:
+            _PAGES.clear()
+        _PAGES[slot] = kept
+    return body_response(request, kept[1], kept[2])
+
+
+_PAGES: dict[tuple[str, str], tuple[object, bytes, str]] = {}
+_PAGES_MAX = 2_000
 
 
 def _visible(state: ServerState, scope: Scope, owner: str) -> bool:
