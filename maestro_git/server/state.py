@@ -10,6 +10,9 @@ Rules of this module:
   their own (`for_branch`): its own cached client and a small pool bound to that branch's
   mirror, opened on first use and sharing the token cache. A branch that is not mirrored is
   a NotFoundError naming the mirrored ones.
+- `kept` holds answers the fast path may repeat (`KeptAnswer`, keyed by `kept_slot`): each
+  with a probe of the client-cache entry it was made from, so it is repeated only while that
+  entry is the same object (any NOTIFY, application or TTL expiry ends it).
 - Token look-ups are cached for `TOKEN_CACHE_SECONDS`, so a revoked or expired token stops
   working within that time and a hot request costs no query.
 """
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from maestro_git.client import Client
 from maestro_git.errors import NotFoundError, UsageError
@@ -27,9 +32,34 @@ from maestro_git.mirror.scope import Pool
 from maestro_git.repo.repository import Repository
 from maestro_git.settings import Settings
 
-__all__ = ["TOKEN_CACHE_SECONDS", "ServerState"]
+__all__ = ["TOKEN_CACHE_SECONDS", "KeptAnswer", "ServerState", "kept_slot"]
 
 TOKEN_CACHE_SECONDS = 2.0
+KEPT_MAX = 2_000  # kept answers; all dropped when full (each is rebuilt by its next request)
+
+
+@dataclass(frozen=True)
+class KeptAnswer:
+    """An encoded 200 answer, valid while `probe()` returns `source` (the cached value it was
+    encoded from)."""
+
+    probe: Callable[[], object]
+    source: object
+    body: bytes
+    etag: str
+
+
+def kept_slot(setting: str, scope: MutableMapping[str, Any]) -> tuple[Any, ...]:
+    """Where a kept answer to this ASGI request lives: its owner scope, scheme, Host header,
+    path and raw query string (everything a kept answer, its `next` link included, is made
+    of)."""
+    host = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+            break
+    return (setting, scope.get("scheme", "http"), host, scope["path"],
+            scope.get("query_string", b""))
 
 
 @dataclass
@@ -45,6 +75,7 @@ class ServerState:
     # The local Whoosh index reflects the served branch only: other branches search PostgreSQL.
     local_index: bool = True
     _branches: dict[str, ServerState] = field(default_factory=dict)
+    kept: dict[tuple[Any, ...], KeptAnswer] = field(default_factory=dict)
     _branch_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -118,6 +149,11 @@ class ServerState:
                 _tokens=self._tokens, _lock=self._lock)
             self._branches[branch] = found
             return found
+
+    def keep(self, slot: tuple[Any, ...], answer: KeptAnswer) -> None:
+        if len(self.kept) >= KEPT_MAX:
+            self.kept.clear()
+        self.kept[slot] = answer
 
     def cached_token(self, secret: str) -> tuple[bool, tuple[str, ...] | None]:
         """(known, owners) from the token cache; owners None: not a live token."""

@@ -9,6 +9,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -20,8 +21,8 @@ from maestro_git.core.models import SearchHit
 from maestro_git.mirror import reads
 from maestro_git.mirror.reads import AuditFilters
 from maestro_git.server.auth import ConnDep, Scope, ScopeDep, StateDep
-from maestro_git.server.http import json_response
-from maestro_git.server.state import ServerState
+from maestro_git.server.http import body_response, encode, etag_for, json_response
+from maestro_git.server.state import KeptAnswer, ServerState, kept_slot
 
 __all__ = ["router"]
 
@@ -79,8 +80,16 @@ async def search(request: Request, state: StateDep, scope: ScopeDep,
                  q: Annotated[str, Query(min_length=1, max_length=500)],
                  limit: Annotated[int, Query(ge=1, le=100)] = 10,
                  backend: Literal["auto", "whoosh", "postgres"] = "auto") -> Response:
-    hits = (state.client.scoped(scope.setting).peek_search(q, limit)
-            if backend == "postgres" else None)
-    if hits is None:
+    if backend != "postgres":
         hits = await run_in_threadpool(_search, state, scope, q, limit, backend)
-    return json_response(request, {"query": q, "backend": backend, "items": hits})
+        return json_response(request, {"query": q, "backend": backend, "items": hits})
+    reads_ = state.client.scoped(scope.setting)
+    kept = reads_.peek_search(q, limit)
+    found = kept if kept is not None else await run_in_threadpool(
+        _search, state, scope, q, limit, backend)
+    body = encode({"query": q, "backend": backend, "items": found})
+    etag = etag_for(None, body)
+    # Made of one cached search alone: the fast path repeats it while the cache holds it.
+    state.keep(kept_slot(scope.setting, request.scope),
+               KeptAnswer(functools.partial(reads_.peek_search, q, limit), found, body, etag))
+    return body_response(request, body, etag)
