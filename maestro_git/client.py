@@ -401,21 +401,13 @@ class ScopedClient:
     def peek_search(self, text: str, limit: int) -> builtins.list[SearchHit] | None:
         return self._peek(self._key("search", text, limit))  # type: ignore[no-any-return]
 
-    def search(self, text: str, limit: int = 10,
-               pool: scope.Pool | None = None) -> builtins.list[SearchHit]:
-        """The mirror's full-text search under this scope, cached until any change. With
-        `pool`, a miss runs on one of its connections (a slow search does not hold the
-        client's one connection that every other miss waits for)."""
-        def on(conn: db.Connection) -> builtins.list[SearchHit]:
-            return query.search(conn, text, limit)
-
-        if pool is None:
-            return self.client._cached(self._key("search", text, limit), _EVERY_CHANGE,
-                                       self._run(on))
-
+    def search(self, text: str, limit: int, *, pool: scope.Pool) -> builtins.list[SearchHit]:
+        """The mirror's full-text search under this scope, cached until any change. A miss
+        runs on a connection of `pool`, so a slow search does not hold the client's one
+        connection that every other miss waits for."""
         def pooled() -> builtins.list[SearchHit]:
             with pool.scoped(self.owners) as conn:
-                return on(conn)
+                return query.search(conn, text, limit)
         return self.client._remember(self._key("search", text, limit), _EVERY_CHANGE, pooled)
 
     def get(self, key: str) -> PersonaRow:

@@ -59,9 +59,7 @@ def insert(table: str, columns: Sequence[str], *,
     `skip_duplicates_of`: a unique constraint's name; a row it already holds is skipped
     (`ON CONFLICT ON CONSTRAINT … DO NOTHING`).
     """
-    stmt = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+    stmt = insert_values(table, tuple(columns), 1)
     if skip_duplicates_of is not None:
         stmt += sql.SQL(" ON CONFLICT ON CONSTRAINT {} DO NOTHING").format(
             sql.Identifier(skip_duplicates_of))

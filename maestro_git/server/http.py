@@ -24,8 +24,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["IMMUTABLE", "body_response", "cache_control", "cache_control_value", "encode", "etag_for",
-           "json_response", "not_modified"]
+__all__ = ["IMMUTABLE", "body_response", "cache_control", "cache_control_value", "encode",
+           "etag_for", "json_response", "not_modified"]
 
 IMMUTABLE = "max-age=31536000, immutable"
 
