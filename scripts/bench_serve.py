@@ -41,10 +41,10 @@ from bench_common import Context, Row, say
 
 SECTION = "serve"
 CONNECTIONS = 32
-REQUESTS = 6000
-SECONDS = 10.0
+REQUESTS = 30000
+SECONDS = 20.0
 WARMUP = 300
-ROUNDS = 3
+ROUNDS = 5
 P99_TARGET_MS = 25.0
 
 
