@@ -50,6 +50,12 @@ __all__ = [
 pygit2.settings.cache_object_limit(ObjectType.TREE, 1 << 20)
 
 _LINK_MODE = pygit2.enums.FileMode.LINK
+# libgit2 reads pack files through mapped windows and by default keeps up to 8 GB of them
+# mapped: reading a 100,000-persona head touched 810 MB of a 2.6 GB pack, all of it counted
+# in the process's resident memory. Bounded, the same read holds 26 MB of the pack; the
+# read costs ~20 % more (2.85 -> 3.43 s at 100k personas), and nothing below that size.
+PACK_MAPPED_LIMIT = 256 << 20
+PACK_WINDOW = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,9 @@ class GitRepo:
     """A git repository on disk, opened with pygit2."""
 
     def __init__(self, path: Path | str) -> None:
+        if pygit2.settings.mwindow_mapped_limit != PACK_MAPPED_LIMIT:  # process-wide
+            pygit2.settings.mwindow_size = PACK_WINDOW
+            pygit2.settings.mwindow_mapped_limit = PACK_MAPPED_LIMIT
         try:
             self.repo = pygit2.Repository(str(path))
         except pygit2.GitError as exc:

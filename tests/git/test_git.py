@@ -100,3 +100,16 @@ def test_write_commit_reports_a_locked_ref_as_stale_with_the_same_tip(
         repo.write_commit("main", base, {"personas/acme/b.md": b"b"}, who, who, "locked")
     assert caught.value.current == base
     assert repo.head("main") == base
+
+
+def test_pack_files_are_mapped_in_bounded_windows(git_repo: GitRepoFactory) -> None:
+    """libgit2 would keep up to 8 GB of pack files mapped (resident memory of a large
+    head read); a GitRepo bounds it for the process."""
+    import pygit2
+
+    from maestro_git.git.repo import PACK_MAPPED_LIMIT, PACK_WINDOW, GitRepo
+
+    pygit2.settings.mwindow_mapped_limit = 8 << 30
+    GitRepo(git_repo.path)
+    assert pygit2.settings.mwindow_mapped_limit == PACK_MAPPED_LIMIT
+    assert pygit2.settings.mwindow_size == PACK_WINDOW

@@ -444,11 +444,21 @@ def _index_dump(path: Path) -> list[object]:
     return out
 
 
-@pytest.mark.parametrize("procs", [1, 2])
+@pytest.mark.parametrize(("procs", "here_max"), [(1, 60_000), (2, 60_000), (1, 0)])
 @pytest.mark.usefixtures("speedups_on")
 def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_path: Path,
-                                               procs: int) -> None:
+                                               monkeypatch: pytest.MonkeyPatch, procs: int,
+                                               here_max: int) -> None:
+    """here_max 0: a large index, every part written by a child (none in this process)."""
     from whoosh import index
+
+    import maestro_git.search.speedups.bulk as bulk
+
+    monkeypatch.setattr(bulk, "HERE_MAX_DOCS", here_max)
+    started: list[int] = []
+    start_child = bulk._start_child
+    monkeypatch.setattr(bulk, "_start_child", lambda folder, part, n: (
+        started.append(n), start_child(folder, part, n))[1])
 
     from maestro_git.search.documents import indexable, record_docs
     from maestro_git.search.speedups.bulk import write_segments
@@ -470,6 +480,7 @@ def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_pat
         writer.add_document(**doc)
     writer.commit()
     assert write_segments(index.create_in(str(bulk_dir), SCHEMA), docs, procs) == procs
+    assert len(started) == (procs if here_max == 0 else procs - 1)
     if procs == 1:
         assert _index_dump(bulk_dir) == _index_dump(whoosh_dir)
     else:  # two segments: the same documents, found the same way

@@ -18,7 +18,9 @@ Rules of this module:
   benchmark each of the two processes peaks about 100 MB above what it held before (Whoosh's
   writer bounded its pool by `limitmb` and spilled the rest to disk, which was the slow part).
 - The documents are split in `procs` parts of about the same cost; a single-threaded caller
-  writes one segment itself and each further part is written by a child interpreter
+  of up to `HERE_MAX_DOCS` documents writes one segment itself (a larger index has every
+  part written by a child, so no process holds every document and a segment's postings at
+  once) and each further part is written by a child interpreter
   (`python -m` this module: fork and exec, never a bare fork of the caller, which may be the
   threaded daemon, and no re-import of the caller's main module as multiprocessing's spawn
   and forkserver do); a threaded caller has every part written by a child. A child reads its
@@ -73,6 +75,12 @@ BLOCK_COMPRESSION = 1
 # blocks (on the 10k benchmark four blocks in five, 15-30 % of zlib's time, and the posting
 # files come out slightly smaller). Whoosh's writer meant to do the same under 20 bytes.
 COMPRESS_MIN = 256
+
+
+# Above this many documents every part is written by a child even from a single-threaded
+# caller: a part written here holds its segment's postings beside every document of the
+# index, which at 100,000 personas (152k documents) made this process peak at 2.3 GB.
+HERE_MAX_DOCS = 60_000
 
 
 def _size(doc: Doc) -> int:
@@ -283,7 +291,7 @@ def write_segments(ix: Any, docs: Sequence[Doc], procs: int = 1,
     if stop is not None and stop.is_set():
         raise RebuildStopped("stopped while rebuilding the search index")
     parts = split(docs, procs)
-    alone = threading.active_count() == 1
+    alone = threading.active_count() == 1 and len(docs) <= HERE_MAX_DOCS
     return _write(ix, parts, here=alone, progress=progress, stop=stop)
 
 
