@@ -70,7 +70,7 @@ from maestro_git.search.engine import (
 )
 from maestro_git.search.files import WriteLock, collect_leaked_files, leaks_ignored
 from maestro_git.search.speedups.bulk import RebuildStopped, write_segments
-from maestro_git.search.speedups.postings import query_units, score_unit
+from maestro_git.search.speedups.postings import score_terms, word_groups
 from maestro_git.search.speedups.words import WordScores
 from maestro_git.settings import Settings
 
@@ -127,7 +127,7 @@ class SearchIndex:
         self._searcher_at: tuple[int, int] = (-1, -1)  # (index directory inode, generation)
         self._merge_thread: threading.Thread | None = None
         self._merging = False
-        self._words = WordScores()  # per-part scores of queries, this searcher
+        self._words = WordScores()  # per-word scores of plain-word queries, this searcher
         speedups.install()  # the version-guarded speed paths (plain Whoosh if they are off)
 
     # -- opening and status --------------------------------------------------------------
@@ -592,10 +592,10 @@ class SearchIndex:
             if self._ix is None and self.source is not None:
                 self.ensure(self.source)
             searcher = self._current_searcher()
-            units = query_units(q, searcher.schema) if speedups.enabled() else None
-            if units is not None:  # ranked from each part's cached scores
-                best = self._words.top(searcher, units, limit + 1,
-                                       lambda unit: score_unit(searcher, unit))
+            words = word_groups(q, searcher.schema) if speedups.enabled() else None
+            if words is not None:  # plain words: ranked from cached per-word scores
+                best = self._words.top(searcher, words, limit + 1,
+                                       lambda word: score_terms(searcher, word))
                 found = [(searcher.stored_fields(doc), score) for doc, score in best]
             else:
                 # No mask and no `terms=True`: either turns off Whoosh's block-quality

@@ -513,7 +513,7 @@ def test_plain_words_rank_as_whoosh_scores_each_document(
 
     def whoosh_hits() -> list[list[tuple[str, str | None, float, str]]]:
         with monkeypatch.context() as patch:
-            patch.setattr(index_module, "query_units", lambda q, schema: None)  # Whoosh's
+            patch.setattr(index_module, "word_groups", lambda q, schema: None)  # Whoosh's
             return hits()
 
     cached = hits()
@@ -525,57 +525,6 @@ def test_plain_words_rank_as_whoosh_scores_each_document(
     ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
     assert ix.status().segments == 2
     assert hits() == whoosh_hits() != cached
-
-
-@pytest.mark.usefixtures("speedups_on")
-def test_every_query_shape_ranks_and_scores_as_whooshs_own_search(
-        indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Phrases, prefixes, exclusions, ranges and nested booleans go part by part through
-    cached score arrays (`query_units`); each hit, its score and its snippet are what
-    Whoosh's own search gives, the first time, from the cache, and after an update."""
-    import maestro_git.search.index as index_module
-    from maestro_git.search.speedups.postings import Walked, query_units
-
-    repo, ix = indexed
-    queries = ['"code reviewer"', '"write fiction" writer', "review*", "writ* fiction",
-               "review NOT tag:coding", "fiction NOT owner:globex", "age:[30 TO 60] nurse",
-               "(review OR fiction) NOT tag:writing", "kind:template research",
-               "active:true review", '"quarterly revenue" OR fiction', "tag:coding",
-               "nurse age:54", "NOT tag:coding"]
-    walked = [q for q in queries if any(isinstance(u, Walked) for u in
-                                        query_units(parse_query(q), SCHEMA) or [])]
-    assert len(walked) >= 10  # the shapes the plain-word path never took
-    assert query_units(parse_query("NOT tag:coding"), SCHEMA) is None  # Whoosh's own search
-
-    computed: list[object] = []
-    score_unit = index_module.score_unit
-
-    def counting(searcher: object, unit: object) -> object:
-        computed.append(unit)
-        return score_unit(searcher, unit)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(index_module, "score_unit", counting)
-
-    def hits() -> list[list[tuple[str, str | None, float, str]]]:
-        return [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)] for q in queries]
-
-    def whoosh_hits() -> list[list[tuple[str, str | None, float, str]]]:
-        with monkeypatch.context() as patch:
-            patch.setattr(index_module, "query_units", lambda q, schema: None)
-            return hits()
-
-    first = hits()
-    scored = len(computed)
-    assert sum(1 for found in first if found) >= 12
-    assert hits() == first == whoosh_hits()
-    assert len(computed) == scored  # the second time every part came from the cache
-    before = _snapshot(repo)  # deleted documents in the first segment are left out
-    repo.commit({"personas/acme/story_writer.md": persona_md(
-        "Story Writer", description="Writes long fiction", body="# Writer\n\nNovels.\n")})
-    after = _snapshot(repo)
-    ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
-    assert ix.status().segments == 2
-    assert hits() == whoosh_hits() != first
 
 
 @pytest.mark.usefixtures("speedups_on")

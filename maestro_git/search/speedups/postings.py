@@ -1,5 +1,5 @@
 """How the index's postings are read and scored: patches to Whoosh internals, and the
-scoring of a query part by part. Part of the version-guarded speed paths (`speedups`): the
+scoring of plain-word queries. Part of the version-guarded speed paths (`speedups`): the
 patches are applied by `patch()`, which only `speedups.install()` calls, never on import.
 
 - Patches to the pinned whoosh-reloaded 2.7.5 (same results, faster; tests pin them):
@@ -9,12 +9,6 @@ patches are applied by `patch()`, which only `speedups.install()` calls, never o
 - `word_groups`: the words of a plain-word query; `score_terms`: one word's scores over the
   documents, from the bulk writer's posting arrays (`search_arrays`) where a segment has
   them, else from Whoosh's matchers and scorers.
-- `query_units`: any query as the parts Whoosh intersects (the subqueries of a top-level
-  AND, else the query itself): a plain word is scored by `score_terms`, any other part (a
-  phrase, a prefix, a `NOT`, a range, a nested boolean) by walking Whoosh's own matcher for
-  it once (`score_walked`). Each part's scores are one array, kept per searcher
-  (`search.speedups.words`), so a repeated phrase, prefix or exclusion costs array
-  operations, not a walk of every matching document's positions.
 """
 
 from __future__ import annotations
@@ -24,7 +18,6 @@ import operator
 import weakref
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
 from pathlib import Path
 from typing import Any
@@ -33,15 +26,15 @@ from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, W3PerDocReader, 
 from whoosh.compat import loads
 from whoosh.fields import FieldType, Schema
 from whoosh.matching import FilterMatcher, ReadTooFar
-from whoosh.query import And, Not, Or, Query, Term
+from whoosh.query import And, Or, Query, Term
 from whoosh.scoring import BM25F, BM25FScorer
 from whoosh.util.numeric import byte_to_length
 from whoosh.util.numlists import delta_decode
 
 from maestro_git.search.speedups.arrays import EXTENSION, SegmentArrays, WordScorer
 
-__all__ = ["BLOCK_CACHE_BYTES", "Unit", "Walked", "Word", "patch", "query_units",
-           "score_terms", "score_unit", "score_walked", "text_of", "unpatch", "word_groups"]
+__all__ = ["BLOCK_CACHE_BYTES", "Word", "patch", "score_terms", "text_of", "unpatch",
+           "word_groups"]
 
 
 # -- patches to Whoosh internals ----------------------------------------------------------
@@ -246,62 +239,6 @@ def score_terms(searcher: Any, word: Word) -> Any:
 
 
 _LENGTHS = tuple(byte_to_length(i) for i in range(256))  # what a length byte stands for
-
-
-# -- any query, part by part --------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Walked:
-    """A part of a query that is not plain words, scored by walking Whoosh's matcher for it;
-    known (and cached) by its `repr`, which names its fields, words and boosts."""
-
-    key: str
-    query: Query = field(compare=False, hash=False)
-
-
-Unit = Word | Walked  # one part of a query: its scores are one array over the documents
-
-# A walked part's score where Whoosh scores a match 0 (a boost of 0): still a match in the
-# arrays, where 0.0 means none; the smallest float, so it changes no sum it is added to.
-_MATCHED = 5e-324
-
-
-def query_units(q: Query, schema: Schema) -> list[Unit] | None:
-    """The parts of `q` that Whoosh intersects and sums: the subqueries of a top-level AND
-    without a boost, else `q` itself; each a plain word (`word_groups`) or `Walked`.
-
-    Whoosh's AND scores a document as the sum of its parts' scores (a `NOT` part adds the
-    1.0 of its inverse matcher), so the intersection of the parts' score arrays, summed,
-    ranks as Whoosh does. None when every part is a `NOT` (a match of nearly every
-    document: Whoosh's own search serves it)."""
-    parts = list(q.subqueries) if type(q) is And and q.boost == 1.0 else [q]
-    units: list[Unit] = []
-    for part in parts:
-        words = word_groups(part, schema)
-        units.append(words[0] if words is not None and len(words) == 1
-                     else Walked(repr(part), part))
-    if not units or all(isinstance(u, Walked) and type(u.query) is Not for u in units):
-        return None
-    return units
-
-
-def score_unit(searcher: Any, unit: Unit) -> Any:
-    """One part's scores over `searcher`'s documents (`score_terms` or `score_walked`)."""
-    if isinstance(unit, Walked):
-        return score_walked(searcher, unit.query)
-    return score_terms(searcher, unit)
-
-
-def score_walked(searcher: Any, q: Query) -> Any:
-    """Every live document `q` matches, with Whoosh's score for it, as one array over
-    `searcher`'s document numbers: `q`'s own matcher in each segment, walked once (deleted
-    documents are left out by the matchers, as in `Searcher.search`)."""
-    scorer = WordScorer(searcher.doc_count_all(), _LENGTHS)
-    context = searcher.context()
-    for sub, offset in searcher.leaf_searchers():
-        scorer.add_pairs((doc, score if score > 0 else _MATCHED)
-                         for doc, score in _walk_scores(q.matcher(sub, context), offset))
-    return scorer.scores
 
 
 def _segment_arrays(reader: Any) -> SegmentArrays | None:

@@ -1,7 +1,4 @@
-"""Queries ranked from cached per-part scores: words, phrases, prefixes, NOTs (pure, no I/O).
-
-A part is a plain word or any other subquery (`speedups.postings.query_units`); what follows
-says "word" for either.
+"""Plain-word queries ranked from cached per-word scores (pure: no whoosh, no I/O).
 
 Most searches are a few plain words (`code reviewer`): every word must match, in any of the
 default fields, and a document's score is the sum of its BM25F scores for each word in each
