@@ -87,6 +87,7 @@ MERGE_IDLE = 0.5  # seconds without an update before that merge starts
 MERGE_CEILING = 64  # segments; at this many it starts at once, even during a burst
 MULTIPROCESS_MIN_DOCS = 2000  # below this one process is faster than forking another
 PROGRESS_EVERY = 500  # documents between progress reports of a plain-Whoosh rebuild
+ANSWERS_KEPT = 256  # recent queries whose hits are kept per searcher (emptied by any commit)
 BULK_CHANGES = 1000  # an update with this many changes rebuilds from the snapshot instead
 _STOP_EVERY = 64  # documents between looks at the stop event in a plain-Whoosh rebuild
 WRITER_TIMEOUT = 30.0  # seconds to wait for another writer
@@ -128,6 +129,8 @@ class SearchIndex:
         self._merge_thread: threading.Thread | None = None
         self._merging = False
         self._words = WordScores()  # per-word scores of plain-word queries, this searcher
+        # The hits of recent queries, this searcher (a committed generation never changes).
+        self._answers = WordScores(max_words=ANSWERS_KEPT)
         speedups.install()  # the version-guarded speed paths (plain Whoosh if they are off)
 
     # -- opening and status --------------------------------------------------------------
@@ -592,6 +595,10 @@ class SearchIndex:
             if self._ix is None and self.source is not None:
                 self.ensure(self.source)
             searcher = self._current_searcher()
+            key = (repr(q), limit)
+            answer = self._answers.peek(searcher, key)
+            if answer is not None:
+                return list(answer)
             words = word_groups(q, searcher.schema) if speedups.enabled() else None
             if words is not None:  # plain words: ranked from cached per-word scores
                 best = self._words.top(searcher, words, limit + 1,
@@ -605,7 +612,10 @@ class SearchIndex:
                 found = [(h.fields(), h.score) for h in results]
         marks = matchers(q)  # snippets only for the hits returned (one was asked extra)
         kept = [(stored, score) for stored, score in found if stored.get("kind") != "meta"]
-        return [stored_hit(stored, score, marks) for stored, score in kept[:limit]]
+        hits = [stored_hit(stored, score, marks) for stored, score in kept[:limit]]
+        with self._lock:
+            self._answers.put(searcher, key, tuple(hits))
+        return hits
 
     def close(self) -> None:
         self.wait_for_merge()

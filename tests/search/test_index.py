@@ -407,6 +407,7 @@ def test_cached_posting_blocks_give_the_hits_of_a_cold_read(
 
     def search(q: str) -> list[object]:
         ix._words.clear()
+        ix._answers.clear()
         return list(ix.search(q))
 
     cold, read = [], []
@@ -509,6 +510,7 @@ def test_plain_words_rank_as_whoosh_scores_each_document(
         assert word_groups(parse_query(q), SCHEMA) is None
 
     def hits() -> list[list[tuple[str, str | None, float, str]]]:
+        ix._answers.clear()  # run each query, from the cached word scores or not
         return [[(h.key, h.member, h.score, h.snippet) for h in ix.search(q)] for q in queries]
 
     def whoosh_hits() -> list[list[tuple[str, str | None, float, str]]]:
@@ -527,6 +529,36 @@ def test_plain_words_rank_as_whoosh_scores_each_document(
     assert hits() == whoosh_hits() != cached
 
 
+def test_a_repeated_query_is_answered_from_the_kept_hits_until_a_commit(
+        indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any query (a phrase here, which no score array serves) runs once per searcher: its
+    hits are kept until the index changes, and a kept list is never the caller's to edit."""
+    import maestro_git.search.index as index_module
+
+    repo, ix = indexed
+    ran: list[str] = []
+    stored_hit = index_module.stored_hit
+
+    def counting(stored: dict[str, object], score: float, marks: object) -> object:
+        ran.append(str(stored.get("key")))
+        return stored_hit(stored, score, marks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index_module, "stored_hit", counting)
+    first = ix.search('"write fiction"')
+    assert _keys(first) == ["acme/story_writer"] and ran == ["acme/story_writer"]
+    first.clear()  # the caller's own list
+    assert _keys(ix.search('"write fiction"')) == ["acme/story_writer"]
+    assert len(ran) == 1  # kept: nothing ran again
+    assert _keys(ix.search('"write fiction"', limit=1)) == ["acme/story_writer"]
+    assert len(ran) == 2  # another limit is another answer
+    before = _snapshot(repo)
+    repo.commit({"personas/acme/story_writer.md": persona_md(
+        "Story Writer", description="Writes plays", body="# Writer\n\nYou write plays.\n")})
+    after = _snapshot(repo)
+    ix.update(FakeMirrored(repo.head(), diff_snapshots(before, after), after))
+    assert ix.search('"write fiction"') == []  # the new generation's answer
+
+
 @pytest.mark.usefixtures("speedups_on")
 def test_posting_arrays_score_as_the_posting_blocks(
         indexed: tuple[GitRepoFactory, SearchIndex], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -539,6 +571,7 @@ def test_posting_arrays_score_as_the_posting_blocks(
 
     def hits() -> list[list[tuple[str, str | None, float]]]:
         ix._words.clear()  # score every word again
+        ix._answers.clear()
         return [[(h.key, h.member, h.score) for h in ix.search(q)] for q in queries]
 
     def from_blocks() -> list[list[tuple[str, str | None, float]]]:

@@ -68,6 +68,24 @@ class WordScores:
         per_word = [self._scores(word, score_word) for word in words]
         return _top(per_word, limit)
 
+    def peek(self, owner: object, key: Hashable) -> Any:
+        """What `put` kept under `key` for `owner` (None: nothing, or another owner's)."""
+        if owner is not self._owner:
+            return None
+        found = self._words.get(key)
+        if found is not None:
+            self._words.move_to_end(key)
+        return found
+
+    def put(self, owner: object, key: Hashable, value: Any) -> None:
+        """Keep `value` under `key` for `owner` (another owner's entries go first)."""
+        if owner is not self._owner:
+            self._words.clear()
+            self._owner = owner
+        self._words[key] = value
+        while len(self._words) > self.max_words:
+            self._words.popitem(last=False)
+
     def clear(self) -> None:
         self._words.clear()
         self._owner = None
