@@ -480,8 +480,11 @@ def test_bulk_writer_writes_what_whoosh_writes(git_repo: GitRepoFactory, tmp_pat
     for doc in docs:
         writer.add_document(**doc)
     writer.commit()
+    import threading
+
+    here = threading.active_count() == 1 and here_max > 0  # else every part in a child
     assert write_segments(index.create_in(str(bulk_dir), SCHEMA), docs, procs) == procs
-    assert len(started) == (procs if here_max == 0 else procs - 1)
+    assert len(started) == (procs - 1 if here else procs)
     if procs == 1:
         assert _index_dump(bulk_dir) == _index_dump(whoosh_dir)
     else:  # two segments: the same documents, found the same way
