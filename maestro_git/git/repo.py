@@ -53,7 +53,8 @@ _LINK_MODE = pygit2.enums.FileMode.LINK
 # libgit2 reads pack files through mapped windows and by default keeps up to 8 GB of them
 # mapped: reading a 100,000-persona head touched 810 MB of a 2.6 GB pack, all of it counted
 # in the process's resident memory. Bounded, the same read holds 26 MB of the pack; the
-# read costs ~20 % more (2.85 -> 3.43 s at 100k personas), and nothing below that size.
+# read costs ~20 % more (2.85 -> 3.43 s at 100k personas), and nothing for a pack smaller
+# than the bound (the 10k benchmark's).
 PACK_MAPPED_LIMIT = 256 << 20
 PACK_WINDOW = 32 << 20
 

@@ -39,22 +39,14 @@ MAX_WORDS = 64  # words kept per searcher (8 bytes a document each: 120 KB on th
 
 
 class WordScores:
-    """Per-word document scores for the current searcher, most recently used kept."""
+    """Values kept for the current searcher, most recently used kept: per-word document
+    scores (`top`), or any other value of that searcher (`peek`/`put`, the index's kept
+    answers). Another searcher's first `put` empties it."""
 
     def __init__(self, max_words: int = MAX_WORDS) -> None:
         self.max_words = max_words
         self._owner: object | None = None
         self._words: OrderedDict[Hashable, Scores] = OrderedDict()
-
-    def _scores(self, word: Hashable, score_word: Callable[[Any], Scores]) -> Scores:
-        found = self._words.get(word)
-        if found is None:
-            found = self._words[word] = score_word(word)
-            while len(self._words) > self.max_words:
-                self._words.popitem(last=False)
-        else:
-            self._words.move_to_end(word)
-        return found
 
     def top(self, owner: object, words: Sequence[Hashable], limit: int,
             score_word: Callable[[Any], Scores]) -> list[tuple[int, float]]:
@@ -62,10 +54,13 @@ class WordScores:
 
         `owner` is the searcher the scores are for (another one empties the cache);
         `score_word(word)` gives one word's scores when they are not cached."""
-        if owner is not self._owner:
-            self._words.clear()
-            self._owner = owner
-        per_word = [self._scores(word, score_word) for word in words]
+        per_word = []
+        for word in words:
+            found = self.peek(owner, word)
+            if found is None:
+                found = score_word(word)
+                self.put(owner, word, found)
+            per_word.append(found)
         return _top(per_word, limit)
 
     def peek(self, owner: object, key: Hashable) -> Any:
